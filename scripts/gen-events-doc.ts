@@ -1,0 +1,753 @@
+// Writes docs/events.md, the event contract for client authors, with one REAL
+// example per event type: it starts its own nats-server (temp store, random
+// port), runs this checkout's orchestrator and workers as processes, runs
+// three missions (the demo brief, one whose check fails, one cancelled with
+// `swarm cancel`), feeds a worker a message it can't parse (a dead letter),
+// stops a worker (agent_offline), and records everything on squad.> with a
+// watcher. Nothing emits approval_* yet: those two examples come from
+// tests/helpers/example-events.ts, and the document says so.
+//
+//   node scripts/gen-events-doc.ts              (a minute or so; needs nats-server)
+//   node scripts/gen-events-doc.ts --out FILE
+import { mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { jetstream } from "@nats-io/jetstream";
+import * as prettier from "prettier";
+import { z } from "zod";
+import { connectBus, provisionStreams, watchEvents } from "../src/bus/index.ts";
+import { newMissionId, submitMission } from "../src/orchestrator/submission.ts";
+import {
+  EVENT_TYPES,
+  EventPayloads,
+  DlqRecord,
+  type EventType,
+  type SquadEvent,
+} from "../src/schema/index.ts";
+import { exampleEvents } from "../tests/helpers/example-events.ts";
+import { startNatsServer } from "../tests/helpers/nats-server.ts";
+import {
+  REPO_ROOT,
+  killAllSwarms,
+  runSwarm,
+  spawnSwarm,
+  swarmEnv,
+} from "../tests/helpers/swarm-process.ts";
+
+const outArg = process.argv.indexOf("--out");
+const OUT =
+  outArg > 0 && process.argv[outArg + 1]
+    ? path.resolve(process.argv[outArg + 1]!)
+    : path.join(REPO_ROOT, "docs/events.md");
+const STRING_LIMIT = 240;
+const WORKSPACE_PLACEHOLDER = "<SWARM_WORKSPACE>";
+const NOT_A_TASK = "run the build, please";
+
+interface Captured {
+  event: SquadEvent;
+  subject: string;
+}
+
+// ---------------------------------------------------------------- the run
+
+const FAILING_BRIEF = `---
+title: "Docs example: a task whose check fails"
+agents: [builder]
+plan:
+  strategy: One task; its verify command fails, and it has a single attempt.
+  waves:
+    - wave: 1
+      rationale: Nothing to wait for.
+      tasks:
+        - id: write-config
+          agent: builder
+          title: Write config.json
+          instructions: Write config.json with the server port.
+          acceptance: config.json is valid JSON.
+          run:
+            - |
+              echo '{"port": 8080' > config.json
+          verify:
+            - node -e "JSON.parse(require('fs').readFileSync('config.json', 'utf8'))"
+          max_attempts: 1
+---
+# A task whose check fails
+`;
+
+const SLOW_BRIEF = `---
+title: "Docs example: a mission cancelled while it runs"
+agents: [builder]
+plan:
+  waves:
+    - wave: 1
+      tasks:
+        - id: long-build
+          agent: builder
+          title: A long build
+          run: ["sleep 120"]
+---
+# A mission cancelled while it runs
+`;
+
+async function record(): Promise<{ captured: Captured[]; deadLetters: DlqRecord[]; ws: string }> {
+  const server = await startNatsServer();
+  const ws = await realpath(await mkdtemp(path.join(os.tmpdir(), "squad-events-doc-")));
+  const env = swarmEnv(server.url, ws, { SWARM_LOG_LEVEL: "warn" });
+  const nc = await connectBus({ servers: server.url, name: "events-doc" });
+  const captured: Captured[] = [];
+  const deadLetters: DlqRecord[] = [];
+  const waiters = new Set<() => void>();
+  const poke = () => waiters.forEach((w) => w());
+  const until = async (what: string, pred: () => boolean, timeoutMs = 60_000) => {
+    if (pred()) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`timed out waiting for ${what}`));
+      }, timeoutMs);
+      const check = () => {
+        if (!pred()) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve();
+      };
+      waiters.add(check);
+    });
+  };
+  const seen = (pred: (e: SquadEvent) => boolean) => () => captured.some((c) => pred(c.event));
+  const finished = (missionId: string) =>
+    seen(
+      (e) =>
+        e.mission_id === missionId &&
+        e.source === "orchestrator" &&
+        ["mission_completed", "mission_failed", "mission_cancelled"].includes(e.type),
+    );
+
+  try {
+    await provisionStreams(nc);
+    const watch = watchEvents(nc, {
+      onEvent: (event, subject) => {
+        captured.push({ event, subject });
+        poke();
+      },
+      onDeadLetter: (record) => {
+        deadLetters.push(record);
+        poke();
+      },
+      onInvalid: (err, subject, data) => {
+        // The plain text fed to builder below is meant to be invalid.
+        if (new TextDecoder().decode(data) !== NOT_A_TASK)
+          console.error(`invalid message on ${subject}: ${err.message}`);
+      },
+    });
+    await watch.ready;
+
+    spawnSwarm(["orchestrator"], env);
+    const workers = Object.fromEntries(
+      ["builder", "tester", "docs_writer"].map((a) => [
+        a,
+        spawnSwarm(["worker", "--agent", a], env),
+      ]),
+    );
+    for (const agent of Object.keys(workers))
+      await until(
+        `${agent} online`,
+        seen((e) => e.type === "agent_online" && e.payload.agent === agent),
+      );
+
+    console.log("running the demo mission");
+    const demoPath = "mission-briefs/demo-library.md";
+    const demo = newMissionId();
+    await submitMission(nc, {
+      brief: await readFile(path.join(REPO_ROOT, demoPath), "utf8"),
+      sourcePath: demoPath,
+      missionId: demo,
+    });
+    await until("the demo mission's end", finished(demo));
+
+    console.log("running a mission that fails");
+    const failing = newMissionId();
+    await submitMission(nc, { brief: FAILING_BRIEF, sourcePath: null, missionId: failing });
+    await until("the failing mission's end", finished(failing));
+
+    console.log("running a mission and cancelling it with `swarm cancel`");
+    const slow = newMissionId();
+    await submitMission(nc, { brief: SLOW_BRIEF, sourcePath: null, missionId: slow });
+    await until(
+      "the slow task to start",
+      seen((e) => e.mission_id === slow && e.type === "task_started"),
+    );
+    const cancel = await runSwarm(
+      ["cancel", slow, "--reason", "superseded by a newer brief", "--wait"],
+      env,
+    );
+    if (cancel.code !== 0) throw new Error(`swarm cancel exited ${cancel.code}: ${cancel.stderr}`);
+    await until("the cancelled mission's end", finished(slow));
+
+    console.log("feeding builder a message it can't parse");
+    await jetstream(nc).publish("squad.tasks.builder", NOT_A_TASK, {
+      msgID: "docs-example-not-a-task",
+    });
+    await until("a dead letter", () => deadLetters.length > 0);
+
+    await until(
+      "a heartbeat",
+      seen((e) => e.type === "agent_heartbeat"),
+      20_000,
+    );
+    console.log("stopping builder");
+    workers.builder!.kill("SIGTERM");
+    await until(
+      "builder offline",
+      seen((e) => e.type === "agent_offline" && e.payload.agent === "builder"),
+    );
+    await watch.stop();
+  } finally {
+    await killAllSwarms();
+    await nc.close().catch(() => undefined);
+    await server.stop();
+    await sleep(100);
+  }
+  return { captured, deadLetters, ws };
+}
+
+// ---------------------------------------------------------------- examples
+
+/** The example shown for each type: the most readable real one. */
+function pickExamples(captured: Captured[]): Map<EventType, Captured[]> {
+  const byMission = new Map<string, string>(); // mission id → title
+  for (const { event } of captured)
+    if (event.type === "mission_planned" && event.mission_id)
+      byMission.set(event.mission_id, event.payload.title);
+  const titled = (e: SquadEvent, word: string) =>
+    e.mission_id !== null && (byMission.get(e.mission_id) ?? "").includes(word);
+  const demo = (e: SquadEvent) => titled(e, "Demo");
+  const failing = (e: SquadEvent) => titled(e, "fails");
+  const prefer: Partial<Record<EventType, (e: SquadEvent) => boolean>> = {
+    mission_submitted: (e) => e.type === "mission_submitted" && e.payload.source_path !== null,
+    mission_planned: failing,
+    wave_started: demo,
+    wave_completed: demo,
+    task_assigned: (e) => demo(e) && e.task_id === "slugify",
+    task_started: (e) => demo(e) && e.task_id === "slugify",
+    // A step with output shows what `output` holds.
+    task_progress: (e) =>
+      demo(e) && e.type === "task_progress" && e.payload.step.output.trim().length > 40,
+    task_completed: (e) => demo(e) && e.task_id === "slugify",
+    task_failed: failing,
+    agent_online: (e) => e.type === "agent_online" && e.payload.agent === "builder",
+    agent_heartbeat: (e) => e.type === "agent_heartbeat" && e.payload.agent === "builder",
+  };
+  const out = new Map<EventType, Captured[]>();
+  for (const type of EVENT_TYPES) {
+    const all = captured.filter((c) => c.event.type === type);
+    if (type === "mission_cancelled") {
+      // Both halves: the request anyone may send, and the orchestrator's final event.
+      const request = all.find((c) => c.event.source !== "orchestrator");
+      const final = all.find((c) => c.event.source === "orchestrator");
+      out.set(
+        type,
+        [request, final].filter((c): c is Captured => c !== undefined),
+      );
+      continue;
+    }
+    const p = prefer[type];
+    const chosen = (p && all.find((c) => p(c.event))) ?? all[0];
+    if (chosen) out.set(type, [chosen]);
+  }
+  return out;
+}
+
+/** Long strings cut (the brief, command output), the temp workspace replaced by a placeholder. */
+function presentable(value: unknown, ws: string): unknown {
+  if (typeof value === "string") {
+    const s = value.split(ws).join(WORKSPACE_PLACEHOLDER);
+    return s.length > STRING_LIMIT
+      ? `${s.slice(0, STRING_LIMIT)}…[${s.length - STRING_LIMIT} more characters]`
+      : s;
+  }
+  if (Array.isArray(value)) return value.map((v) => presentable(v, ws));
+  if (value && typeof value === "object")
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, presentable(v, ws)]));
+  return value;
+}
+
+// ---------------------------------------------------------------- field tables
+
+type JsonSchema = {
+  type?: string | string[];
+  anyOf?: JsonSchema[];
+  items?: JsonSchema;
+  enum?: unknown[];
+  const?: unknown;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  additionalProperties?: JsonSchema | boolean;
+  minimum?: number;
+  format?: string;
+};
+
+function typeText(s: JsonSchema): string {
+  if (s.anyOf) return s.anyOf.map(typeText).join(" \\| ");
+  if (s.enum) return s.enum.map((v) => `"${String(v)}"`).join(" \\| ");
+  if (s.const !== undefined) return JSON.stringify(s.const);
+  const t = Array.isArray(s.type) ? s.type : [s.type ?? "any"];
+  return t
+    .map((one) => {
+      if (one === "array") return `array of ${s.items ? typeText(s.items) : "any"}`;
+      if (one === "object" && !s.properties && typeof s.additionalProperties === "object")
+        return `object of ${typeText(s.additionalProperties)}`;
+      if (one === "integer" && s.minimum !== undefined && s.minimum >= 0)
+        return s.minimum === 0 ? "integer ≥ 0" : `integer ≥ ${s.minimum}`;
+      if (one === "string" && s.format === "date-time") return "ISO 8601 string";
+      return one;
+    })
+    .join(" \\| ");
+}
+
+function payloadFields(type: EventType): Array<{ name: string; type: string; required: boolean }> {
+  const schema = z.toJSONSchema(EventPayloads[type], {
+    io: "input",
+    unrepresentable: "any",
+  }) as JsonSchema;
+  const required = new Set(schema.required ?? []);
+  return Object.entries(schema.properties ?? {}).map(([name, s]) => ({
+    name,
+    type: typeText(s),
+    required: required.has(name),
+  }));
+}
+
+// ---------------------------------------------------------------- prose
+
+const SUBJECT_OF: Record<EventType, string> = {
+  mission_submitted: "squad.missions.submit",
+  task_assigned: "squad.tasks.<agent>",
+  agent_online: "squad.status.<agent>.<instance>",
+  agent_heartbeat: "squad.status.<agent>.<instance>",
+  agent_offline: "squad.status.<agent>.<instance>",
+  mission_planned: "squad.coordination",
+  mission_completed: "squad.coordination",
+  mission_failed: "squad.coordination",
+  mission_cancelled: "squad.coordination",
+  wave_started: "squad.coordination",
+  wave_completed: "squad.coordination",
+  task_started: "squad.coordination",
+  task_progress: "squad.coordination",
+  task_completed: "squad.coordination",
+  task_failed: "squad.coordination",
+  approval_requested: "squad.coordination",
+  approval_resolved: "squad.coordination",
+};
+
+const STREAM_OF: Record<string, string> = {
+  "squad.missions.submit": "SQUAD_MISSIONS",
+  "squad.tasks.<agent>": "SQUAD_TASKS",
+  "squad.status.<agent>.<instance>": "SQUAD_STATUS",
+  "squad.coordination": "SQUAD_EVENTS",
+};
+
+const ABOUT: Record<EventType, { by: string; text: string }> = {
+  mission_submitted: {
+    by: "any client (`swarm submit`, `scripts/deploy-swarm`, your program)",
+    text: "A brief to run. The submitter chooses the mission id, so it can start following the mission before the orchestrator has seen it. Taken from the work queue by one orchestrator, which acks it once the mission is planned (or failed); it is not kept in SQUAD_EVENTS.",
+  },
+  mission_planned: {
+    by: "orchestrator",
+    text: "The plan the mission runs: the brief's explicit plan (`planner: null`) or the planner model's. `revision` 0 is the first plan; a replan after failures publishes revision 1, 2, ... with the tasks still to do. `plan` has the contract's plan shape with every default filled in (`depends_on` explicit, `timeout_s`, `max_attempts`).",
+  },
+  mission_completed: {
+    by: "orchestrator",
+    text: "Final: every task succeeded. `report` is the path of the Markdown report (a `.json` twin sits beside it).",
+  },
+  mission_failed: {
+    by: "orchestrator",
+    text: "Final: a task failed for good and no revised plan could save the mission, the budget ran out, or the brief could not be planned (then only `reason` is set).",
+  },
+  mission_cancelled: {
+    by: "anyone who asks (`swarm cancel` uses source `cli`), then the orchestrator",
+    text: 'Two kinds with one type. A request has any `source` but "orchestrator"; the orchestrator stops dispatching, workers abort the mission\'s running attempts, and the mission ends with a `mission_cancelled` whose `source` is "orchestrator". Only that one is final.',
+  },
+  wave_started: {
+    by: "orchestrator",
+    text: "The first task of a wave was dispatched. Waves overlap: a task starts as soon as its own dependencies succeeded, so wave 2 may start before wave 1 completes.",
+  },
+  wave_completed: {
+    by: "orchestrator",
+    text: "Every task of the wave has its final outcome.",
+  },
+  task_assigned: {
+    by: "orchestrator",
+    text: "One attempt of one task, on the agent's work queue. Exactly one replica of the agent gets it (durable consumer `worker-<agent>`); it is redelivered if that replica dies. `inputs` holds the result summaries of the task's dependencies. Not in SQUAD_EVENTS: a watcher sees it live on `squad.tasks.<agent>` (`nats sub squad.tasks.>` or `swarm watch`).",
+  },
+  task_started: {
+    by: "worker replica (`<agent>/<instance>`)",
+    text: "A replica claimed the attempt and started it. `delivery` counts JetStream deliveries of the same message (more than 1 after a replica died or handed it back).",
+  },
+  task_progress: {
+    by: "worker replica",
+    text: "One step of the attempt: a `run` command, or a tool call of the model (`run_shell`, `read_file`, `write_file`, `list_files`, `search_files`). `output` is truncated.",
+  },
+  task_completed: {
+    by: "worker replica",
+    text: "The attempt succeeded: the work ran and every `verify` command exited 0.",
+  },
+  task_failed: {
+    by: "worker replica (or the orchestrator, for an attempt that timed out)",
+    text: "The attempt failed. The orchestrator retries it (a new `task_assigned` with `attempt` + 1) while attempts remain and `retryable` is not false.",
+  },
+  agent_online: {
+    by: "worker replica",
+    text: "A replica started. `model` is the model spec it uses for tasks without `run` steps.",
+  },
+  agent_heartbeat: {
+    by: "worker replica",
+    text: "Every 5 s by default. A replica whose last heartbeat is older than 3 intervals is stale (`swarm status`). SQUAD_STATUS keeps only the last message per subject.",
+  },
+  agent_offline: {
+    by: "worker replica",
+    text: "A replica stopped cleanly (after finishing or handing back its work). A replica that crashed says nothing: its heartbeats stop.",
+  },
+  approval_requested: {
+    by: "reserved: nothing emits it yet",
+    text: "A worker asks a person to allow a command its policy does not allow by itself. The schema is fixed; the example below is synthetic (tests/helpers/example-events.ts), not from a run.",
+  },
+  approval_resolved: {
+    by: "reserved: nothing emits it yet",
+    text: "The answer to an `approval_requested` (`approved`, `denied` or `timed_out`). The example below is synthetic.",
+  },
+};
+
+const FIELD_NOTES: Record<string, string> = {
+  "mission_submitted.brief": "the whole Markdown text; the orchestrator parses it",
+  "mission_submitted.source_path":
+    "where the brief came from, for the report; null for an inline brief",
+  "mission_planned.plan": "the plan, see docs/schema/plan.schema.json",
+  "mission_planned.planner": "model spec, null for an explicit plan",
+  "mission_planned.budget": "from the brief: `tokens`, `time_s`",
+  "mission_planned.submitted_at": "the submission's timestamp; the time budget counts from here",
+  "mission_completed.tasks": "`{ total, succeeded, failed }`",
+  "mission_completed.usage": "tokens of every task and the planner",
+  "mission_failed.failed_tasks": "`[{ id, error }]`",
+  "mission_cancelled.requested_by": "who asked (`cli`, a user name...)",
+  "task_assigned.task":
+    "the task, see docs/schema/task.schema.json: `id, agent, wave, title, instructions, depends_on, acceptance, run?, verify?, inputs, timeout_s, attempt, max_attempts`",
+  "task_progress.step": "`{ tool, args, ok, exit_code?, duration_ms, output }`",
+  "task_completed.result":
+    "see docs/schema/task-result.schema.json: `status, summary, error?, steps, verification, usage, attempt, duration_ms, worker, retryable?`",
+  "task_failed.result": 'as for task_completed, with `status: "failed"` and `error`',
+  "agent_heartbeat.in_flight": "attempts running now",
+  "agent_heartbeat.completed": "attempts this replica completed since it started",
+  "agent_heartbeat.failed": "attempts this replica failed since it started",
+  "approval_requested.timeout_s": "after this the request resolves as `timed_out`",
+};
+
+/** Fields with the same meaning wherever they appear. */
+const COMMON_FIELD_NOTES: Record<string, string> = {
+  title: "the mission's title (the brief's `title`, else its first heading)",
+  revision: "0 for the first plan, n for the n-th revised plan",
+  source_path: "path of the brief file, null for an inline brief",
+  summary: "one line for people",
+  duration_ms: "from submission to the end",
+  report: "path of the Markdown report, `<SWARM_WORKSPACE>/reports/<mission>.md`",
+  usage: "`{ input_tokens, output_tokens }` summed over the mission",
+  tasks: "`{ total, succeeded, failed }`",
+  reason: "why, for people",
+  wave: "wave number, from 1",
+  task_ids: "the tasks of the wave",
+  succeeded: "task ids that succeeded",
+  failed: "task ids that failed",
+  attempt: "attempt number of the task, from 1",
+  worker: "`<agent>/<instance>` of the replica",
+  delivery: "JetStream delivery count of the task message (1 = first delivery)",
+  agent: "roster name of the agent",
+  instance: "id of the replica process",
+  pid: "its process id",
+  host: "its host name",
+  concurrency: "attempts it runs at once",
+  model: "model spec for model-driven tasks",
+  version: "squad version of the replica",
+  uptime_s: "seconds since the replica started",
+  approval_id: "id shared by the request and its answer",
+  command: "the shell command waiting for approval",
+  decision: "the answer",
+  by: "who answered",
+};
+
+const ENVELOPE_FIELDS: Array<[string, string, string]> = [
+  ["schema", "1", "version of the envelope; bumped only on an incompatible change"],
+  [
+    "id",
+    "string (1-200)",
+    "unique per event; also its `Nats-Msg-Id`, so a re-published event is stored once",
+  ],
+  ["type", "string", "one of the types below; more may be added (ignore types you don't know)"],
+  ["mission_id", "string \\| null", "`[A-Za-z0-9_-]{1,80}`; null on status events"],
+  ["task_id", "string \\| null", "same pattern; set on task events"],
+  ["source", "string", "`orchestrator`, `<agent>/<instance>` (a worker replica) or `cli`"],
+  ["target", "string \\| null", "the agent a `task_assigned` is for"],
+  ["timestamp", "ISO 8601 string", "when the publisher made the event (its clock)"],
+  [
+    "correlation_id",
+    "string \\| null",
+    "on worker events: the id of the `task_assigned` they answer",
+  ],
+  ["payload", "object", "typed by `type`, below"],
+];
+
+// ---------------------------------------------------------------- the document
+
+function render(
+  examples: Map<EventType, Captured[]>,
+  deadLetter: DlqRecord | undefined,
+  ws: string,
+  generatedAt: string,
+): string {
+  const json = (v: unknown) => "```json\n" + JSON.stringify(presentable(v, ws), null, 2) + "\n```";
+  const L: string[] = [];
+  L.push(
+    "# Squad events: the contract for clients",
+    "",
+    "<!-- Generated by `node scripts/gen-events-doc.ts`; edit the script, not this file. -->",
+    "",
+    "Everything the swarm does is a JSON event on NATS subjects under `squad.>`. A program in any",
+    "language that speaks NATS can submit a mission, follow it, and read its outcome; this page is all",
+    "it needs. The JSON Schema of every event, generated from the zod schemas the swarm itself",
+    "validates with, is in [`docs/schema/`](schema/) (`event.schema.json` for any event,",
+    "`events/<type>.schema.json` per type, plus `plan`, `task` and `task-result`).",
+    "",
+    `The examples are real: recorded by \`scripts/gen-events-doc.ts\` from a run of this checkout on ${generatedAt.slice(0, 10)}`,
+    "(the demo brief `mission-briefs/demo-library.md`, a mission whose check fails, and one cancelled",
+    `with \`swarm cancel\`). Long strings are cut (\`…[N more characters]\`) and the workspace path is`,
+    `shown as \`${WORKSPACE_PLACEHOLDER}\`. The two \`approval_*\` examples are synthetic: nothing emits them yet.`,
+    "",
+    "## Contents",
+    "",
+    "- [The envelope](#the-envelope)",
+    "- [Subjects and streams](#subjects-and-streams)",
+    "- [Submit a mission from any language](#submit-a-mission-from-any-language)",
+    "- [Follow a mission](#follow-a-mission)",
+    "- [Cancel a mission](#cancel-a-mission)",
+    "- [Event types](#event-types)",
+    ...EVENT_TYPES.map((t) => `  - [\`${t}\`](#${t})`),
+    "- [Dead-letter records](#dead-letter-records)",
+    "- [Compatibility](#compatibility)",
+    "",
+    "## The envelope",
+    "",
+    "Every message on `squad.>` (except dead-letter records, below) is one UTF-8 JSON object:",
+    "",
+    "| field | type | meaning |",
+    "|---|---|---|",
+    ...ENVELOPE_FIELDS.map(([f, t, m]) => `| \`${f}\` | ${t} | ${m} |`),
+    "",
+    "Publishers also set two headers, so a subscriber can filter without decoding:",
+    "`Squad-Type` (the event type) and `Squad-Mission` (the mission id, when there is one).",
+    "",
+    "## Subjects and streams",
+    "",
+    "| subject | stream | retention | carries |",
+    "|---|---|---|---|",
+    "| `squad.missions.submit` | SQUAD_MISSIONS | work queue (deleted once an orchestrator took it) | `mission_submitted` |",
+    "| `squad.coordination` | SQUAD_EVENTS | limits, max age 7 days by default (`SWARM_EVENTS_MAX_AGE_S`) | every mission, wave, task and approval event except `task_assigned`: the audit trail |",
+    "| `squad.tasks.<agent>` | SQUAD_TASKS | work queue, one durable pull consumer `worker-<agent>` per agent | `task_assigned` |",
+    "| `squad.status.<agent>.<instance>` | SQUAD_STATUS | last message per subject | `agent_online`, `agent_heartbeat`, `agent_offline` |",
+    "| `squad.dlq.<agent>` | SQUAD_DLQ | limits | dead-letter records (not events) |",
+    "",
+    "Every stream dedupes on the `Nats-Msg-Id` header within 2 minutes. `<agent>` is a roster name",
+    "(`[a-z0-9_-]{1,64}`); `<instance>` identifies one replica process.",
+    "",
+    "## Submit a mission from any language",
+    "",
+    "Publish a `mission_submitted` event on `squad.missions.submit` through JetStream (a publish with a",
+    "reply subject, so the server answers with an acknowledgement), with the `Nats-Msg-Id` header set to",
+    "the event id: a retried publish is then stored once. Choose the mission id yourself",
+    "(`[A-Za-z0-9_-]{1,80}`, unique): you can follow the mission before the orchestrator has seen it.",
+    "The orchestrator parses and validates the brief; a brief it can't run ends in `mission_failed`",
+    "with the reason.",
+    "",
+    "With the `nats` CLI:",
+    "",
+    "```sh",
+    "ID=m-$(date -u +%Y%m%d-%H%M%S)-$RANDOM",
+    `jq -n --arg id "$ID" --rawfile brief mission-briefs/demo-library.md '{`,
+    `  schema: 1, id: "\\($id).submitted", type: "mission_submitted", mission_id: $id,`,
+    `  task_id: null, source: "cli", target: null, correlation_id: null,`,
+    `  timestamp: (now | todate), payload: { brief: $brief, source_path: null } }' > /tmp/submit.json`,
+    `nats request squad.missions.submit "$(cat /tmp/submit.json)" -H "Nats-Msg-Id:$ID.submitted"`,
+    `# → {"stream":"SQUAD_MISSIONS","seq":1}`,
+    "```",
+    "",
+    "In Python ([nats-py](https://github.com/nats-io/nats.py)):",
+    "",
+    "```python",
+    "import datetime, json, secrets, nats",
+    "",
+    "async def submit(brief: str) -> str:",
+    "    now = datetime.datetime.now(datetime.timezone.utc)",
+    '    mission = f"m-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"',
+    "    event = {",
+    '        "schema": 1, "id": f"{mission}.submitted", "type": "mission_submitted",',
+    '        "mission_id": mission, "task_id": None, "source": "cli", "target": None,',
+    '        "timestamp": now.isoformat(),',
+    '        "correlation_id": None, "payload": {"brief": brief, "source_path": None},',
+    "    }",
+    '    nc = await nats.connect("nats://127.0.0.1:4222")',
+    "    js = nc.jetstream()",
+    '    await js.publish("squad.missions.submit", json.dumps(event).encode(),',
+    '                     headers={"Nats-Msg-Id": event["id"]})',
+    "    await nc.close()",
+    "    return mission",
+    "```",
+    "",
+    "`swarm submit <brief.md>` does the same and prints the mission id.",
+    "",
+    "## Follow a mission",
+    "",
+    "Live: subscribe to `squad.coordination` (`nats sub squad.coordination`) and keep the events whose",
+    "`mission_id` is yours; add `squad.tasks.>` to see the `task_assigned` events too, or `squad.>` for",
+    "everything. The mission is over at its final event: `mission_completed`, `mission_failed`, or",
+    '`mission_cancelled` **with `source` "orchestrator"** (a `mission_cancelled` from anyone else is',
+    "only a request).",
+    "",
+    "A core subscription misses what is published while it is disconnected. To never miss an event,",
+    "read SQUAD_EVENTS instead: an ordered consumer (deliver all, or from a stream sequence) filtered to",
+    "`squad.coordination` replays the mission's history in order and continues live. Take the stream's",
+    "`last_seq` before you submit and start from `last_seq + 1` to see only what follows.",
+    "",
+    "```sh",
+    "nats sub squad.coordination                       # live, raw JSON",
+    "nats stream view SQUAD_EVENTS                     # the recorded history",
+    'swarm watch --json --mission "$ID"               # history, then live; exits 0 if it completed',
+    "swarm status --json                               # agents, backlog, missions and their state",
+    "```",
+    "",
+    "## Cancel a mission",
+    "",
+    "Publish a `mission_cancelled` on `squad.coordination` with your own `source` (`swarm cancel` uses",
+    '`"cli"`) and `payload: { "reason": "...", "requested_by": "..." }`. The orchestrator stops',
+    "dispatching, the workers abort the mission's running attempts, and the orchestrator publishes the",
+    'final `mission_cancelled` with `source` "orchestrator". `swarm cancel <mission> --wait` does',
+    "this and waits for that final event.",
+    "",
+    "## Event types",
+    "",
+    "| type | subject | stream | published by |",
+    "|---|---|---|---|",
+    ...EVENT_TYPES.map(
+      (t) =>
+        `| [\`${t}\`](#${t}) | \`${SUBJECT_OF[t]}\` | ${STREAM_OF[SUBJECT_OF[t]]} | ${ABOUT[t].by} |`,
+    ),
+    "",
+  );
+
+  for (const type of EVENT_TYPES) {
+    L.push(`### ${type}`, "", `Subject \`${SUBJECT_OF[type]}\`. Published by: ${ABOUT[type].by}.`);
+    L.push(
+      "",
+      ABOUT[type].text,
+      "",
+      "| payload field | type | required | meaning |",
+      "|---|---|---|---|",
+    );
+    for (const f of payloadFields(type)) {
+      L.push(
+        `| \`${f.name}\` | ${f.type} | ${f.required ? "yes" : "no"} | ${FIELD_NOTES[`${type}.${f.name}`] ?? COMMON_FIELD_NOTES[f.name] ?? ""} |`,
+      );
+    }
+    L.push(
+      "",
+      `Schema: [\`docs/schema/events/${type}.schema.json\`](schema/events/${type}.schema.json)`,
+    );
+    const shown = examples.get(type) ?? [];
+    for (const c of shown) {
+      const label =
+        type === "mission_cancelled"
+          ? c.event.source === "orchestrator"
+            ? "The orchestrator's final event"
+            : `A request (source \`${c.event.source}\`, from \`swarm cancel\`)`
+          : type.startsWith("approval_")
+            ? "Synthetic example (nothing emits this type yet)"
+            : `Example (on \`${c.subject}\`)`;
+      L.push("", `${label}:`, "", json(c.event));
+    }
+    L.push("");
+  }
+
+  const dlqSchema = z.toJSONSchema(DlqRecord, {
+    io: "input",
+    unrepresentable: "any",
+  }) as JsonSchema;
+  const dlqRequired = new Set(dlqSchema.required ?? []);
+  const dlqNotes: Record<string, string> = {
+    reason: "why it was refused, e.g. `not JSON: ...` or the schema problem",
+    agent: "the agent whose consumer refused it (`orchestrator` for a bad submission)",
+    subject: "where the message was published",
+    stream_seq:
+      "its sequence in SQUAD_TASKS (or SQUAD_MISSIONS); the record's `Nats-Msg-Id` is `dlq-<stream_seq>`",
+    delivery_count: "deliveries of the message so far",
+    received_at: "when it was dead-lettered",
+    data: "the original bytes as text, cut at 64 KiB",
+    data_base64: "the original bytes, only when they are not valid UTF-8",
+    original_bytes: "size of the original, only when `data` was cut",
+  };
+  L.push(
+    "## Dead-letter records",
+    "",
+    "A message a worker (or the orchestrator) can't use at all (not JSON, not a valid event, the wrong",
+    "type or agent) is copied to `squad.dlq.<agent>` (stream SQUAD_DLQ) and removed from its queue, so",
+    "it can't block the queue or be retried forever. A record is not an event: it has no envelope.",
+    "`swarm watch` shows records as `DEAD LETTER` lines, and `swarm status` counts them per agent.",
+    "",
+    "| field | type | required | meaning |",
+    "|---|---|---|---|",
+    ...Object.entries(dlqSchema.properties ?? {}).map(
+      ([name, s]) =>
+        `| \`${name}\` | ${typeText(s)} | ${dlqRequired.has(name) ? "yes" : "no"} | ${dlqNotes[name] ?? ""} |`,
+    ),
+    "",
+  );
+  if (deadLetter) {
+    L.push(
+      "Example (on `squad.dlq.builder`; someone published plain text on `squad.tasks.builder`):",
+      "",
+      json(deadLetter),
+      "",
+    );
+  }
+  L.push(
+    "## Compatibility",
+    "",
+    "- `schema` is 1. Fields and event types may be added within version 1; none is renamed or",
+    "  removed. Ignore fields and types you don't know.",
+    "- Validate what you read: the JSON Schema in `docs/schema/` is generated from the same zod schemas",
+    "  the swarm validates every message with (`node scripts/export-schema.ts`, checked by a test).",
+    "- Ids are chosen by publishers; a re-published event keeps its id and JetStream stores it once",
+    "  (within the 2-minute duplicate window).",
+    "",
+  );
+  return L.join("\n");
+}
+
+// ---------------------------------------------------------------- main
+
+const { captured, deadLetters, ws } = await record();
+const examples = pickExamples(captured);
+for (const e of exampleEvents())
+  if (e.type === "approval_requested" || e.type === "approval_resolved")
+    examples.set(e.type, [{ event: e, subject: "squad.coordination" }]);
+const missing = EVENT_TYPES.filter((t) => !examples.has(t));
+if (missing.length) throw new Error(`no example recorded for: ${missing.join(", ")}`);
+if (!deadLetters[0]) throw new Error("no dead-letter record was recorded");
+// Formatted like every other file of the repo, so `prettier --check docs` passes.
+const markdown = await prettier.format(
+  render(examples, deadLetters[0], ws, new Date().toISOString()),
+  {
+    ...(await prettier.resolveConfig(OUT)),
+    parser: "markdown",
+  },
+);
+await writeFile(OUT, markdown);
+await rm(ws, { recursive: true, force: true });
+console.log(`wrote ${path.relative(process.cwd(), OUT)} (${captured.length} events recorded)`);

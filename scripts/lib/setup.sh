@@ -1,0 +1,113 @@
+# shellcheck shell=bash
+# Sourced by every script in scripts/: makes a Node >= 22 the first `node` on
+# PATH (installing the registry's `node` package into .tools/node when the
+# machine's is older), installs node_modules when the lock file changed,
+# installs bubblewrap (the workers' shell sandbox) when missing and we are
+# root, and finds a nats-server (installing Debian's when we are root).
+# Idempotent and quiet when there is nothing to do.
+
+SQUAD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SQUAD_NODE_MAJOR_MIN=22
+SQUAD_NODE_VERSION="${SQUAD_NODE_VERSION:-24}"
+SQUAD_LOCAL_NODE_DIR="$SQUAD_ROOT/.tools/node"
+
+squad_log() { printf '[setup] %s\n' "$*" >&2; }
+
+squad_node_major() { # $1 = node binary
+  "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
+}
+
+squad_ensure_node() {
+  local local_bin="$SQUAD_LOCAL_NODE_DIR/node_modules/node/bin"
+  if [ -x "$local_bin/node" ] && [ "$(squad_node_major "$local_bin/node")" -ge "$SQUAD_NODE_MAJOR_MIN" ]; then
+    export PATH="$local_bin:$PATH"
+    return 0
+  fi
+  if command -v node >/dev/null 2>&1 && [ "$(squad_node_major node)" -ge "$SQUAD_NODE_MAJOR_MIN" ]; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    squad_log "error: Node >= $SQUAD_NODE_MAJOR_MIN is required and npm is not available to install it."
+    squad_log "Install Node $SQUAD_NODE_VERSION LTS (https://nodejs.org) and run this again."
+    return 3
+  fi
+  squad_log "Node $(node --version 2>/dev/null || echo none) is older than $SQUAD_NODE_MAJOR_MIN; installing node@$SQUAD_NODE_VERSION into .tools/node"
+  mkdir -p "$SQUAD_LOCAL_NODE_DIR"
+  [ -f "$SQUAD_LOCAL_NODE_DIR/package.json" ] || echo '{"name":"squad-local-node","private":true}' >"$SQUAD_LOCAL_NODE_DIR/package.json"
+  (cd "$SQUAD_LOCAL_NODE_DIR" && npm install --no-audit --no-fund --loglevel=error "node@$SQUAD_NODE_VERSION" >&2) || {
+    squad_log "error: could not install node@$SQUAD_NODE_VERSION from the npm registry"
+    return 3
+  }
+  if [ ! -x "$local_bin/node" ]; then
+    squad_log "error: node@$SQUAD_NODE_VERSION installed but $local_bin/node is missing (did its install script run?)"
+    return 3
+  fi
+  export PATH="$local_bin:$PATH"
+  squad_log "using $(node --version) from .tools/node"
+}
+
+squad_ensure_packages() {
+  local stamp="$SQUAD_ROOT/node_modules/.package-lock.json"
+  if [ -f "$stamp" ] && [ ! "$SQUAD_ROOT/package-lock.json" -nt "$stamp" ]; then
+    return 0
+  fi
+  squad_log "installing packages (npm ci)"
+  (cd "$SQUAD_ROOT" && npm ci --no-audit --no-fund --loglevel=error >&2) || {
+    squad_log "error: npm ci failed"
+    return 3
+  }
+}
+
+# Finds nats-server: $NATS_SERVER_BIN, then PATH, then /usr/sbin (Debian), else
+# installs Debian's package when root. Exports NATS_SERVER_BIN when found.
+squad_ensure_nats_server() {
+  local mode="${1:-install}" # install | find
+  if [ -n "${NATS_SERVER_BIN:-}" ] && [ -x "$NATS_SERVER_BIN" ]; then return 0; fi
+  local found
+  found="$(command -v nats-server 2>/dev/null || true)"
+  [ -z "$found" ] && [ -x /usr/sbin/nats-server ] && found=/usr/sbin/nats-server
+  if [ -n "$found" ]; then
+    export NATS_SERVER_BIN="$found"
+    return 0
+  fi
+  if [ "$mode" = install ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    squad_log "nats-server not found; installing Debian's package (apt-get install nats-server)"
+    if (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >&2); then
+      # Debian's package starts a system service; we only want the binary.
+      found="$(command -v nats-server 2>/dev/null || echo /usr/sbin/nats-server)"
+      if [ -x "$found" ]; then
+        export NATS_SERVER_BIN="$found"
+        return 0
+      fi
+    fi
+  fi
+  squad_log "nats-server not found. Install it: 'apt-get install nats-server' (Debian/Ubuntu),"
+  squad_log "'brew install nats-server' (macOS), or download from https://github.com/nats-io/nats-server/releases;"
+  squad_log "or set NATS_SERVER_BIN, or point NATS_URL at a running server with JetStream."
+  return 3
+}
+
+# bubblewrap (`bwrap`) confines the workers' shell commands (docs/security.md).
+# Installs Debian's package when missing and we are root; otherwise says what
+# happens without it. Never fails the set-up: a worker without it falls back to
+# `sandbox: none` with a loud warning, or refuses to start if the roster asks
+# for bwrap.
+squad_ensure_bwrap() {
+  if command -v bwrap >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    squad_log "bwrap not found; installing Debian's bubblewrap (the workers' shell sandbox)"
+    if (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >&2) &&
+      command -v bwrap >/dev/null 2>&1; then
+      return 0
+    fi
+  fi
+  squad_log "warning: bubblewrap (bwrap) is not installed: worker shell commands will run unsandboxed."
+  squad_log "Install it: 'apt-get install bubblewrap' (Debian/Ubuntu), 'dnf install bubblewrap' (Fedora)."
+  return 0
+}
+
+squad_setup() {
+  squad_ensure_node || return $?
+  squad_ensure_packages || return $?
+  squad_ensure_bwrap
+}

@@ -1,0 +1,84 @@
+/** The JetStream bus: what the orchestrator, the workers and the CLI call. */
+export {
+  connectBus,
+  natsAnswers,
+  natsHostPort,
+  splitCredentials,
+  type ConnectBusOptions,
+  type NatsConnection,
+} from "./connect.ts";
+export {
+  provisionStreams,
+  replicasFromEnv,
+  squadStreamConfigs,
+  tasksStreamConfig,
+  eventsStreamConfig,
+  statusStreamConfig,
+  missionsStreamConfig,
+  dlqStreamConfig,
+  diffStreamConfig,
+  StreamConfigConflictError,
+  DEFAULT_EVENTS_MAX_AGE_S,
+  DEFAULT_DUPLICATE_WINDOW_S,
+  type StreamOptions,
+  type SquadStreamSpec,
+  type ProvisionResult,
+  type FieldChange,
+} from "./streams.ts";
+export {
+  ensureWorkerConsumer,
+  ensureMissionsConsumer,
+  workerConsumerConfig,
+  missionsConsumerConfig,
+  MISSIONS_DURABLE,
+  WORKER_CONSUMER_DEFAULTS,
+  type WorkerConsumerOptions,
+} from "./consumers.ts";
+export {
+  createPublisher,
+  subjectFor,
+  SQUAD_TYPE_HEADER,
+  SQUAD_MISSION_HEADER,
+  type Publisher,
+  type PublisherOptions,
+  type PublishOptions,
+  type PublishResult,
+} from "./publisher.ts";
+export {
+  buildDlqRecord,
+  dlqMsgId,
+  publishDeadLetter,
+  type DeadLetterInput,
+} from "./dead-letter.ts";
+export {
+  createTaskPuller,
+  type TaskDelivery,
+  type TaskHandler,
+  type TaskPuller,
+  type TaskPullerOptions,
+} from "./task-puller.ts";
+export {
+  watchEvents,
+  replayEvents,
+  type WatchOptions,
+  type EventWatch,
+  type ReplayOptions,
+} from "./watcher.ts";
+export {
+  openLeaseStore,
+  LeaseLostError,
+  LeaseValue,
+  CLAIMS_BUCKET,
+  MISSIONS_BUCKET,
+  type LeaseStore,
+  type AcquireResult,
+} from "./leases.ts";
+export { openJetStreamManager } from "./jetstream-manager.ts";
+export { isTransientNatsError, retryTransient, backoffDelay, type RetryPolicy } from "./retry.ts";
+export { followEvents, type EventFeed, type EventFeedOptions } from "./event-feed.ts";
+export {
+  readSwarmSnapshot,
+  type SwarmSnapshot,
+  type WorkerConsumerStats,
+  type SnapshotOptions,
+} from "./swarm-status.ts";

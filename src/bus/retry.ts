@@ -1,0 +1,76 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import { errors } from "@nats-io/transport-node";
+
+/**
+ * Errors that a server restart, a leader election or a reconnect produce and
+ * that go away by themselves: worth a bounded retry. Everything else (closed
+ * connection, permissions, a config the server rejects) is final.
+ */
+export function isTransientNatsError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (
+    err instanceof errors.ClosedConnectionError ||
+    err instanceof errors.DrainingConnectionError ||
+    err instanceof errors.AuthorizationError ||
+    err instanceof errors.PermissionViolationError ||
+    err instanceof errors.InvalidArgumentError
+  ) {
+    return false;
+  }
+  if (err instanceof errors.TimeoutError || err instanceof errors.NoRespondersError) return true;
+  if (err instanceof errors.ConnectionError) return true;
+  if (err instanceof errors.RequestError) return err.isNoResponders();
+  // "JetStream system temporarily unavailable" (10008) and other 503s during elections.
+  if (err instanceof JetStreamApiError) return err.status === 503 || err.code === 10008;
+  // Publishing while no stream is loaded yet answers with no responders, which the
+  // client reports as JetStreamNotEnabled; pull requests report status 503/"heartbeats missed".
+  const name = err.name;
+  if (name === "JetStreamNotEnabled") return true;
+  if (name === "JetStreamStatusError") {
+    const code = (err as Error & { code?: number }).code;
+    return code === 503 || code === 408;
+  }
+  if (name === "JetStreamError" && /heartbeats missed|no responders/i.test(err.message))
+    return true;
+  return /no responders|timeout|disconnect|reconnect/i.test(err.message);
+}
+
+export function isClosedConnectionError(err: unknown): boolean {
+  return err instanceof errors.ClosedConnectionError;
+}
+
+/** Exponential backoff with a cap: 1-based attempt n → baseMs * 2^(n-1), at most maxMs. */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+}
+
+export interface RetryPolicy {
+  /** Total attempts, the first included. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 8, baseDelayMs: 200, maxDelayMs: 3000 };
+
+/**
+ * Run `fn` until it succeeds, a non-transient error occurs or the attempts run
+ * out; `onRetry` sees each transient failure (for a log line).
+ */
+export async function retryTransient<T>(
+  fn: (attempt: number) => Promise<T>,
+  policy: RetryPolicy,
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      if (attempt >= policy.attempts || !isTransientNatsError(err)) throw err;
+      const delay = backoffDelay(attempt, policy.baseDelayMs, policy.maxDelayMs);
+      onRetry?.(err, attempt, delay);
+      await sleep(delay);
+    }
+  }
+}

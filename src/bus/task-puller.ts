@@ -1,0 +1,328 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  JetStreamApiError,
+  jetstream,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { InfrastructureError } from "../errors.ts";
+import { silentLogger, type Logger } from "../log.ts";
+import {
+  STREAMS,
+  assertAgentName,
+  decodeEvent,
+  workerDurable,
+  type EventOf,
+} from "../schema/index.ts";
+import { buildDlqRecord, publishDeadLetter } from "./dead-letter.ts";
+import { backoffDelay, isTransientNatsError } from "./retry.ts";
+
+/** One delivery of one `task_assigned` message to this replica. */
+export interface TaskDelivery {
+  event: EventOf<"task_assigned">;
+  /** 1 on the first delivery; JetStream counts redeliveries after a nak, a timeout or a crash. */
+  deliveryCount: number;
+  /** The consumer's max_deliver (-1: unlimited). */
+  maxDeliver: number;
+  /** No redelivery will follow this one: report the failure as final. */
+  isLastDelivery: boolean;
+  /** Sequence of the message in SQUAD_TASKS. */
+  streamSeq: number;
+  /** Restart the ack timer. Called automatically every ack_wait/3 while the handler runs. */
+  working(): void;
+  /** Ack and wait for the server's confirmation (the task is then gone from the work queue). */
+  ack(): Promise<void>;
+  /** Redeliver after `delayMs` (to any replica). */
+  nak(delayMs: number): void;
+  /** Never redeliver (on a work queue: delete). No reason argument: 2.9/2.10 ignore term(reason). */
+  term(): void;
+}
+
+export type TaskHandler = (delivery: TaskDelivery) => Promise<void>;
+
+export interface TaskPullerOptions {
+  agent: string;
+  /** Tasks in flight at once in this replica; one outstanding pull per free slot. */
+  slots: number;
+  /** Lifetime of one pull request on the server. Default 10 s (min 1 s). */
+  expiresMs?: number;
+  log?: Logger;
+  /** Delay of the nak after a handler threw, by delivery count. Default 1 s, 2 s, 4 s ... 60 s. */
+  nakDelayMs?: (deliveryCount: number) => number;
+}
+
+export interface TaskPuller {
+  /**
+   * Pull and handle tasks until stop(). A handler that returns without
+   * settling acks the task; one that throws gets a nak with backoff, or on
+   * the last delivery goes to the DLQ. Rejects if the connection closes
+   * without stop() having been called.
+   */
+  run(handler: TaskHandler): Promise<void>;
+  /** Stop pulling and wait for the in-flight handlers to finish. */
+  stop(): Promise<void>;
+  inFlight(): number;
+}
+
+const DEFAULT_EXPIRES_MS = 10_000;
+const defaultNakDelay = (deliveryCount: number) => backoffDelay(deliveryCount, 1000, 60_000);
+
+/**
+ * The pull loop of a worker replica on the durable `worker-<agent>`. Each free
+ * slot has exactly one pull of one message outstanding (never consume(): it
+ * pre-fetches, and a buffered task's ack timer would run while it waits).
+ * A pull is `fetch({ max_messages: 1 })`, which is what `consumer.next()` does,
+ * but keeps a handle so stop() can cancel it instead of waiting for it to expire.
+ */
+export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): TaskPuller {
+  const agent = assertAgentName(opts.agent);
+  if (!Number.isInteger(opts.slots) || opts.slots < 1) {
+    throw new RangeError(`slots must be a positive integer, got ${opts.slots}`);
+  }
+  const expires = Math.max(1000, opts.expiresMs ?? DEFAULT_EXPIRES_MS);
+  const log = (opts.log ?? silentLogger).child({ agent, consumer: workerDurable(agent) });
+  const nakDelay = opts.nakDelayMs ?? defaultNakDelay;
+  const js: JetStreamClient = jetstream(nc);
+  const pulls = new Set<ConsumerMessages>();
+  const stopController = new AbortController();
+  let running: Promise<void> | null = null;
+  let inFlight = 0;
+
+  const stopping = () => stopController.signal.aborted;
+
+  /** Sleep, cut short by stop(). */
+  async function pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: stopController.signal }).catch(() => undefined);
+  }
+
+  async function openConsumer(): Promise<Consumer | null> {
+    for (let attempt = 1; !stopping(); attempt++) {
+      try {
+        return await js.consumers.get(STREAMS.tasks, workerDurable(agent));
+      } catch (err) {
+        if (!isTransientNatsError(err)) {
+          const missing =
+            err instanceof JetStreamApiError && (err.code === 10014 || err.code === 10059);
+          throw new InfrastructureError(
+            `can't pull tasks for ${agent}: ${(err as Error).message}`,
+            missing
+              ? `create the consumer first (ensureWorkerConsumer / \`swarm up\`): ${workerDurable(agent)} on ${STREAMS.tasks}`
+              : undefined,
+            { cause: err },
+          );
+        }
+        const delay = backoffDelay(attempt, 250, 5000);
+        log.warn({ err: (err as Error).message, delay }, "consumer not reachable yet; retrying");
+        await pause(delay);
+      }
+    }
+    return null;
+  }
+
+  async function pullOne(consumer: Consumer): Promise<JsMsg | null> {
+    const iter = await consumer.fetch({ max_messages: 1, expires });
+    pulls.add(iter);
+    if (stopping()) void iter.close().catch(() => undefined);
+    try {
+      for await (const m of iter) return m;
+      return null;
+    } finally {
+      pulls.delete(iter);
+    }
+  }
+
+  /**
+   * working/nak/term are fire-and-forget publishes that throw on a closed
+   * connection; the server then redelivers after ack_wait, so a log line is all.
+   */
+  function protocol(send: () => void, what: string): void {
+    try {
+      send();
+    } catch (err) {
+      log.warn(
+        { err: (err as Error).message },
+        `could not send ${what}; the server will redeliver after ack_wait`,
+      );
+    }
+  }
+
+  async function deadLetter(m: JsMsg, reason: string): Promise<void> {
+    const record = buildDlqRecord({
+      reason,
+      agent,
+      subject: m.subject,
+      streamSeq: m.info.streamSequence,
+      deliveryCount: m.info.deliveryCount,
+      data: m.data,
+    });
+    try {
+      await publishDeadLetter(js, record);
+    } catch (err) {
+      // Keep the message: without its copy in the DLQ, terminating it would lose it.
+      log.error(
+        { err: (err as Error).message, seq: record.stream_seq },
+        "could not dead-letter a message; retrying later",
+      );
+      protocol(() => m.nak(5000), "nak");
+      return;
+    }
+    protocol(() => m.term(), "term");
+    log.warn({ seq: record.stream_seq, reason }, "message moved to the dead-letter queue");
+  }
+
+  async function handle(
+    m: JsMsg,
+    handler: TaskHandler,
+    ackWaitMs: number,
+    maxDeliver: number,
+  ): Promise<void> {
+    let event;
+    try {
+      event = decodeEvent(m.data);
+    } catch (err) {
+      return deadLetter(m, (err as Error).message);
+    }
+    if (event.type !== "task_assigned") {
+      return deadLetter(
+        m,
+        `a ${event.type} event on ${m.subject}: only task_assigned belongs there`,
+      );
+    }
+    if (event.payload.task.agent !== agent) {
+      return deadLetter(
+        m,
+        `task ${event.payload.task.id} is for agent ${event.payload.task.agent}, not ${agent}`,
+      );
+    }
+    const deliveryCount = m.info.deliveryCount;
+    let settled = false;
+    // working() after a nak would reset the nak's delay to a full ack_wait: stop ticking on settle.
+    const ticker = setInterval(
+      () => {
+        if (!settled) protocol(() => m.working(), "working");
+      },
+      Math.max(100, Math.floor(ackWaitMs / 3)),
+    );
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      clearInterval(ticker);
+      return true;
+    };
+    const delivery: TaskDelivery = {
+      event,
+      deliveryCount,
+      maxDeliver,
+      isLastDelivery: maxDeliver > 0 && deliveryCount >= maxDeliver,
+      streamSeq: m.info.streamSequence,
+      working: () => {
+        if (!settled) protocol(() => m.working(), "working");
+      },
+      ack: async () => {
+        if (!settle()) return;
+        // ackAck on a closed connection would only fail after its timeout.
+        if (nc.isClosed())
+          throw new InfrastructureError(
+            "NATS connection closed: ack not sent, the task will be redelivered",
+          );
+        await m.ackAck();
+      },
+      nak: (delayMs) => {
+        if (settle()) protocol(() => m.nak(Math.max(0, delayMs)), "nak");
+      },
+      term: () => {
+        if (settle()) protocol(() => m.term(), "term");
+      },
+    };
+    const task = event.payload.task;
+    inFlight++;
+    try {
+      await handler(delivery);
+      if (!settled) await delivery.ack();
+    } catch (err) {
+      if (!settled && delivery.isLastDelivery) {
+        // A nak would leave it in the work queue for good: the server delivers it no more.
+        settle();
+        await deadLetter(
+          m,
+          `deliveries exhausted (${deliveryCount} of ${maxDeliver}); last error: ${(err as Error).message}`,
+        );
+      } else if (!settled) {
+        const delay = nakDelay(deliveryCount);
+        log.error(
+          { err: (err as Error).message, task: task.id, deliveryCount, delay },
+          "task handler failed; nak",
+        );
+        delivery.nak(delay);
+      } else {
+        log.error(
+          { err: (err as Error).message, task: task.id, deliveryCount },
+          "task handler failed after settling",
+        );
+      }
+    } finally {
+      settle();
+      inFlight--;
+    }
+  }
+
+  async function slot(
+    consumer: Consumer,
+    handler: TaskHandler,
+    ackWaitMs: number,
+    maxDeliver: number,
+  ) {
+    let failures = 0;
+    while (!stopping() && !nc.isClosed()) {
+      let m: JsMsg | null;
+      try {
+        m = await pullOne(consumer);
+        failures = 0;
+      } catch (err) {
+        if (stopping() || nc.isClosed()) break;
+        failures++;
+        const delay = backoffDelay(failures, 250, 5000);
+        // "heartbeats missed", no responders, a consumer being recovered: a restart in progress.
+        log.warn({ err: (err as Error).message, delay }, "pull failed; retrying");
+        await pause(delay);
+        continue;
+      }
+      if (!m) continue;
+      if (stopping()) {
+        protocol(() => m.nak(), "nak"); // handed straight back for another replica
+        break;
+      }
+      await handle(m, handler, ackWaitMs, maxDeliver);
+    }
+  }
+
+  return {
+    run(handler) {
+      if (running) return Promise.reject(new Error("run() was already called on this puller"));
+      running = (async () => {
+        const consumer = await openConsumer();
+        if (!consumer) return;
+        const info = await consumer.info(true);
+        const ackWaitMs = Math.round((info.config.ack_wait ?? 30e9) / 1e6);
+        const maxDeliver = info.config.max_deliver ?? -1;
+        log.info({ slots: opts.slots, ackWaitMs, maxDeliver }, "pulling tasks");
+        await Promise.all(
+          Array.from({ length: opts.slots }, () => slot(consumer, handler, ackWaitMs, maxDeliver)),
+        );
+        if (!stopping()) {
+          throw new InfrastructureError(`NATS connection closed while pulling tasks for ${agent}`);
+        }
+      })();
+      return running;
+    },
+    async stop() {
+      stopController.abort();
+      for (const p of pulls) void p.close().catch(() => undefined);
+      await running?.catch(() => undefined);
+    },
+    inFlight: () => inFlight,
+  };
+}

@@ -1,0 +1,114 @@
+import type { Command } from "commander";
+import { connectBus, createPublisher, replayEvents, type NatsConnection } from "../../bus/index.ts";
+import { BadInputError } from "../../errors.ts";
+import { silentLogger } from "../../log.ts";
+import { approvalState } from "../../orchestrator/audit.ts";
+import { makeEvent, type SquadEvent } from "../../schema/index.ts";
+import {
+  natsConnectOptions,
+  resolveCommon,
+  withCommonOptions,
+  type CommonFlags,
+  type Resolved,
+} from "../options.ts";
+
+/** `<mission>.<task>.<attempt>.<n>`, as workers number approvals. */
+const APPROVAL_ID = /^([A-Za-z0-9_-]{1,80})\.([A-Za-z0-9_-]{1,80})\.(\d+)\.(\d+)$/;
+
+/** The bus with the credentials of the environment (NATS_USER/NATS_PASS, SWARM_NATS_INBOX_PREFIX). */
+export async function connectCliBus(common: Resolved, name: string): Promise<NatsConnection> {
+  return connectBus({ ...natsConnectOptions(common, name), log: silentLogger });
+}
+
+/** The mission of an approval id, or a BadInputError saying what an id looks like. */
+export function approvalMission(approvalId: string): string {
+  const m = APPROVAL_ID.exec(approvalId);
+  if (!m) {
+    throw new BadInputError(
+      `${JSON.stringify(approvalId)} is not an approval id: they look like <mission>.<task>.<attempt>.<n> ` +
+        "(see the approval_requested event in `swarm watch`, or `swarm audit <mission>`)",
+    );
+  }
+  return m[1]!;
+}
+
+/**
+ * Publish a person's decision on a pending approval: `approval_resolved`
+ * with `by: "cli"` on squad.coordination, where the waiting worker sees it.
+ * Refuses (exit 2) an id that was never requested or is decided already.
+ */
+export async function decideApproval(
+  nc: NatsConnection,
+  approvalId: string,
+  decision: "approved" | "denied",
+): Promise<{ command: string; worker: string }> {
+  const missionId = approvalMission(approvalId);
+  const events: SquadEvent[] = [];
+  for await (const { event } of replayEvents(nc, { missionId })) events.push(event);
+  const { request, resolution } = approvalState(events, approvalId);
+  if (!request) {
+    const pending = events
+      .filter((e) => e.type === "approval_requested")
+      .map((e) => (e.type === "approval_requested" ? e.payload.approval_id : ""))
+      .filter((id) => !approvalState(events, id).resolution);
+    throw new BadInputError(
+      `no approval ${approvalId} was requested in mission ${missionId}` +
+        (pending.length ? ` (pending: ${[...new Set(pending)].join(", ")})` : " (none is pending)"),
+    );
+  }
+  if (resolution) {
+    throw new BadInputError(
+      `approval ${approvalId} was already decided: ${resolution.payload.decision} by ${resolution.payload.by}`,
+    );
+  }
+  await createPublisher(nc).publish(
+    makeEvent(
+      "approval_resolved",
+      {
+        mission_id: missionId,
+        task_id: request.task_id,
+        source: "cli",
+        correlation_id: request.id,
+      },
+      { approval_id: approvalId, decision, by: "cli" },
+    ),
+  );
+  return { command: request.payload.command, worker: request.payload.worker };
+}
+
+/** approve and deny are the same command with another decision. */
+export function registerDecisionCommand(
+  program: Command,
+  name: "approve" | "deny",
+  decision: "approved" | "denied",
+): void {
+  withCommonOptions(
+    program
+      .command(name)
+      .description(
+        decision === "approved"
+          ? "let a command that waits for approval run"
+          : "refuse a command that waits for approval (the task sees why)",
+      )
+      .argument(
+        "<approval_id>",
+        "the id of the approval_requested event: <mission>.<task>.<attempt>.<n>",
+      ),
+  )
+    .addHelpText("after", `\nExample:\n  $ swarm ${name} m-20240101-abcd.t3.1.1`)
+    .action(async (approvalId: string, flags: CommonFlags) => {
+      const common = resolveCommon(flags);
+      approvalMission(approvalId.trim());
+      const nc = await connectCliBus(common, `swarm-${name}`);
+      try {
+        const { command, worker } = await decideApproval(nc, approvalId.trim(), decision);
+        process.stdout.write(`${decision} ${approvalId} (${worker}): ${command}\n`);
+      } finally {
+        await nc.drain();
+      }
+    });
+}
+
+export function registerApproveCommand(program: Command): void {
+  registerDecisionCommand(program, "approve", "approved");
+}

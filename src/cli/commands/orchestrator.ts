@@ -1,0 +1,78 @@
+import type { Command } from "commander";
+import { z } from "zod";
+import { connectBus } from "../../bus/index.ts";
+import { BadInputError } from "../../errors.ts";
+import { createLogger } from "../../log.ts";
+import { DEFAULT_MISSION_LEASE_MS, startOrchestrator } from "../../orchestrator/orchestrator.ts";
+import { newInstanceId } from "../../workers/instance-id.ts";
+import { loadRoster } from "../../workers/roster.ts";
+import {
+  natsConnectOptions,
+  resolveCommon,
+  withCommonOptions,
+  type CommonFlags,
+} from "../options.ts";
+import { onShutdownSignal } from "../signals.ts";
+
+/**
+ * Tuning knobs of the orchestrator, from the environment (operations and
+ * tests; the defaults suit a real swarm).
+ */
+const OrchestratorEnv = z.object({
+  /** A dispatched attempt that no worker starts within this fails (default 60 s). */
+  SWARM_START_TIMEOUT_S: z.coerce.number().positive().optional(),
+  /** Mission lease: how soon another orchestrator takes over a crashed one's missions. */
+  SWARM_MISSION_LEASE_S: z.coerce
+    .number()
+    .min(1)
+    .default(DEFAULT_MISSION_LEASE_MS / 1000),
+  /** Revised plans a mission may get after a task finally failed (default 2). */
+  SWARM_MAX_REPLANS: z.coerce.number().int().min(0).optional(),
+});
+
+export function readOrchestratorEnv(env: NodeJS.ProcessEnv = process.env) {
+  const r = OrchestratorEnv.safeParse(env);
+  if (!r.success) {
+    const what = r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new BadInputError(`invalid environment: ${what}`);
+  }
+  return r.data;
+}
+
+export function registerOrchestratorCommand(program: Command): void {
+  withCommonOptions(
+    program
+      .command("orchestrator")
+      .description("plan submitted missions and drive them to the end (resumes unfinished ones)"),
+  )
+    .addHelpText(
+      "after",
+      "\nEnvironment: SWARM_PLANNER_MODEL (for briefs without a plan), SWARM_START_TIMEOUT_S,\nSWARM_MISSION_LEASE_S, SWARM_MAX_REPLANS.",
+    )
+    .action(async (flags: CommonFlags) => {
+      const common = resolveCommon(flags);
+      const tuning = readOrchestratorEnv();
+      const roster = await loadRoster(common.rosterPath);
+      const log = createLogger("orchestrator");
+      const nc = await connectBus({ ...natsConnectOptions(common, "orchestrator"), log });
+      const orchestrator = await startOrchestrator({
+        nc,
+        log,
+        workspaceRoot: common.workspaceRoot,
+        roster,
+        instance: `orchestrator-${newInstanceId()}`,
+        leaseMs: tuning.SWARM_MISSION_LEASE_S * 1000,
+        ...(common.env.SWARM_PLANNER_MODEL ? { plannerModel: common.env.SWARM_PLANNER_MODEL } : {}),
+        ...(tuning.SWARM_START_TIMEOUT_S ? { startTimeoutS: tuning.SWARM_START_TIMEOUT_S } : {}),
+        ...(tuning.SWARM_MAX_REPLANS !== undefined ? { maxReplans: tuning.SWARM_MAX_REPLANS } : {}),
+      });
+      await new Promise<void>((resolve) =>
+        onShutdownSignal(async (signal) => {
+          log.info({ signal }, "stopping");
+          await orchestrator.stop();
+          resolve();
+        }),
+      );
+      await nc.drain();
+    });
+}

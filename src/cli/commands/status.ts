@@ -1,0 +1,82 @@
+import type { Command } from "commander";
+import { connectBus, readSwarmSnapshot } from "../../bus/index.ts";
+import { silentLogger } from "../../log.ts";
+import { loadRoster } from "../../workers/roster.ts";
+import { useColor } from "../color.ts";
+import {
+  positiveInt,
+  natsConnectOptions,
+  resolveCommon,
+  withCommonOptions,
+  type CommonFlags,
+} from "../options.ts";
+import {
+  DEFAULT_HEARTBEAT_INTERVAL_S,
+  buildStatusReport,
+  formatStatusReport,
+} from "../status-report.ts";
+
+interface StatusFlags extends CommonFlags {
+  json?: boolean;
+  heartbeatInterval: number;
+  missions: number;
+}
+
+export function registerStatusCommand(program: Command): void {
+  withCommonOptions(
+    program
+      .command("status")
+      .description("agents online, backlog and in-flight tasks per agent, DLQ counts, missions")
+      .option("--json", "print one JSON object: { agents, instances, consumers, missions, ... }")
+      .option(
+        "--heartbeat-interval <s>",
+        "the workers' heartbeat interval; 3 missed heartbeats = stale",
+        positiveInt("--heartbeat-interval"),
+        DEFAULT_HEARTBEAT_INTERVAL_S,
+      )
+      .option(
+        "--missions <n>",
+        "missions listed in the text view (JSON lists all)",
+        positiveInt("--missions"),
+        20,
+      ),
+  )
+    .addHelpText(
+      "after",
+      `
+Reads SQUAD_STATUS (last status per replica), the worker-<agent> consumers of
+SQUAD_TASKS (backlog = num_pending, in flight = num_ack_pending), SQUAD_DLQ and
+SQUAD_EVENTS (mission states). Changes nothing.
+
+Examples:
+  $ swarm status
+  $ swarm status --json | jq '.agents[] | {agent, online, backlog}'
+  $ NATS_URL=nats://10.0.0.5:4222 swarm status --json
+
+Exit codes: 0 ok, 2 bad flags, 3 NATS not reachable.`,
+    )
+    .action(async (flags: StatusFlags) => {
+      const common = resolveCommon(flags);
+      const roster = await loadRoster(common.rosterPath);
+      const nc = await connectBus({
+        ...natsConnectOptions(common, "swarm-status"),
+        log: silentLogger,
+        timeoutMs: 3000,
+      });
+      try {
+        const snapshot = await readSwarmSnapshot(nc);
+        const report = buildStatusReport(snapshot, {
+          nats: common.natsUrl,
+          knownAgents: roster.agents.map((a) => a.name),
+          heartbeatIntervalS: flags.heartbeatInterval,
+        });
+        process.stdout.write(
+          flags.json
+            ? `${JSON.stringify(report)}\n`
+            : formatStatusReport(report, { color: useColor(), maxMissions: flags.missions }),
+        );
+      } finally {
+        await nc.close();
+      }
+    });
+}

@@ -1,0 +1,83 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { Command } from "commander";
+import { connectBus } from "../../bus/index.ts";
+import { BadInputError, ExitCode } from "../../errors.ts";
+import { silentLogger } from "../../log.ts";
+import { parseBrief } from "../../orchestrator/brief.ts";
+import {
+  followMission,
+  newMissionId,
+  nextEventsSeq,
+  submitMission,
+} from "../../orchestrator/submission.ts";
+import { resolveWorkspaceSeed, seedMissionWorkspace } from "../../orchestrator/workspace-seed.ts";
+import { loadRoster } from "../../workers/roster.ts";
+import { formatEventLine } from "../event-line.ts";
+import {
+  natsConnectOptions,
+  resolveCommon,
+  withCommonOptions,
+  type CommonFlags,
+} from "../options.ts";
+
+interface SubmitFlags extends CommonFlags {
+  wait?: boolean;
+  json?: boolean;
+}
+
+/** Reads a brief file and checks it like the orchestrator will (exit 2 before anything is sent). */
+export async function readBriefFile(file: string, rosterPath: string | undefined) {
+  const sourcePath = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(sourcePath, "utf8");
+  } catch (err) {
+    throw new BadInputError(`cannot read brief ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const roster = await loadRoster(rosterPath);
+  const brief = parseBrief(text, { sourcePath, knownAgents: roster.agents.map((a) => a.name) });
+  const seed = await resolveWorkspaceSeed(brief, sourcePath);
+  return { text, sourcePath, brief, roster, seed };
+}
+
+export function registerSubmitCommand(program: Command): void {
+  withCommonOptions(
+    program
+      .command("submit")
+      .description("submit a mission brief; prints the mission id")
+      .argument("<brief>", "mission brief (Markdown)")
+      .option("--wait", "follow the mission to its end; exit 0 only if it completed")
+      .option("--json", "with --wait: print each event as JSON"),
+  )
+    .addHelpText("after", "\nExamples:\n  $ swarm submit mission-briefs/demo-library.md --wait")
+    .action(async (file: string, flags: SubmitFlags) => {
+      const common = resolveCommon(flags);
+      const { text, sourcePath, seed } = await readBriefFile(file, common.rosterPath);
+      const nc = await connectBus({
+        ...natsConnectOptions(common, "swarm-submit"),
+        log: silentLogger,
+      });
+      try {
+        const fromSeq = flags.wait ? await nextEventsSeq(nc).catch(() => 1) : 1;
+        const missionId = newMissionId();
+        if (seed) await seedMissionWorkspace(seed, common.workspaceRoot, missionId);
+        await submitMission(nc, { brief: text, sourcePath, missionId });
+        process.stdout.write(`${missionId}\n`);
+        if (!flags.wait) return;
+        const color = process.stdout.isTTY === true;
+        const final = await followMission(nc, {
+          missionId,
+          fromSeq,
+          onEvent: (e) =>
+            process.stdout.write(
+              flags.json ? `${JSON.stringify(e)}\n` : `${formatEventLine(e, color)}\n`,
+            ),
+        });
+        process.exitCode =
+          final.type === "mission_completed" ? ExitCode.ok : ExitCode.missionFailed;
+      } finally {
+        await nc.drain();
+      }
+    });
+}

@@ -1,0 +1,174 @@
+import type { Command } from "commander";
+import { z } from "zod";
+import { connectBus } from "../../bus/index.ts";
+import { BadInputError, ExitCode } from "../../errors.ts";
+import { parseModelSpec } from "../../llm/model-spec.ts";
+import { createLogger } from "../../log.ts";
+import { newInstanceId } from "../../workers/instance-id.ts";
+import { loadRoster } from "../../workers/roster.ts";
+import { checkSandbox, startWorkerReplica } from "../../workers/worker-replica.ts";
+import {
+  positiveInt,
+  natsConnectOptions,
+  resolveCommon,
+  withCommonOptions,
+  type CommonFlags,
+} from "../options.ts";
+import { packageVersion } from "../program.ts";
+import { selfCommand } from "../self.ts";
+import { Supervisor } from "../supervisor.ts";
+import { onShutdownSignal } from "../signals.ts";
+
+/**
+ * Tuning knobs read from the environment (tests and operators; unset = the
+ * runtime's default). They pass through to `--replicas` children unchanged.
+ *   SWARM_ACK_WAIT_MS        consumer ack_wait: a silent replica's task is redelivered after it (30000)
+ *   SWARM_MAX_DELIVER        consumer max_deliver: deliveries of one attempt before it fails for good (5)
+ *   SWARM_LEASE_MS           claim lease, renewed while a task runs; a dead replica's claim lapses after it (15000)
+ *   SWARM_HEARTBEAT_MS       agent_heartbeat period (5000)
+ *   SWARM_DRAIN_TIMEOUT_MS   on SIGTERM, how long in-flight tasks may finish before they are handed back (10000)
+ *   SWARM_MODEL_RETRY_MS     first delay before a task whose model server is down is offered again, doubling (2000)
+ *   SWARM_MAX_MODEL_CALLS    model calls per task before the agent must stop (24)
+ * Security settings (docs/security.md), read by the replica:
+ *   SWARM_SANDBOX            bwrap | none: sandbox of agents whose roster entry names none (default: bwrap if it works)
+ *   SWARM_BWRAP_BIN          the bubblewrap binary (default: bwrap on PATH)
+ *   NATS_USER / NATS_PASS    credentials (or nats://user:pass@host in NATS_URL)
+ *   SWARM_NATS_INBOX_PREFIX  inbox prefix the worker's NATS user may subscribe on (e.g. _INBOX_builder)
+ */
+const Millis = z.coerce.number().int().min(1).max(3_600_000);
+export const WorkerTuning = z.object({
+  SWARM_ACK_WAIT_MS: Millis.min(1000).optional(),
+  SWARM_MAX_DELIVER: z.coerce.number().int().min(1).max(100).optional(),
+  SWARM_LEASE_MS: Millis.min(300).optional(),
+  SWARM_HEARTBEAT_MS: Millis.min(50).optional(),
+  SWARM_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).optional(),
+  SWARM_MODEL_RETRY_MS: Millis.optional(),
+  SWARM_MAX_MODEL_CALLS: z.coerce.number().int().min(1).max(500).optional(),
+});
+export type WorkerTuning = z.infer<typeof WorkerTuning>;
+
+/** The knobs of `env`, or a BadInputError naming the variable. */
+export function readWorkerTuning(env: NodeJS.ProcessEnv = process.env): WorkerTuning {
+  const present = Object.fromEntries(
+    Object.keys(WorkerTuning.shape).flatMap((k) => {
+      const v = env[k]?.trim();
+      return v ? [[k, v]] : [];
+    }),
+  );
+  const r = WorkerTuning.safeParse(present);
+  if (!r.success) {
+    const what = r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new BadInputError(`invalid worker setting: ${what}`);
+  }
+  return r.data;
+}
+
+interface WorkerFlags extends CommonFlags {
+  agent: string;
+  replicas: number;
+  concurrency?: number;
+}
+
+export function registerWorkerCommand(program: Command): void {
+  withCommonOptions(
+    program
+      .command("worker")
+      .description("run replicas of one agent: pull its tasks, run them, report")
+      .requiredOption("--agent <name>", "roster agent to serve")
+      .option("--replicas <n>", "replica processes", positiveInt("--replicas"), 1)
+      .option("--concurrency <n>", "tasks in flight per replica", positiveInt("--concurrency")),
+  )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ swarm worker --agent builder --replicas 3\n  $ swarm worker --agent tester --concurrency 4",
+    )
+    .action(async (flags: WorkerFlags) => {
+      const common = resolveCommon(flags);
+      const roster = await loadRoster(common.rosterPath);
+      const agent = roster.agents.find((a) => a.name === flags.agent);
+      if (!agent) {
+        throw new BadInputError(
+          `agent ${JSON.stringify(flags.agent)} is not in the roster (${roster.agents.map((a) => a.name).join(", ")})`,
+        );
+      }
+      const tuning = readWorkerTuning();
+      // A bad SWARM_WORKER_MODEL is a config error now, not a failed task later.
+      parseModelSpec(agent.model ?? common.env.SWARM_WORKER_MODEL);
+      // So is a sandbox this machine can't give (exit 2, before NATS is even asked).
+      await checkSandbox(agent, process.env);
+      if (flags.replicas > 1) {
+        await superviseReplicas(flags);
+        return;
+      }
+      const log = createLogger("worker", { agent: agent.name });
+      const nc = await connectBus({
+        ...natsConnectOptions(common, `worker-${agent.name}`),
+        log,
+      });
+      const replica = await startWorkerReplica({
+        nc,
+        agent,
+        instance: newInstanceId(),
+        concurrency: flags.concurrency ?? agent.concurrency ?? 1,
+        workspaceRoot: common.workspaceRoot,
+        defaultModel: common.env.SWARM_WORKER_MODEL,
+        version: packageVersion(),
+        log,
+        ackWaitMs: tuning.SWARM_ACK_WAIT_MS,
+        maxDeliver: tuning.SWARM_MAX_DELIVER,
+        leaseMs: tuning.SWARM_LEASE_MS,
+        heartbeatMs: tuning.SWARM_HEARTBEAT_MS,
+        drainTimeoutMs: tuning.SWARM_DRAIN_TIMEOUT_MS,
+        modelRetryBaseMs: tuning.SWARM_MODEL_RETRY_MS,
+        maxModelCalls: tuning.SWARM_MAX_MODEL_CALLS,
+        env: process.env,
+      });
+      onShutdownSignal(async (signal) => {
+        log.info({ signal }, "draining");
+        await replica.stop(`received ${signal}`);
+      });
+      await replica.done;
+      await replica.stop();
+      await nc.drain();
+    });
+}
+
+/**
+ * `--replicas N`: N separate processes, so one can die alone; restarted when
+ * they crash. A replica that exits with "bad input" (exit 2) would fail the
+ * same way on every restart, so that stops them all with the same code.
+ */
+async function superviseReplicas(flags: WorkerFlags): Promise<void> {
+  const self = selfCommand();
+  const sup = new Supervisor();
+  const log = createLogger("worker-supervisor", { agent: flags.agent });
+  let badInput = false;
+  let wake!: () => void;
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
+  sup.on("event", (e) => {
+    log.info(e, `replica ${e.type}`);
+    if (e.type === "exited" && e.code === ExitCode.badInput) {
+      badInput = true;
+      wake();
+    }
+  });
+  const passOn = [
+    ...(flags.nats ? ["--nats", flags.nats] : []),
+    ...(flags.workspace ? ["--workspace", flags.workspace] : []),
+    ...(flags.roster ? ["--roster", flags.roster] : []),
+    ...(flags.concurrency ? ["--concurrency", String(flags.concurrency)] : []),
+  ];
+  for (let i = 1; i <= flags.replicas; i++) {
+    sup.start({
+      name: `${flags.agent}#${i}`,
+      command: self.command,
+      args: [...self.args, "worker", "--agent", flags.agent, ...passOn],
+    });
+  }
+  onShutdownSignal(async () => wake());
+  await stopped;
+  await sup.stopAll();
+  if (badInput) {
+    throw new BadInputError(`a ${flags.agent} replica exited with bad input (its error is above)`);
+  }
+}

@@ -1,0 +1,19 @@
+import { CommanderError } from "commander";
+import { errorMessage, exitCodeFor, InfrastructureError } from "../errors.ts";
+import { commanderExitCode, createProgram } from "./program.ts";
+import { registerCommands } from "./commands.ts";
+
+const program = createProgram();
+registerCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = commanderExitCode(err);
+  } else {
+    process.stderr.write(`swarm: ${errorMessage(err)}\n`);
+    if (err instanceof InfrastructureError && err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+    process.exitCode = exitCodeFor(err);
+  }
+}

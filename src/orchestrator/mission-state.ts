@@ -1,0 +1,425 @@
+/**
+ * The data of the mission state machine: its state, inputs and commands, and
+ * the read-only views over a state (counts, summary) that the report and the
+ * shell use. The transitions live in `mission-machine.ts`.
+ *
+ * Everything here is plain JSON-compatible data (no Maps, no Dates, no
+ * functions), so a state can be cloned, compared, logged and stored.
+ * Times are milliseconds since the epoch and always come from inputs.
+ */
+import type { PayloadInput } from "../schema/events.ts";
+import type { PlanInput } from "../schema/plan.ts";
+import type { TaskResult, Usage } from "../schema/result.ts";
+import type { Task } from "../schema/task.ts";
+import type { NormalizedPlan, NormalizedTask } from "./plan-validation.ts";
+
+/** `worker` of the results the orchestrator writes itself (timeouts). */
+export const ORCHESTRATOR_WORKER = "orchestrator";
+
+export interface MissionConfig {
+  missionId: string;
+  /** When the mission was submitted (ms); the time budget counts from here. */
+  startedAt: number;
+  budget: { tokens?: number; time_s?: number };
+  /** A dispatched attempt that no worker has started after this long counts as failed. */
+  startTimeoutS: number;
+  /**
+   * Extra time after a task's `timeout_s` before the orchestrator gives up on
+   * a started attempt, so that the worker's own timeout report (with its
+   * steps and output) normally arrives first.
+   */
+  resultGraceS: number;
+  /** How many times a finally failed task may lead to a revised plan. */
+  maxReplans: number;
+  /** Where the report will be written; put in the final events. */
+  reportPath: string | null;
+}
+
+export const DEFAULT_START_TIMEOUT_S = 60;
+export const DEFAULT_RESULT_GRACE_S = 10;
+export const DEFAULT_MAX_REPLANS = 2;
+
+export type MissionStatus =
+  | "planning"
+  | "running"
+  /** A task finally failed: in-flight attempts drain, then a revised plan is requested. */
+  | "replanning"
+  | "completed"
+  | "failed"
+  | "cancelled";
+export type FinalStatus = "completed" | "failed" | "cancelled";
+
+export type TaskStatus =
+  | "pending"
+  | "dispatched"
+  | "running"
+  | "succeeded"
+  | "failed"
+  /** Never dispatched because the mission ended first. */
+  | "skipped"
+  /** In flight when the mission ended. */
+  | "cancelled"
+  /** Dropped by a revised plan. */
+  | "superseded";
+
+export interface AttemptRecord {
+  attempt: number;
+  dispatchedAt: number;
+  startedAt: number | null;
+  worker: string | null;
+  delivery: number | null;
+  finishedAt: number | null;
+  outcome: "succeeded" | "failed" | "timed_out" | "aborted" | null;
+  summary: string | null;
+  error: string | null;
+  usage: Usage | null;
+  /** A worker's result arrived after the orchestrator had timed this attempt out. */
+  lateResult: boolean;
+}
+
+export interface TaskRecord {
+  id: string;
+  agent: string;
+  wave: number;
+  /** Plan revision this task belongs to. */
+  revision: number;
+  /** Part of the current plan (false once superseded, or a kept task the revision left out). */
+  inPlan: boolean;
+  spec: NormalizedTask;
+  status: TaskStatus;
+  /**
+   * Attempt numbers continue across revisions, because `<mission>.<task>.<attempt>`
+   * is the dedupe key of dispatches and worker claims: this revision's attempts
+   * are `attemptBase + 1 .. maxAttempt`.
+   */
+  attemptBase: number;
+  maxAttempt: number;
+  attempts: AttemptRecord[];
+  /** Summary of the successful result; dependents receive it as an input. */
+  summary: string | null;
+  /** Error of the final failure. */
+  error: string | null;
+  finishedAt: number | null;
+}
+
+export interface WaveRecord {
+  wave: number;
+  taskIds: string[];
+  started: boolean;
+  completed: boolean;
+}
+
+export interface FailedTask {
+  id: string;
+  error: string;
+  attempts: number;
+}
+
+export interface TokenCount {
+  input_tokens: number;
+  output_tokens: number;
+}
+
+export interface UsageTotals extends TokenCount {
+  byAgent: Record<string, TokenCount>;
+  /** Keyed by model spec; "none" for run-only tasks. */
+  byModel: Record<string, TokenCount>;
+}
+
+export interface MissionState {
+  config: MissionConfig;
+  status: MissionStatus;
+  /** 0 for the first plan, n after the n-th replan. */
+  revision: number;
+  plan: NormalizedPlan | null;
+  replansUsed: number;
+  /** Set while replanning: draining in-flight attempts, or waiting for the planner. */
+  replan: { phase: "draining" | "requested" } | null;
+  tasks: Record<string, TaskRecord>;
+  /** Task ids: the current plan's in plan order, then older ones. */
+  order: string[];
+  /** Waves of the current revision. */
+  waves: WaveRecord[];
+  usage: UsageTotals;
+  /** Final failures of the current revision. */
+  failures: FailedTask[];
+  /** Failures that led to each replan, oldest first (for the report). */
+  replanHistory: Array<{ revision: number; failed: FailedTask[] }>;
+  outcome: { status: FinalStatus; reason: string; at: number } | null;
+}
+
+// ---------------------------------------------------------------- inputs
+
+/** What the shell feeds the machine. `now` is the input's time (ms since the epoch). */
+export type MissionInput =
+  /** The plan is validated and normalized by the machine (an invalid one fails the mission). */
+  | { type: "planned"; now: number; plan: PlanInput; revision?: number; error?: undefined }
+  /** The first plan could not be made (the planner gave up). */
+  | { type: "planned"; now: number; error: string; plan?: undefined; revision?: number }
+  | {
+      type: "task_started";
+      now: number;
+      task_id: string;
+      attempt: number;
+      worker: string;
+      /** JetStream delivery count; a new delivery of a started attempt restarts its clock. */
+      delivery?: number;
+    }
+  | { type: "task_result"; now: number; task_id: string; attempt: number; result: TaskResult }
+  | { type: "tick"; now: number }
+  | { type: "cancel"; now: number; reason: string; requested_by?: string }
+  | { type: "replan_result"; now: number; plan: PlanInput; error?: undefined }
+  | { type: "replan_result"; now: number; error: string; plan?: undefined };
+
+export type MissionInputType = MissionInput["type"];
+
+// ---------------------------------------------------------------- commands
+
+/** Events the machine asks the shell to publish on `squad.coordination`. */
+export type EmittedType =
+  | "wave_started"
+  | "wave_completed"
+  | "task_failed"
+  | "mission_completed"
+  | "mission_failed"
+  | "mission_cancelled";
+
+export type EmittedEvent = {
+  [T in EmittedType]: { type: T; task_id: string | null; payload: PayloadInput<T> };
+}[EmittedType];
+
+/** One outcome per task, as the planner sees it on a replan. */
+export interface TaskOutcome {
+  id: string;
+  agent: string;
+  title: string;
+  status: TaskStatus;
+  summary: string | null;
+  error: string | null;
+  attempts: number;
+}
+
+export interface InFlightAttempt {
+  task_id: string;
+  agent: string;
+  attempt: number;
+  worker: string | null;
+}
+
+export type MissionCommand =
+  /** Publish `task_assigned {task}` on `squad.tasks.<task.agent>` with `Nats-Msg-Id: msg_id`. */
+  | { kind: "dispatch"; msg_id: string; task: Task }
+  /**
+   * Publish this event with envelope `id` (deterministic, so a re-publish is
+   * deduplicated) and `timestamp` (the input's time, which keeps replay exact).
+   */
+  | { kind: "emit"; id: string; timestamp: string; event: EmittedEvent }
+  /**
+   * Ask the planner for a revised plan (planMission's `previous`), then feed
+   * back `replan_result`. `revision` is the number the new mission_planned carries.
+   */
+  | {
+      kind: "request_replan";
+      revision: number;
+      plan: NormalizedPlan;
+      failed: FailedTask[];
+      results: TaskOutcome[];
+    }
+  /** Stop these attempts if possible (cancel, budget, failure, or one attempt that timed out). */
+  | { kind: "abort_tasks"; reason: string; tasks: InFlightAttempt[] }
+  /** An input that changed nothing; log it visibly. */
+  | {
+      kind: "ignored";
+      input: MissionInputType;
+      task_id: string | null;
+      attempt: number | null;
+      reason: string;
+    }
+  /** The mission reached a final state: write the report (before publishing the final event). */
+  | { kind: "finish"; status: FinalStatus; reason: string; summary: MissionSummary };
+
+export interface StepResult {
+  state: MissionState;
+  commands: MissionCommand[];
+}
+
+// ---------------------------------------------------------------- construction
+
+export interface CreateMissionOptions {
+  missionId: string;
+  startedAt: number;
+  budget?: { tokens?: number; time_s?: number };
+  startTimeoutS?: number;
+  resultGraceS?: number;
+  maxReplans?: number;
+  reportPath?: string | null;
+}
+
+/** The state of a submitted mission that has no plan yet. */
+export function createMission(opts: CreateMissionOptions): MissionState {
+  return {
+    config: {
+      missionId: opts.missionId,
+      startedAt: opts.startedAt,
+      budget: { ...opts.budget },
+      startTimeoutS: opts.startTimeoutS ?? DEFAULT_START_TIMEOUT_S,
+      resultGraceS: opts.resultGraceS ?? DEFAULT_RESULT_GRACE_S,
+      maxReplans: opts.maxReplans ?? DEFAULT_MAX_REPLANS,
+      reportPath: opts.reportPath ?? null,
+    },
+    status: "planning",
+    revision: 0,
+    plan: null,
+    replansUsed: 0,
+    replan: null,
+    tasks: {},
+    order: [],
+    waves: [],
+    usage: { input_tokens: 0, output_tokens: 0, byAgent: {}, byModel: {} },
+    failures: [],
+    replanHistory: [],
+    outcome: null,
+  };
+}
+
+// ---------------------------------------------------------------- views
+
+export function isFinal(state: MissionState): boolean {
+  return state.status === "completed" || state.status === "failed" || state.status === "cancelled";
+}
+
+export function isInFlight(task: TaskRecord): boolean {
+  return task.status === "dispatched" || task.status === "running";
+}
+
+/** The attempt now in flight for a task, if any. */
+export function currentAttempt(task: TaskRecord): AttemptRecord | null {
+  const last = task.attempts.at(-1);
+  return last && last.outcome === null && isInFlight(task) ? last : null;
+}
+
+export function inFlightAttempts(state: MissionState): InFlightAttempt[] {
+  const out: InFlightAttempt[] = [];
+  for (const id of state.order) {
+    const t = state.tasks[id]!;
+    const a = currentAttempt(t);
+    if (a) out.push({ task_id: t.id, agent: t.agent, attempt: a.attempt, worker: a.worker });
+  }
+  return out;
+}
+
+export interface TaskCounts {
+  total: number;
+  succeeded: number;
+  failed: number;
+  pending: number;
+  in_flight: number;
+  skipped: number;
+  cancelled: number;
+  superseded: number;
+}
+
+/**
+ * Counts over the tasks that make up the mission now: the current plan's,
+ * plus earlier successes a revision left out. Superseded tasks are counted
+ * on their own and not in `total`.
+ */
+export function taskCounts(state: MissionState): TaskCounts {
+  const c: TaskCounts = {
+    total: 0,
+    succeeded: 0,
+    failed: 0,
+    pending: 0,
+    in_flight: 0,
+    skipped: 0,
+    cancelled: 0,
+    superseded: 0,
+  };
+  for (const id of state.order) {
+    const t = state.tasks[id]!;
+    if (t.status === "superseded") {
+      c.superseded++;
+      continue;
+    }
+    if (!t.inPlan && t.status !== "succeeded") continue;
+    c.total++;
+    if (t.status === "succeeded") c.succeeded++;
+    else if (t.status === "failed") c.failed++;
+    else if (t.status === "pending") c.pending++;
+    else if (isInFlight(t)) c.in_flight++;
+    else if (t.status === "skipped") c.skipped++;
+    else if (t.status === "cancelled") c.cancelled++;
+  }
+  return c;
+}
+
+export interface TaskRow {
+  id: string;
+  agent: string;
+  wave: number;
+  revision: number;
+  title: string;
+  status: TaskStatus;
+  attempts: number;
+  summary: string | null;
+  error: string | null;
+  /** From the first dispatch to the final result. */
+  duration_ms: number | null;
+  usage: TokenCount;
+  workers: string[];
+}
+
+/** Everything the report needs, derived from a state. */
+export interface MissionSummary {
+  mission_id: string;
+  status: MissionStatus;
+  reason: string | null;
+  revision: number;
+  replans: number;
+  tasks: TaskCounts;
+  duration_ms: number | null;
+  usage: UsageTotals;
+  failed_tasks: FailedTask[];
+  replan_history: Array<{ revision: number; failed: FailedTask[] }>;
+  rows: TaskRow[];
+}
+
+/** A summary of the mission; `now` gives the duration of a mission still running. */
+export function summarize(state: MissionState, now?: number): MissionSummary {
+  const end = state.outcome?.at ?? now;
+  return {
+    mission_id: state.config.missionId,
+    status: state.status,
+    reason: state.outcome?.reason ?? null,
+    revision: state.revision,
+    replans: state.replansUsed,
+    tasks: taskCounts(state),
+    duration_ms: end === undefined ? null : Math.max(0, end - state.config.startedAt),
+    usage: structuredClone(state.usage),
+    failed_tasks: state.failures.map((f) => ({ ...f })),
+    replan_history: structuredClone(state.replanHistory),
+    rows: state.order.map((id) => {
+      const t = state.tasks[id]!;
+      const first = t.attempts[0];
+      const usage = { input_tokens: 0, output_tokens: 0 };
+      for (const a of t.attempts) {
+        usage.input_tokens += a.usage?.input_tokens ?? 0;
+        usage.output_tokens += a.usage?.output_tokens ?? 0;
+      }
+      return {
+        id: t.id,
+        agent: t.agent,
+        wave: t.wave,
+        revision: t.revision,
+        title: t.spec.title,
+        status: t.status,
+        attempts: t.attempts.length,
+        summary: t.summary,
+        error: t.error,
+        duration_ms: first && t.finishedAt !== null ? t.finishedAt - first.dispatchedAt : null,
+        usage,
+        workers: [...new Set(t.attempts.flatMap((a) => (a.worker ? [a.worker] : [])))],
+      };
+    }),
+  };
+}

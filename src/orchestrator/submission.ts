@@ -1,0 +1,79 @@
+import { randomBytes } from "node:crypto";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  createPublisher,
+  followEvents,
+  openJetStreamManager,
+  provisionStreams,
+} from "../bus/index.ts";
+import { makeEvent, STREAMS, type SquadEvent } from "../schema/index.ts";
+
+/** `m-20261121-134501-3fa2`: sortable by time, unique, subject- and file-safe. */
+export function newMissionId(now = new Date()): string {
+  const iso = now.toISOString().replace(/[-:]/g, "");
+  return `m-${iso.slice(0, 8)}-${iso.slice(9, 15)}-${randomBytes(2).toString("hex")}`;
+}
+
+/** Publishes `mission_submitted`; the mission id is the submitter's. */
+export async function submitMission(
+  nc: NatsConnection,
+  opts: { brief: string; sourcePath: string | null; missionId?: string },
+): Promise<string> {
+  const missionId = opts.missionId ?? newMissionId();
+  await provisionStreams(nc);
+  await createPublisher(nc).publish(
+    makeEvent(
+      "mission_submitted",
+      { id: `${missionId}.submitted`, mission_id: missionId, source: "cli" },
+      { brief: opts.brief, source_path: opts.sourcePath },
+    ),
+  );
+  return missionId;
+}
+
+export type FinalMissionEvent = Extract<
+  SquadEvent,
+  { type: "mission_completed" | "mission_failed" | "mission_cancelled" }
+>;
+
+/** The orchestrator's final event for a mission (a user's cancel request is not one). */
+export function isFinalMissionEvent(e: SquadEvent): e is FinalMissionEvent {
+  return (
+    e.type === "mission_completed" ||
+    e.type === "mission_failed" ||
+    (e.type === "mission_cancelled" && e.source === "orchestrator")
+  );
+}
+
+/**
+ * Follows one mission's events from SQUAD_EVENTS (from `fromSeq`, so nothing
+ * published between submit and follow is missed, across reconnects) until
+ * its final event.
+ */
+export async function followMission(
+  nc: NatsConnection,
+  opts: { missionId: string; fromSeq: number; onEvent?: (e: SquadEvent) => void },
+): Promise<FinalMissionEvent> {
+  let resolve!: (e: FinalMissionEvent) => void;
+  const done = new Promise<FinalMissionEvent>((r) => (resolve = r));
+  const feed = await followEvents(nc, {
+    fromSeq: opts.fromSeq,
+    onEvent: (e) => {
+      if (e.mission_id !== opts.missionId) return;
+      opts.onEvent?.(e);
+      if (isFinalMissionEvent(e)) resolve(e);
+    },
+  });
+  try {
+    return await done;
+  } finally {
+    await feed.stop();
+  }
+}
+
+/** The next sequence SQUAD_EVENTS will store: follow from here to see only what comes. */
+export async function nextEventsSeq(nc: NatsConnection): Promise<number> {
+  const jsm = await openJetStreamManager(nc, { check: false });
+  const info = await jsm.streams.info(STREAMS.events);
+  return info.state.last_seq + 1;
+}

@@ -1,0 +1,175 @@
+import { z } from "zod";
+import { AgentName, MissionId, TaskId } from "./identifiers.ts";
+import { Plan } from "./plan.ts";
+import { Task } from "./task.ts";
+import { Step, TaskResult } from "./result.ts";
+
+/** Version of the envelope; bumped only on an incompatible change. */
+export const SCHEMA_VERSION = 1;
+
+const Counts = z.object({
+  total: z.number().int().nonnegative(),
+  succeeded: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+});
+const Tokens = z.object({
+  input_tokens: z.number().int().nonnegative(),
+  output_tokens: z.number().int().nonnegative(),
+});
+
+/** Payload schemas by event type: the typed half of the contract. */
+export const EventPayloads = {
+  mission_submitted: z.object({
+    /** The whole Markdown text of the brief; the orchestrator parses it. */
+    brief: z.string().min(1, "the brief is empty"),
+    source_path: z.string().nullable(),
+  }),
+  mission_planned: z.object({
+    title: z.string(),
+    plan: Plan,
+    /** Model spec, or null for an explicit plan from the brief. */
+    planner: z.string().nullable(),
+    /** 0 for the first plan, n for the n-th replan. */
+    revision: z.number().int().nonnegative().default(0),
+    /** From the brief; recorded so a restarted orchestrator rebuilds the same mission. */
+    budget: z
+      .object({
+        tokens: z.number().int().positive().optional(),
+        time_s: z.number().positive().optional(),
+      })
+      .optional(),
+    /** When the mission was submitted: the time budget counts from here. */
+    submitted_at: z.iso.datetime({ offset: true }).optional(),
+    source_path: z.string().nullable().optional(),
+  }),
+  mission_completed: z.object({
+    summary: z.string(),
+    tasks: Counts,
+    duration_ms: z.number().nonnegative(),
+    usage: Tokens,
+    report: z.string().nullable(),
+  }),
+  mission_failed: z.object({
+    reason: z.string(),
+    failed_tasks: z.array(z.object({ id: TaskId, error: z.string() })).default([]),
+    tasks: Counts.optional(),
+    duration_ms: z.number().nonnegative().optional(),
+    usage: Tokens.optional(),
+    report: z.string().nullable().optional(),
+  }),
+  mission_cancelled: z.object({
+    reason: z.string(),
+    requested_by: z.string().optional(),
+  }),
+  wave_started: z.object({ wave: z.number().int().min(1), task_ids: z.array(TaskId) }),
+  wave_completed: z.object({
+    wave: z.number().int().min(1),
+    succeeded: z.array(TaskId),
+    failed: z.array(TaskId),
+  }),
+  task_assigned: z.object({ task: Task }),
+  task_started: z.object({
+    attempt: z.number().int().min(1),
+    worker: z.string().min(1),
+    /** JetStream delivery count of the message that carried this attempt. */
+    delivery: z.number().int().min(1).optional(),
+  }),
+  task_progress: z.object({
+    attempt: z.number().int().min(1),
+    worker: z.string().min(1),
+    step: Step,
+  }),
+  task_completed: z.object({ result: TaskResult }),
+  task_failed: z.object({ result: TaskResult }),
+  agent_online: z.object({
+    agent: AgentName,
+    instance: z.string().min(1),
+    pid: z.number().int(),
+    host: z.string(),
+    concurrency: z.number().int().min(1),
+    model: z.string().nullable(),
+    version: z.string(),
+  }),
+  agent_heartbeat: z.object({
+    agent: AgentName,
+    instance: z.string().min(1),
+    in_flight: z.number().int().nonnegative(),
+    completed: z.number().int().nonnegative(),
+    failed: z.number().int().nonnegative(),
+    uptime_s: z.number().nonnegative(),
+  }),
+  agent_offline: z.object({
+    agent: AgentName,
+    instance: z.string().min(1),
+    reason: z.string(),
+  }),
+  approval_requested: z.object({
+    approval_id: z.string().min(1),
+    agent: AgentName,
+    worker: z.string().min(1),
+    command: z.string(),
+    reason: z.string(),
+    timeout_s: z.number().positive(),
+  }),
+  approval_resolved: z.object({
+    approval_id: z.string().min(1),
+    decision: z.enum(["approved", "denied", "timed_out"]),
+    by: z.string(),
+  }),
+} as const;
+
+export type EventType = keyof typeof EventPayloads;
+export const EVENT_TYPES = Object.keys(EventPayloads) as EventType[];
+
+/** Fields every message on `squad.>` carries. */
+export const EnvelopeBase = z.object({
+  schema: z.literal(SCHEMA_VERSION),
+  id: z.string().min(1).max(200),
+  mission_id: MissionId.nullable(),
+  task_id: TaskId.nullable(),
+  /** `orchestrator`, `<agent>/<instance>` or `cli`. */
+  source: z.string().min(1),
+  target: z.string().nullable(),
+  timestamp: z.iso.datetime({ offset: true }),
+  correlation_id: z.string().nullable(),
+});
+
+function eventSchema<T extends EventType>(type: T) {
+  return EnvelopeBase.extend({ type: z.literal(type), payload: EventPayloads[type] });
+}
+
+const eventSchemas = {
+  mission_submitted: eventSchema("mission_submitted"),
+  mission_planned: eventSchema("mission_planned"),
+  mission_completed: eventSchema("mission_completed"),
+  mission_failed: eventSchema("mission_failed"),
+  mission_cancelled: eventSchema("mission_cancelled"),
+  wave_started: eventSchema("wave_started"),
+  wave_completed: eventSchema("wave_completed"),
+  task_assigned: eventSchema("task_assigned"),
+  task_started: eventSchema("task_started"),
+  task_progress: eventSchema("task_progress"),
+  task_completed: eventSchema("task_completed"),
+  task_failed: eventSchema("task_failed"),
+  agent_online: eventSchema("agent_online"),
+  agent_heartbeat: eventSchema("agent_heartbeat"),
+  agent_offline: eventSchema("agent_offline"),
+  approval_requested: eventSchema("approval_requested"),
+  approval_resolved: eventSchema("approval_resolved"),
+} satisfies { [K in EventType]: ReturnType<typeof eventSchema<K>> };
+
+/** Any event on `squad.>`, discriminated on `type`. */
+export const SquadEvent = z.discriminatedUnion(
+  "type",
+  Object.values(eventSchemas) as [
+    (typeof eventSchemas)[EventType],
+    ...(typeof eventSchemas)[EventType][],
+  ],
+);
+export type SquadEvent = z.infer<typeof SquadEvent>;
+export type EventOf<T extends EventType> = Extract<SquadEvent, { type: T }>;
+export type PayloadOf<T extends EventType> = z.infer<(typeof EventPayloads)[T]>;
+/** What a caller gives to build a payload (defaults may be omitted). */
+export type PayloadInput<T extends EventType> = z.input<(typeof EventPayloads)[T]>;
+
+export { eventSchemas as EventSchemas };

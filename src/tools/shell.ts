@@ -1,0 +1,224 @@
+import { readdir, readFile, realpath } from "node:fs/promises";
+import os from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "execa";
+import { bwrapCommand, type ShellSandbox } from "./sandbox.ts";
+import { CappedOutput } from "./truncate.ts";
+
+export interface ShellOptions {
+  command: string;
+  /** Working directory (the task's workspace); also HOME, unless `env` sets one. */
+  cwd: string;
+  timeoutMs: number;
+  /** Aborting kills the command and everything it started. */
+  signal?: AbortSignal;
+  /** Extra variables on top of the allow-list (see buildShellEnv). */
+  env?: Record<string, string>;
+  /** Cap of the returned output; the middle is cut, head and tail kept. */
+  maxOutputBytes?: number;
+  /** How long processes get between SIGTERM and SIGKILL. */
+  killGraceMs?: number;
+  /** Run inside this OS sandbox (sandbox.ts); absent: as the worker's own user, unconfined. */
+  sandbox?: ShellSandbox;
+}
+
+export interface ShellResult {
+  /** null when the command was killed by a signal or could not start. */
+  exit_code: number | null;
+  /** stdout and stderr interleaved as they arrived, capped with a visible note. */
+  output: string;
+  timed_out: boolean;
+  aborted: boolean;
+  duration_ms: number;
+  /** The signal that ended the command, if one did. */
+  signal: string | null;
+}
+
+export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
+const DEFAULT_KILL_GRACE_MS = 2_000;
+
+/**
+ * Run `command` with bash in `cwd`, in its own process group, and return what
+ * happened; a non-zero exit is a result, not an exception.
+ *
+ * Nothing it starts outlives the call: on timeout or abort the whole group
+ * gets SIGTERM then SIGKILL, and when bash itself exits any background
+ * process it left (`server &`) is terminated the same way, so the output
+ * pipes close and no stray process keeps running in the worker. A command
+ * that needs a server must start and use it in the same call.
+ *
+ * The environment is an allow-list (buildShellEnv), never the worker's own,
+ * so API keys and NATS credentials do not reach the command. stdin is closed,
+ * so a command waiting for input gets EOF instead of hanging. With `sandbox`
+ * the command runs under bwrap (see sandbox.ts); the same rules apply.
+ */
+export async function runShell(opts: ShellOptions): Promise<ShellResult> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  if (opts.signal?.aborted) {
+    return {
+      exit_code: null,
+      output: "",
+      timed_out: false,
+      aborted: true,
+      duration_ms: 0,
+      signal: null,
+    };
+  }
+  const graceMs = opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+  const output = new CappedOutput(opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES);
+
+  // One pipe for both streams keeps their true order (two pipes race); stderr
+  // is still read for what bash says before the redirect runs (syntax errors).
+  const script = `exec 2>&1; ${opts.command}`;
+  let file = "/bin/bash";
+  let argv = ["-c", script];
+  let home = opts.cwd;
+  if (opts.sandbox) {
+    // bwrap binds real paths; a symlinked workspace would otherwise bind the link.
+    home = await realpath(opts.cwd).catch(() => opts.cwd);
+    file = opts.sandbox.bin;
+    argv = bwrapCommand(opts.sandbox, home, script);
+  }
+  const child = execa(file, argv, {
+    cwd: opts.cwd,
+    // bwrap passes its own environment on: the allow-list, nothing of the worker's.
+    env: buildShellEnv(opts.env, { home, ...(opts.sandbox ? { tmpdir: "/tmp" } : {}) }),
+    extendEnv: false,
+    // Own process group (execa spawns it detached) and kills signal the whole group;
+    // unlike a bare `detached: true`, execa still kills it if the worker exits.
+    killDescendants: true,
+    stdin: "ignore",
+    buffer: false,
+    reject: false,
+    forceKillAfterDelay: false,
+  });
+  child.stdout?.on("data", (b: Buffer) => output.push(b));
+  child.stderr?.on("data", (b: Buffer) => output.push(b));
+
+  let timedOut = false;
+  let aborted = false;
+  let terminating: Promise<void> | undefined;
+  const terminate = () => {
+    if (child.pid === undefined) return Promise.resolve();
+    terminating ??= terminateGroup(child.pid, graceMs);
+    return terminating;
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void terminate();
+  }, opts.timeoutMs);
+  const onAbort = () => {
+    aborted = true;
+    void terminate();
+  };
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  // bash is done: whatever it left in the background goes too (else it holds the pipes open).
+  child.nodeChildProcess.once("exit", () => void terminate());
+
+  const result = await child;
+  clearTimeout(timer);
+  opts.signal?.removeEventListener("abort", onAbort);
+  await terminate();
+
+  if (child.pid === undefined || (result.exitCode === undefined && !result.signal)) {
+    output.push(
+      Buffer.from(
+        `failed to start the command: ${result.originalMessage || result.shortMessage}\n`,
+      ),
+    );
+  }
+  return {
+    exit_code: result.exitCode ?? null,
+    output: output.text(),
+    timed_out: timedOut,
+    aborted,
+    duration_ms: elapsed(),
+    signal: result.signal ?? null,
+  };
+}
+
+/** One line for logs, results and the model: how the command ended. */
+export function describeShellEnd(r: ShellResult, timeoutMs: number): string {
+  if (r.timed_out) {
+    return `timed out after ${Math.round(timeoutMs / 1000)}s; the command and everything it started were killed`;
+  }
+  if (r.aborted)
+    return "aborted (task cancelled); the command and everything it started were killed";
+  if (r.exit_code === null) return `killed by ${r.signal ?? "a signal"}`;
+  return `exit_code: ${r.exit_code}`;
+}
+
+/**
+ * The only environment a command sees: PATH, HOME (the workspace), LANG,
+ * TMPDIR, TERM=dumb and non-interactive defaults, plus `extra`. Nothing else
+ * from `from` (the worker's environment) is copied.
+ */
+export function buildShellEnv(
+  extra: Record<string, string> = {},
+  opts: { home?: string; tmpdir?: string; from?: NodeJS.ProcessEnv } = {},
+): Record<string, string> {
+  const from = opts.from ?? process.env;
+  const env: Record<string, string> = {
+    PATH: from.PATH || "/usr/local/bin:/usr/bin:/bin",
+    LANG: from.LANG || "C.UTF-8",
+    TMPDIR: opts.tmpdir ?? (from.TMPDIR || os.tmpdir()),
+    TERM: "dumb",
+    // Tools that would prompt, page or colour behave as in CI instead.
+    CI: "true",
+    NO_COLOR: "1",
+    PAGER: "cat",
+    GIT_PAGER: "cat",
+    GIT_TERMINAL_PROMPT: "0",
+  };
+  if (opts.home !== undefined) env.HOME = opts.home;
+  return { ...env, ...extra };
+}
+
+/** SIGTERM the group, wait up to `graceMs` for it to go, then SIGKILL what is left. */
+async function terminateGroup(pgid: number, graceMs: number): Promise<void> {
+  if (!signalGroup(pgid, "SIGTERM")) return;
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!(await groupAlive(pgid))) return;
+    await sleep(25);
+  }
+  signalGroup(pgid, "SIGKILL");
+  // SIGKILL is delivered asynchronously: return only once the group is gone,
+  // so a caller never sees a process it was told was killed (bounded wait).
+  const killDeadline = Date.now() + 2000;
+  while (Date.now() < killDeadline && (await groupAlive(pgid))) await sleep(10);
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false; // ESRCH: the group is already gone
+  }
+}
+
+/**
+ * Whether any process of the group still runs. Killed orphans stay zombies
+ * until init reaps them (some container inits never do), and signalling a
+ * zombie succeeds, so on Linux /proc is read and zombies do not count.
+ */
+async function groupAlive(pgid: number): Promise<boolean> {
+  if (process.platform !== "linux") return signalGroup(pgid, 0);
+  let pids: string[];
+  try {
+    pids = (await readdir("/proc")).filter((d) => /^\d+$/.test(d));
+  } catch {
+    return signalGroup(pgid, 0);
+  }
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    const close = stat.lastIndexOf(")");
+    if (close < 0) continue;
+    // After "(comm)": state ppid pgrp ...
+    const [state, , pgrp] = stat.slice(close + 2).split(" ");
+    if (Number(pgrp) === pgid && state !== "Z" && state !== "X") return true;
+  }
+  return false;
+}

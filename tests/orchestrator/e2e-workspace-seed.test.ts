@@ -1,0 +1,82 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseBrief } from "../../src/orchestrator/brief.ts";
+import {
+  resolveWorkspaceSeed,
+  seedMissionWorkspace,
+} from "../../src/orchestrator/workspace-seed.ts";
+import { runSwarm } from "../helpers/swarm-process.ts";
+import { briefText, plan, startSwarm, type Swarm } from "./e2e-harness.ts";
+
+describe("a brief's workspace: seeds the mission workspace", () => {
+  let swarm: Swarm;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "squad-seed-"));
+    await mkdir(path.join(dir, "project/src"), { recursive: true });
+    await mkdir(path.join(dir, "project/node_modules/junk"), { recursive: true });
+    await writeFile(path.join(dir, "project/src/input.txt"), "seeded\n");
+    await writeFile(path.join(dir, "project/node_modules/junk/x.js"), "junk\n");
+    swarm = await startSwarm();
+    const orch = swarm.spawnOrchestrator();
+    const worker = swarm.spawnWorker("builder");
+    await swarm.ready(orch, "orchestrator");
+    await swarm.ready(worker, "worker");
+  });
+
+  afterAll(async () => {
+    await swarm?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("copies the directory (without node_modules) before the tasks run", async () => {
+    const file = path.join(dir, "brief.md");
+    await writeFile(
+      file,
+      briefText({
+        title: "work on existing files",
+        workspace: "./project",
+        plan: plan([
+          {
+            id: "use-seed",
+            agent: "builder",
+            run: ["tr a-z A-Z < src/input.txt > src/output.txt"],
+            verify: ["grep -q SEEDED src/output.txt", "test ! -e node_modules"],
+          },
+        ]),
+      }),
+    );
+    const r = await runSwarm(["submit", file, "--wait"], swarm.env());
+    expect(r.code, r.stderr).toBe(0);
+    const missionId = r.stdout.split("\n")[0]!;
+    const out = await readFile(path.join(swarm.workspace, missionId, "src/output.txt"), "utf8");
+    expect(out).toBe("SEEDED\n");
+  });
+
+  it("refuses a workspace that is not a directory, naming it (exit 2)", async () => {
+    const file = path.join(dir, "bad.md");
+    await writeFile(
+      file,
+      briefText({
+        title: "bad",
+        workspace: "./nope",
+        plan: plan([{ id: "t", agent: "builder", run: ["true"] }]),
+      }),
+    );
+    const r = await runSwarm(["submit", file], swarm.env());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/workspace: "\.\/nope" is not a directory/);
+  });
+
+  it("resolves relative to the brief and copies into <root>/<mission>", async () => {
+    const brief = parseBrief(briefText({ title: "x", workspace: "project" }, "# do it\n"), {});
+    const seed = await resolveWorkspaceSeed(brief, path.join(dir, "brief.md"));
+    expect(seed).toBe(path.join(dir, "project"));
+    const root = path.join(dir, "root");
+    const dest = await seedMissionWorkspace(seed!, root, "m-1");
+    expect(await readFile(path.join(dest, "src/input.txt"), "utf8")).toBe("seeded\n");
+  });
+});

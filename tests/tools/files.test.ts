@@ -1,0 +1,99 @@
+import {
+  mkdir,
+  mkdtemp,
+  readFile as fsReadFile,
+  rm,
+  symlink,
+  writeFile as fsWriteFile,
+} from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { listFiles, readFile, searchFiles, writeFile } from "../../src/tools/files.ts";
+import { ToolInputError } from "../../src/tools/tool-input-error.ts";
+
+let base: string;
+let root: string;
+beforeEach(async () => {
+  base = await mkdtemp(path.join(os.tmpdir(), "squad-files-"));
+  root = path.join(base, "ws");
+  await mkdir(path.join(root, "src/lib"), { recursive: true });
+  await mkdir(path.join(root, "node_modules/dep"), { recursive: true });
+  await fsWriteFile(
+    path.join(root, "src/index.ts"),
+    "import { x } from './lib/x.ts';\nconsole.log(x);\n// TODO: more\n",
+  );
+  await fsWriteFile(path.join(root, "src/lib/x.ts"), "export const x = 1; // TODO later\n");
+  await fsWriteFile(path.join(root, "node_modules/dep/index.js"), "// TODO in a dependency\n");
+  await fsWriteFile(path.join(base, "outside.txt"), "TODO outside\n");
+});
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+describe("file tools", () => {
+  it("write_file creates parent directories and read_file reads it back", async () => {
+    expect(await writeFile(root, "docs/deep/README.md", "# Hi\n")).toEqual({
+      path: "docs/deep/README.md",
+      bytes: 5,
+    });
+    expect(await readFile(root, "docs/deep/README.md")).toBe("# Hi\n");
+  });
+
+  it("refuses paths outside the workspace", async () => {
+    await expect(readFile(root, "../outside.txt")).rejects.toThrow(ToolInputError);
+    await expect(writeFile(root, "../evil.txt", "x")).rejects.toThrow(/leaves the workspace/);
+    await expect(writeFile(root, "/tmp/evil.txt", "x")).rejects.toThrow(/absolute/);
+    await symlink(base, path.join(root, "up"));
+    await expect(readFile(root, "up/outside.txt")).rejects.toThrow(/leaves the workspace/);
+    await expect(fsReadFile(path.join(base, "outside.txt"), "utf8")).resolves.toBe(
+      "TODO outside\n",
+    );
+  });
+
+  it("enforces the size caps with clear errors", async () => {
+    await fsWriteFile(path.join(root, "big.log"), Buffer.alloc(300 * 1024, 97));
+    await expect(readFile(root, "big.log")).rejects.toThrow(/300 KiB.*at most 256 KiB.*head, tail/);
+    await expect(writeFile(root, "huge.txt", "x".repeat(1024 * 1024 + 1))).rejects.toThrow(
+      /at most 1024 KiB/,
+    );
+  });
+
+  it("refuses binary files, directories and missing files on read", async () => {
+    await fsWriteFile(path.join(root, "bin.dat"), Buffer.from([1, 0, 2, 3]));
+    await expect(readFile(root, "bin.dat")).rejects.toThrow(/binary/);
+    await expect(readFile(root, "src")).rejects.toThrow(/is a directory/);
+    await expect(readFile(root, "nope.txt")).rejects.toThrow(/does not exist/);
+  });
+
+  it("list_files lists recursively, directories with /, without entering node_modules", async () => {
+    const r = await listFiles(root);
+    expect(r).toEqual({
+      entries: ["node_modules/", "src/", "src/index.ts", "src/lib/", "src/lib/x.ts"],
+      truncated: false,
+    });
+    expect((await listFiles(root, "src/lib")).entries).toEqual(["src/lib/x.ts"]);
+    const limited = await listFiles(root, ".", 2);
+    expect(limited).toEqual({ entries: ["node_modules/", "src/"], truncated: true });
+  });
+
+  it("search_files finds regex or plain-text matches as file:line: text", async () => {
+    const r = await searchFiles(root, "TODO");
+    expect(r.matches).toEqual([
+      "src/index.ts:3: // TODO: more",
+      "src/lib/x.ts:1: export const x = 1; // TODO later",
+    ]);
+    expect(r.mode).toBe("regex");
+    const regex = await searchFiles(root, "export const \\w+ = \\d");
+    expect(regex.matches).toEqual(["src/lib/x.ts:1: export const x = 1; // TODO later"]);
+    // Not a valid regex: searched as plain text.
+    const text = await searchFiles(root, "log(x");
+    expect(text).toMatchObject({ mode: "text", matches: ["src/index.ts:2: console.log(x);"] });
+    const bounded = await searchFiles(root, "TODO", ".", 1);
+    expect(bounded).toMatchObject({ matches: ["src/index.ts:3: // TODO: more"], truncated: true });
+  });
+
+  it("search_files refuses patterns that could backtrack forever", async () => {
+    await expect(searchFiles(root, "(a+)+$")).rejects.toThrow(/nests repetitions/);
+  });
+});
