@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".tools/", ".swarm/", "docs/schema/", "coverage/"] },
+  { ignores: ["node_modules/", ".tools/", ".swarm/", "docs/schema/", "coverage/", "dist/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -2,8 +2,10 @@
 # Sourced by every script in scripts/: makes a Node >= 22 the first `node` on
 # PATH (installing the registry's `node` package into .tools/node when the
 # machine's is older), installs node_modules when the lock file changed,
-# installs bubblewrap (the workers' shell sandbox) when missing and we are
-# root, and finds a nats-server (installing Debian's when we are root).
+# compiles src/ to dist/ when the sources changed (spawned replicas run it:
+# no type stripper, less memory), installs bubblewrap (the workers' shell
+# sandbox) when missing and we are root, and finds a nats-server (installing
+# Debian's when we are root).
 # Idempotent and quiet when there is nothing to do.
 
 SQUAD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -58,6 +60,17 @@ squad_ensure_packages() {
   }
 }
 
+# dist/: src/ transpiled to JavaScript, stamped with a hash of the sources
+# (src/cli/compiled.ts). The launcher runs replicas from it only while the
+# stamp matches the sources, so a failed or missing build just means replicas
+# run the sources: a warning, never a failed set-up.
+squad_ensure_build() {
+  if [ ! -d "$SQUAD_ROOT/node_modules/typescript" ]; then return 0; fi
+  node "$SQUAD_ROOT/src/cli/compiled.ts" ||
+    squad_log "warning: could not compile src/ to dist/; replicas will run the sources (more memory)"
+  return 0
+}
+
 # Finds nats-server: $NATS_SERVER_BIN, then PATH, then /usr/sbin (Debian), else
 # installs Debian's package when root. Exports NATS_SERVER_BIN when found.
 squad_ensure_nats_server() {
@@ -109,5 +122,6 @@ squad_ensure_bwrap() {
 squad_setup() {
   squad_ensure_node || return $?
   squad_ensure_packages || return $?
+  squad_ensure_build
   squad_ensure_bwrap
 }

@@ -5,6 +5,7 @@
  * version holding one NATS connection (the floor of any replica).
  */
 import { spawn } from "node:child_process";
+import { compiledEntry } from "../cli/compiled.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startFakeModelServer } from "./fake-model-server.ts";
 import { fakeModelEnv } from "./model-scaling.ts";
@@ -33,7 +34,7 @@ export interface MemoryFigures {
   idleAfterMb: number;
   orchestratorIdleMb: number;
   /** RSS of a fresh Node process right after importing each module set: where idle memory comes from. */
-  imports: Array<{ what: string; mb: number }>;
+  imports: Array<{ what: string; mb: number; alone?: boolean }>;
 }
 
 /**
@@ -46,8 +47,25 @@ const IMPORT_STEPS: Array<{ what: string; specifier: string | null }> = [
   { what: "a first .ts file (Node's type stripper)", specifier: "./src/errors.ts" },
   { what: "the contract's zod schemas", specifier: "./src/schema/index.ts" },
   { what: "the worker runtime", specifier: "./src/workers/worker-replica.ts" },
-  { what: "the whole CLI (every command)", specifier: "./src/cli/commands.ts" },
+  {
+    what: "the worker command (what `swarm worker` loads)",
+    specifier: "./src/cli/commands/worker.ts",
+  },
 ];
+
+/**
+ * The same worker command compiled to JavaScript (dist/, see src/cli/compiled.ts),
+ * as the launcher runs replicas: no type stripper. Measured only when the build
+ * matches the sources.
+ */
+const COMPILED_STEP = {
+  what: "the NATS client and the worker command compiled (dist/: no type stripper)",
+  specifiers: [
+    "@nats-io/transport-node",
+    "./dist/schema/index.js",
+    "./dist/cli/commands/worker.js",
+  ],
+};
 
 /** RSS in MB of a fresh `node` that imported `specifiers` in order (after a GC). */
 async function rssAfterImport(specifiers: string[]): Promise<number> {
@@ -114,6 +132,10 @@ export async function memory(opts: MemoryOptions): Promise<MemoryFigures> {
   for (const step of opts.importBreakdown ? IMPORT_STEPS : []) {
     if (step.specifier) loaded.push(step.specifier);
     imports.push({ what: step.what, mb: await rssAfterImport([...loaded]) });
+  }
+  if (opts.importBreakdown && (await compiledEntry())) {
+    const mb = await rssAfterImport(COMPILED_STEP.specifiers);
+    imports.push({ what: COMPILED_STEP.what, mb, alone: true });
   }
   const figures = await measureReplica(opts);
   return { ...figures, imports };
@@ -194,18 +216,24 @@ export function memorySection(m: MemoryFigures, opts: MemoryOptions, durationMs:
       fig("memory.idle.after", "worker replica RSS, idle again after the load", m.idleAfterMb),
       fig("memory.orchestrator", "orchestrator RSS, idle", m.orchestratorIdleMb),
       ...m.imports.map((i, n) =>
-        fig(`memory.import.${n}`, `fresh Node, imported ${n ? "+ " : ""}${i.what}`, i.mb),
+        fig(
+          `memory.import.${n}`,
+          `fresh Node, imported ${n && !i.alone ? "+ " : ""}${i.what}`,
+          i.mb,
+        ),
       ),
     ],
     notes: [
       `One replica (\`swarm worker --agent builder --concurrency ${opts.slots}\`), sampled every ` +
         `50 ms from /proc/<pid>/status while it ran ${opts.slots * opts.rounds} no-op tasks, then ` +
         `${opts.slots * opts.rounds} model-bound tasks (fake model, ${opts.callMs} ms per call). ` +
-        `The first model task loads LangChain, which the idle figure does not include.`,
+        `The first model task loads LangChain, which the idle figure does not include. ` +
+        `The replica runs as the launcher runs it: compiled (dist/) when the build matches the ` +
+        `sources, else from the sources.`,
       m.imports.length
         ? `Where idle memory comes from: RSS of fresh Node processes (after a GC), each importing ` +
           `one more part than the one before: ` +
-          `${m.imports.map((i) => `${i.what}: ${i.mb.toFixed(0)} MB`).join("; ")} ` +
+          `${m.imports.map((i) => `${i.alone ? "instead, " : ""}${i.what}: ${i.mb.toFixed(0)} MB`).join("; ")} ` +
           `(bare Node with one NATS connection: ${m.referenceMb.toFixed(0)} MB).`
         : "Where idle memory comes from is measured in the full run only.",
     ],

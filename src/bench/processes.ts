@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { open, readdir, readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { selfCommand } from "../cli/self.ts";
 
 export const CLI_ENTRY = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -120,7 +121,7 @@ export interface SwarmProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Spawns `node src/cli/main.ts <args>` with stdout and stderr to `logPath`. */
+/** Spawns `node src/cli/main.ts <args>` (or its build, see selfCommand) with stdout and stderr to `logPath`. */
 export async function spawnSwarm(
   args: string[],
   env: NodeJS.ProcessEnv,
@@ -128,7 +129,10 @@ export async function spawnSwarm(
   nodeArgs: string[] = [],
 ): Promise<SwarmProcess> {
   const log = await open(logPath, "a");
-  const child = spawn(process.execPath, [...nodeArgs, CLI_ENTRY, ...args], {
+  // As the launcher runs them (compiled when dist/ is fresh); profiled runs keep
+  // the sources so that profiles name src/*.ts.
+  const entry = nodeArgs.length ? CLI_ENTRY : (await selfCommand()).args[0]!;
+  const child = spawn(process.execPath, [...nodeArgs, entry, ...args], {
     env,
     cwd: REPO_ROOT,
     stdio: ["ignore", log.fd, log.fd],

@@ -1,31 +1,41 @@
 import type { Command } from "commander";
-import { registerApproveCommand } from "./commands/approve.ts";
-import { registerAuditCommand } from "./commands/audit.ts";
-import { registerBenchCommand } from "./commands/bench.ts";
-import { registerCancelCommand } from "./commands/cancel.ts";
-import { registerDenyCommand } from "./commands/deny.ts";
-import { registerDeployCommand } from "./commands/deploy.ts";
-import { registerOrchestratorCommand } from "./commands/orchestrator.ts";
-import { registerPlanCommand } from "./commands/plan.ts";
-import { registerStatusCommand } from "./commands/status.ts";
-import { registerSubmitCommand } from "./commands/submit.ts";
-import { registerUpCommand } from "./commands/up.ts";
-import { registerWatchCommand } from "./commands/watch.ts";
-import { registerWorkerCommand } from "./commands/worker.ts";
 
-/** Every subcommand of the contract is registered here, one file each. */
-export function registerCommands(program: Command): void {
-  registerDeployCommand(program);
-  registerUpCommand(program);
-  registerOrchestratorCommand(program);
-  registerWorkerCommand(program);
-  registerSubmitCommand(program);
-  registerPlanCommand(program);
-  registerWatchCommand(program);
-  registerStatusCommand(program);
-  registerCancelCommand(program);
-  registerApproveCommand(program);
-  registerDenyCommand(program);
-  registerAuditCommand(program);
-  registerBenchCommand(program);
+/**
+ * Every subcommand of the contract, one file each, in the order `--help`
+ * lists them. Each is imported only when it may be needed: a replica
+ * (`swarm worker`) then never loads the orchestrator, the launcher or the
+ * bench, which would cost it memory for as long as it runs.
+ */
+const COMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
+  deploy: async () => (await import("./commands/deploy.ts")).registerDeployCommand,
+  up: async () => (await import("./commands/up.ts")).registerUpCommand,
+  orchestrator: async () =>
+    (await import("./commands/orchestrator.ts")).registerOrchestratorCommand,
+  worker: async () => (await import("./commands/worker.ts")).registerWorkerCommand,
+  submit: async () => (await import("./commands/submit.ts")).registerSubmitCommand,
+  plan: async () => (await import("./commands/plan.ts")).registerPlanCommand,
+  watch: async () => (await import("./commands/watch.ts")).registerWatchCommand,
+  status: async () => (await import("./commands/status.ts")).registerStatusCommand,
+  cancel: async () => (await import("./commands/cancel.ts")).registerCancelCommand,
+  approve: async () => (await import("./commands/approve.ts")).registerApproveCommand,
+  deny: async () => (await import("./commands/deny.ts")).registerDenyCommand,
+  audit: async () => (await import("./commands/audit.ts")).registerAuditCommand,
+  bench: async () => (await import("./commands/bench.ts")).registerBenchCommand,
+};
+
+/** Names of every subcommand, in help order. */
+export const COMMAND_NAMES = Object.keys(COMMANDS);
+
+/**
+ * Registers the subcommand `args` names (args as after `node main.ts`), or
+ * every subcommand when it names none of them (`--help`, `help worker`, a
+ * typo: commander then lists or suggests them all as before). The program
+ * itself takes no option with a value, so the first word that is not an
+ * option is the subcommand.
+ */
+export async function registerCommands(program: Command, args: readonly string[]): Promise<void> {
+  const named = args.find((a) => !a.startsWith("-"));
+  const names = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : COMMAND_NAMES;
+  const registers = await Promise.all(names.map((n) => COMMANDS[n]!()));
+  for (const register of registers) register(program);
 }

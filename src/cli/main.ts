@@ -4,9 +4,9 @@ import { commanderExitCode, createProgram } from "./program.ts";
 import { registerCommands } from "./commands.ts";
 
 const program = createProgram();
-registerCommands(program);
 
 try {
+  await registerCommands(program, process.argv.slice(2));
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {

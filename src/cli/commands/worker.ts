@@ -15,8 +15,6 @@ import {
   type CommonFlags,
 } from "../options.ts";
 import { packageVersion } from "../program.ts";
-import { selfCommand } from "../self.ts";
-import { Supervisor } from "../supervisor.ts";
 import { onShutdownSignal } from "../signals.ts";
 
 /**
@@ -139,7 +137,12 @@ export function registerWorkerCommand(program: Command): void {
  * same way on every restart, so that stops them all with the same code.
  */
 async function superviseReplicas(flags: WorkerFlags): Promise<void> {
-  const self = selfCommand();
+  // Only a supervising parent needs these, not every replica.
+  const [{ selfCommand }, { Supervisor }] = await Promise.all([
+    import("../self.ts"),
+    import("../supervisor.ts"),
+  ]);
+  const self = await selfCommand();
   const sup = new Supervisor();
   const log = createLogger("worker-supervisor", { agent: flags.agent });
   let badInput = false;

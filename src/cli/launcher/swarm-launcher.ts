@@ -64,7 +64,7 @@ export async function launchSwarm(opts: SwarmLaunchOptions): Promise<LaunchedSwa
     stableAfterMs: 10_000,
   });
   if (opts.onEvent) supervisor.on("event", opts.onEvent);
-  const self = selfCommand();
+  const self = await selfCommand();
   const env: Record<string, string> = {
     NATS_URL: opts.natsUrl,
     SWARM_WORKSPACE: opts.workspaceRoot,

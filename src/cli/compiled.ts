@@ -1,0 +1,124 @@
+/**
+ * The compiled CLI: `src/` transpiled to JavaScript in `dist/` (same layout,
+ * so paths relative to `import.meta.url` still work), built by the scripts'
+ * set-up (scripts/lib/setup.sh). Spawned replicas run it instead of the
+ * sources because Node's type stripper (a wasm module, plus stripping each
+ * file) costs a process about 25 MB of resident memory (docs/benchmarks.md,
+ * section 6). The build is stamped with a hash of the sources it came from,
+ * and it is used only while that hash matches the sources: it is never stale.
+ * Tests and a plain `node src/cli/main.ts` keep running the sources.
+ */
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const SRC_DIR = path.join(ROOT, "src");
+export const DIST_DIR = path.join(ROOT, "dist");
+const STAMP = ".source-hash";
+
+/** Bump when the build itself changes (options, layout): older builds then count as stale. */
+const BUILD_FORMAT = "1";
+
+/** Where the sources are and where their build goes (tests use temporary ones). */
+export interface BuildDirs {
+  src: string;
+  dist: string;
+}
+const REPO_DIRS: BuildDirs = { src: SRC_DIR, dist: DIST_DIR };
+
+/** Every .ts file under `src`, relative, sorted. */
+async function sourceFiles(src: string): Promise<string[]> {
+  const all = await readdir(src, { recursive: true, withFileTypes: true });
+  return all
+    .filter((e) => e.isFile() && e.name.endsWith(".ts") && !e.name.endsWith(".d.ts"))
+    .map((e) => path.relative(src, path.join(e.parentPath, e.name)))
+    .sort();
+}
+
+/** sha256 of every source file's path and content (and the build format). */
+export async function sourceFingerprint(src = SRC_DIR): Promise<string> {
+  const files = await sourceFiles(src);
+  const contents = await Promise.all(files.map((f) => readFile(path.join(src, f))));
+  const hash = createHash("sha256").update(`squad-dist ${BUILD_FORMAT}\0`);
+  files.forEach((f, i) => hash.update(`${f}\0`).update(contents[i]!).update("\0"));
+  return hash.digest("hex");
+}
+
+async function readStamp(dir: string): Promise<string | null> {
+  return readFile(path.join(dir, STAMP), "utf8").catch(() => null);
+}
+
+/** `dist/cli/main.js` if the build matches the sources as they are now, else null. */
+export async function compiledEntry(dirs = REPO_DIRS): Promise<string | null> {
+  const [stamp, current] = await Promise.all([readStamp(dirs.dist), sourceFingerprint(dirs.src)]);
+  return stamp === current ? path.join(dirs.dist, "cli", "main.js") : null;
+}
+
+/**
+ * Transpiles `src/` into `dist/` unless the build there already matches.
+ * Type stripping only (no type check: `tsc --noEmit` does that), with
+ * relative `.ts` imports rewritten to `.js`. Updated in place, file by file
+ * (each written whole, then renamed): a running replica that imports a module
+ * lazily finds it, as it would in `src/`. The stamp goes first and comes back
+ * last, so no process starts from a build in the middle of an update.
+ */
+export async function buildCompiled(dirs = REPO_DIRS): Promise<"fresh" | "built"> {
+  const { src, dist } = dirs;
+  const fingerprint = await sourceFingerprint(src); // before reading: a later edit makes it stale
+  if ((await readStamp(dist)) === fingerprint) return "fresh";
+  const { default: ts } = await import("typescript");
+  const compilerOptions = {
+    target: ts.ScriptTarget.ESNext,
+    module: ts.ModuleKind.ESNext,
+    verbatimModuleSyntax: true,
+    rewriteRelativeImportExtensions: true,
+  };
+  await mkdir(dist, { recursive: true });
+  await rm(path.join(dist, STAMP), { force: true });
+  const wanted = new Set<string>();
+  for (const file of await sourceFiles(src)) {
+    const code = await readFile(path.join(src, file), "utf8");
+    const out = ts.transpileModule(code, {
+      compilerOptions,
+      fileName: file,
+      reportDiagnostics: true,
+    });
+    const problems = out.diagnostics ?? [];
+    if (problems.length) {
+      const text = problems.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+      throw new Error(`cannot compile src/${file}: ${text.join("; ")}`);
+    }
+    const js = file.replace(/\.ts$/, ".js");
+    wanted.add(js);
+    const target = path.join(dist, js);
+    if ((await readFile(target, "utf8").catch(() => null)) === out.outputText) continue;
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeWhole(target, out.outputText);
+  }
+  // Modules whose source is gone go too, as they would from src/.
+  const present = await readdir(dist, { recursive: true, withFileTypes: true });
+  for (const e of present) {
+    const rel = path.relative(dist, path.join(e.parentPath, e.name));
+    if (e.isFile() && rel.endsWith(".js") && !wanted.has(rel)) await rm(path.join(dist, rel));
+  }
+  await writeWhole(path.join(dist, STAMP), fingerprint);
+  return "built";
+}
+
+/** Write to a temporary name, then rename: readers see the old file or the new, never half. */
+async function writeWhole(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+if (import.meta.main) {
+  const started = performance.now();
+  const result = await buildCompiled();
+  if (result === "built") {
+    const ms = Math.round(performance.now() - started);
+    process.stderr.write(`[setup] compiled src/ to dist/ in ${ms} ms\n`);
+  }
+}
