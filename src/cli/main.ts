@@ -3,6 +3,12 @@ import { errorMessage, exitCodeFor, InfrastructureError } from "../errors.ts";
 import { commanderExitCode, createProgram } from "./program.ts";
 import { registerCommands } from "./commands.ts";
 
+// `swarm watch | head` closes our stdout early: that ends the output, it is not a crash.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 const program = createProgram();
 
 try {
