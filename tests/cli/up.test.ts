@@ -2,6 +2,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
 import { killAllSwarms, runSwarm, spawnSwarm, swarmEnv } from "../helpers/swarm-process.ts";
@@ -81,6 +82,20 @@ Two tasks for the two replicas.
     expect(up.stdout()).toMatch(/builder\/\S+ offline/);
     expect(up.stdout()).toMatch(/stopped\n$/);
     expect(pids.filter((p) => alive(p.pid))).toEqual([]);
+  });
+
+  it("its children stop by themselves when the launcher is SIGKILLed", async () => {
+    const ws = await tempDir();
+    const up = spawnSwarm(["up", "--agents", "builder", "--replicas", "2"], swarmEnv(nats.url, ws));
+    await up.waitFor(/agent_online[^\n]*builder[\s\S]*agent_online[^\n]*builder/, 30_000);
+    const pids = [...up.stdout().matchAll(/started \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+    expect(pids).toHaveLength(3);
+    up.kill("SIGKILL");
+    await up.exited;
+    // Re-parented, each notices within a second or so and drains; give a loaded machine time.
+    const deadline = Date.now() + 30_000;
+    while (pids.some(alive) && Date.now() < deadline) await sleep(200);
+    expect(pids.filter(alive)).toEqual([]);
   });
 
   it("exits 2 for an agent that is not in the roster", async () => {

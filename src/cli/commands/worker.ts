@@ -15,7 +15,7 @@ import {
   type CommonFlags,
 } from "../options.ts";
 import { packageVersion } from "../program.ts";
-import { onShutdownSignal } from "../signals.ts";
+import { onShutdownSignal, PARENT_PID_ENV } from "../signals.ts";
 
 /**
  * Tuning knobs read from the environment (tests and operators; unset = the
@@ -166,6 +166,8 @@ async function superviseReplicas(flags: WorkerFlags): Promise<void> {
       name: `${flags.agent}#${i}`,
       command: self.command,
       args: [...self.args, "worker", "--agent", flags.agent, ...passOn],
+      // Each replica stops by itself if this process is SIGKILLed.
+      env: { [PARENT_PID_ENV]: String(process.pid) },
     });
   }
   onShutdownSignal(async () => wake());

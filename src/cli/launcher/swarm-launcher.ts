@@ -10,6 +10,7 @@ import path from "node:path";
 import { once } from "node:events";
 import type { Brief } from "../../orchestrator/brief.ts";
 import type { Roster } from "../../workers/roster.ts";
+import { PARENT_PID_ENV } from "../signals.ts";
 import { selfCommand } from "../self.ts";
 import { Supervisor, type SupervisorEvent } from "../supervisor.ts";
 
@@ -69,6 +70,8 @@ export async function launchSwarm(opts: SwarmLaunchOptions): Promise<LaunchedSwa
     NATS_URL: opts.natsUrl,
     SWARM_WORKSPACE: opts.workspaceRoot,
     SWARM_LOG_FORMAT: "json",
+    // Children stop by themselves if the launcher is SIGKILLed (src/cli/signals.ts).
+    [PARENT_PID_ENV]: String(process.pid),
     ...(opts.rosterPath ? { SWARM_ROSTER: path.resolve(opts.rosterPath) } : {}),
   };
   const streams: WriteStream[] = [];
