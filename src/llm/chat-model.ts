@@ -23,6 +23,13 @@ export interface ChatModelOptions {
   maxRetries?: number;
   /** Retries are logged here (Ollama; ChatOpenAI retries internally). */
   logger?: Logger;
+  /**
+   * Ollama: cancels every HTTP request of this client when it fires (a task's
+   * abort signal; give each task its own client then). ChatOllama rejects an
+   * aborted call on time but leaves its request running; this ends it.
+   * ChatOpenAI passes each call's signal to its request itself.
+   */
+  signal?: AbortSignal;
 }
 
 export const DEFAULT_NUM_CTX = 8192;
@@ -62,6 +69,7 @@ function createOllamaModel(endpoint: ModelEndpoint, opts: ChatModelOptions): Cha
       maxRetries: opts.maxRetries ?? DEFAULT_MAX_RETRIES,
       timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       logger: opts.logger,
+      ...(opts.signal ? { signal: opts.signal } : {}),
     }),
   });
 }

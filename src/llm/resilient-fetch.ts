@@ -23,6 +23,13 @@ export interface ResilientFetchOptions {
   logger?: Logger;
   /** The transport underneath; the global fetch by default. */
   fetch?: typeof fetch;
+  /**
+   * Aborts every request made through this fetch, in flight or retrying, as
+   * well as each request's own signal does. ChatOllama never gives the call's
+   * signal to its HTTP request, so without this an aborted task's model call
+   * would hold its connection (and the server) until the answer came.
+   */
+  signal?: AbortSignal;
 }
 
 /** Thrown (as the abort reason) when the server is silent for longer than `timeoutMs`. */
@@ -41,13 +48,14 @@ export function createResilientFetch(opts: ResilientFetchOptions): typeof fetch 
     input: string | URL | Request,
     init?: RequestInit,
   ): Promise<Response> => {
-    const callerSignal = init?.signal ?? undefined;
+    const callerSignal = anySignal(init?.signal ?? undefined, opts.signal);
+    const callerInit = callerSignal ? { ...init, signal: callerSignal } : init;
     for (let attempt = 0; ; attempt++) {
       callerSignal?.throwIfAborted();
       const last = attempt >= opts.maxRetries;
       let failure: unknown;
       try {
-        const res = await fetchWithTimeout(base, input, init, opts.timeoutMs);
+        const res = await fetchWithTimeout(base, input, callerInit, opts.timeoutMs);
         if (res.status < 500 || last) return res;
         failure = `HTTP ${res.status}`;
         await res.body?.cancel().catch(() => undefined);
@@ -140,6 +148,14 @@ async function fetchWithTimeout(
     statusText: res.statusText,
     headers: res.headers,
   });
+}
+
+function anySignal(
+  a: AbortSignal | undefined,
+  b: AbortSignal | undefined,
+): AbortSignal | undefined {
+  if (!a || !b) return a ?? b;
+  return AbortSignal.any([a, b]);
 }
 
 /** Connection failures are retried; our own timeout and the caller's abort are not. */

@@ -33,13 +33,10 @@ export function recoverToolCalls(
   text: string,
   knownToolNames: readonly string[],
 ): RecoveredToolCall[] {
-  if (knownToolNames.length === 0 || text.length > MAX_SCAN_CHARS) return [];
-  const [first, ...rest] = knownToolNames;
-  if (first === undefined) return [];
-  const Call = z.object({
-    name: z.enum([first, ...rest]),
-    args: z.record(z.string(), z.unknown()),
-  });
+  // Most answers hold no JSON at all (a final summary): nothing to build or scan.
+  if (text.length > MAX_SCAN_CHARS || !/[[{]/.test(text)) return [];
+  const Call = callSchema(knownToolNames);
+  if (Call === undefined) return [];
   const calls: RecoveredToolCall[] = [];
   for (const value of jsonValuesIn(text)) {
     for (const candidate of candidatesOf(value, 0)) {
@@ -48,6 +45,33 @@ export function recoverToolCalls(
     }
   }
   return calls;
+}
+
+/**
+ * Building a zod schema costs far more than parsing with it, and a worker
+ * asks with the same few tool sets all day, so the schemas are kept.
+ */
+const callSchemas = new Map<string, ReturnType<typeof makeCallSchema>>();
+const MAX_CACHED_SCHEMAS = 64;
+
+function callSchema(knownToolNames: readonly string[]) {
+  const [first, ...rest] = knownToolNames;
+  if (first === undefined) return undefined;
+  const key = knownToolNames.join("\0");
+  let schema = callSchemas.get(key);
+  if (schema === undefined) {
+    if (callSchemas.size >= MAX_CACHED_SCHEMAS) callSchemas.clear();
+    schema = makeCallSchema(first, rest);
+    callSchemas.set(key, schema);
+  }
+  return schema;
+}
+
+function makeCallSchema(first: string, rest: string[]) {
+  return z.object({
+    name: z.enum([first, ...rest]),
+    args: z.record(z.string(), z.unknown()),
+  });
 }
 
 /**

@@ -12,11 +12,10 @@ import { TOOL_NAMES, isToolName, type ToolName } from "./tool-names.ts";
 
 export { TOOL_NAMES, isToolName, type ToolName };
 
-export interface AgentToolsContext {
+/** What a tool call needs of its task: given per call, so one tool set can serve many tasks. */
+export interface TaskToolsContext {
   /** The mission workspace; every path is relative to it. */
   workspace: string;
-  /** The roster entry's tools; only these are made. */
-  allowed: readonly string[];
   /** The task's abort signal; aborting kills a running command. */
   signal?: AbortSignal;
   /** Longest a command may run; a model's `timeout_s` can only shorten it. */
@@ -29,6 +28,20 @@ export interface AgentToolsContext {
   sandbox?: ShellSandbox;
   /** Asked before every command: the agent's policy and approvals (absent: everything runs). */
   gate?: CommandGate;
+}
+
+export interface AgentToolsContext extends TaskToolsContext {
+  /** The roster entry's tools; only these are made. */
+  allowed: readonly string[];
+}
+
+/**
+ * The part of LangChain's runtime context (`agent.invoke(input, { context })`)
+ * the shared tools read: LangGraph hands the invoke's `context` to every tool
+ * call in its config.
+ */
+export interface ToolsRuntimeContext {
+  tools: TaskToolsContext;
 }
 
 /** What the model sees of a command's output (its context is small). */
@@ -85,13 +98,53 @@ interface Outcome {
  * model (and a Step with ok:false), never an exception that ends the run.
  */
 export function createAgentTools(ctx: AgentToolsContext): StructuredToolInterface[] {
-  const unknown = ctx.allowed.filter((n) => !isToolName(n));
+  return buildTools(ctx.allowed, () => ctx);
+}
+
+/**
+ * The same tools, built once and shared by every task of a replica: each
+ * call takes its task's workspace, abort signal, timeout, `onStep`, sandbox
+ * and gate from the run's LangChain runtime context (`{ context: { tools } }`
+ * given to `agent.invoke`; see `ToolsRuntimeContext`), so building a task's
+ * agent costs nothing and concurrent tasks never see each other's context.
+ */
+export function createSharedAgentTools(allowed: readonly string[]): StructuredToolInterface[] {
+  return buildTools(allowed, taskToolsOf);
+}
+
+/** The task's part of a tool call's config; a call without one is a wiring bug. */
+export function taskToolsOf(config: unknown): TaskToolsContext {
+  const context: unknown =
+    typeof config === "object" && config !== null
+      ? (config as { context?: unknown }).context
+      : undefined;
+  const tools: unknown =
+    typeof context === "object" && context !== null
+      ? (context as { tools?: unknown }).tools
+      : undefined;
+  if (
+    typeof tools !== "object" ||
+    tools === null ||
+    typeof (tools as { workspace?: unknown }).workspace !== "string" ||
+    typeof (tools as { onStep?: unknown }).onStep !== "function"
+  ) {
+    throw new Error("a shared agent tool was called without its task's runtime context.tools");
+  }
+  return tools as TaskToolsContext;
+}
+
+function buildTools(
+  allowed: readonly string[],
+  contextOf: (config: unknown) => TaskToolsContext,
+): StructuredToolInterface[] {
+  const unknown = allowed.filter((n) => !isToolName(n));
   if (unknown.length > 0) {
     throw new Error(`unknown tool name(s) ${unknown.join(", ")}; known: ${TOOL_NAMES.join(", ")}`);
   }
 
   /** Runs a body, times it, records the Step, and turns errors into text for the model. */
   const recorded = async (
+    ctx: TaskToolsContext,
     name: ToolName,
     args: Record<string, unknown>,
     body: () => Promise<Outcome>,
@@ -119,8 +172,9 @@ export function createAgentTools(ctx: AgentToolsContext): StructuredToolInterfac
   const all: Record<ToolName, () => StructuredToolInterface> = {
     run_shell: () =>
       tool(
-        (args, config) =>
-          recorded("run_shell", args, async () => {
+        (args, config) => {
+          const ctx = contextOf(config);
+          return recorded(ctx, "run_shell", args, async () => {
             const timeoutMs =
               args.timeout_s != null
                 ? Math.min(ctx.shellTimeoutMs, Math.round(args.timeout_s * 1000))
@@ -155,7 +209,8 @@ export function createAgentTools(ctx: AgentToolsContext): StructuredToolInterfac
               stepOutput: r.timed_out || r.aborted ? `${end}\n${r.output}` : r.output,
               ...(admitted?.approval ? { extraArgs: { approval_id: admitted.approval.id } } : {}),
             };
-          }),
+          });
+        },
         {
           name: "run_shell",
           description:
@@ -167,11 +222,13 @@ export function createAgentTools(ctx: AgentToolsContext): StructuredToolInterfac
       ),
     read_file: () =>
       tool(
-        (args) =>
-          recorded("read_file", args, async () => {
+        (args, config) => {
+          const ctx = contextOf(config);
+          return recorded(ctx, "read_file", args, async () => {
             const text = await readFile(ctx.workspace, args.path);
             return { text: text === "" ? "(empty file)" : text, ok: true };
-          }),
+          });
+        },
         {
           name: "read_file",
           description: "Read a text file of the workspace (up to 256 KiB).",
@@ -180,11 +237,13 @@ export function createAgentTools(ctx: AgentToolsContext): StructuredToolInterfac
       ),
     write_file: () =>
       tool(
-        (args) =>
-          recorded("write_file", args, async () => {
+        (args, config) => {
+          const ctx = contextOf(config);
+          return recorded(ctx, "write_file", args, async () => {
             const w = await writeFile(ctx.workspace, args.path, args.content);
             return { text: `wrote ${w.bytes} bytes to ${w.path}`, ok: true };
-          }),
+          });
+        },
         {
           name: "write_file",
           description:
@@ -195,8 +254,9 @@ export function createAgentTools(ctx: AgentToolsContext): StructuredToolInterfac
       ),
     list_files: () =>
       tool(
-        (args) =>
-          recorded("list_files", args, async () => {
+        (args, config) => {
+          const ctx = contextOf(config);
+          return recorded(ctx, "list_files", args, async () => {
             const r = await listFiles(ctx.workspace, args.path ?? ".");
             const body = r.entries.length === 0 ? "(empty)" : r.entries.join("\n");
             return {
@@ -205,7 +265,8 @@ export function createAgentTools(ctx: AgentToolsContext): StructuredToolInterfac
                 : body,
               ok: true,
             };
-          }),
+          });
+        },
         {
           name: "list_files",
           description:
@@ -216,8 +277,9 @@ export function createAgentTools(ctx: AgentToolsContext): StructuredToolInterfac
       ),
     search_files: () =>
       tool(
-        (args) =>
-          recorded("search_files", args, async () => {
+        (args, config) => {
+          const ctx = contextOf(config);
+          return recorded(ctx, "search_files", args, async () => {
             const r = await searchFiles(ctx.workspace, args.pattern, args.path ?? ".");
             if (r.matches.length === 0) return { text: `no matches for ${args.pattern}`, ok: true };
             const body = r.matches.join("\n");
@@ -227,7 +289,8 @@ export function createAgentTools(ctx: AgentToolsContext): StructuredToolInterfac
                 : body,
               ok: true,
             };
-          }),
+          });
+        },
         {
           name: "search_files",
           description:
@@ -237,7 +300,7 @@ export function createAgentTools(ctx: AgentToolsContext): StructuredToolInterfac
       ),
   };
 
-  return TOOL_NAMES.filter((n) => ctx.allowed.includes(n)).map((n) => all[n]());
+  return TOOL_NAMES.filter((n) => allowed.includes(n)).map((n) => all[n]());
 }
 
 /** Arguments as recorded in a Step: long strings cut so one event stays small. */

@@ -1,3 +1,4 @@
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import { AIMessage, HumanMessage, type BaseMessage } from "@langchain/core/messages";
 import { createAgent, createMiddleware } from "langchain";
 import { errorMessage } from "../errors.ts";
@@ -6,7 +7,7 @@ import { classifyModelError, ModelUnavailableError } from "../llm/errors.ts";
 import { resolveModelEndpoint } from "../llm/model-endpoint.ts";
 import { textToolCallMiddleware } from "../llm/text-tool-calls.ts";
 import type { Step, Task, Usage } from "../schema/index.ts";
-import { createAgentTools } from "../tools/agent-tools.ts";
+import { createSharedAgentTools, type ToolsRuntimeContext } from "../tools/agent-tools.ts";
 import type { CommandGate } from "../tools/command-policy.ts";
 import type { ShellSandbox } from "../tools/sandbox.ts";
 import { taskPrompt } from "./task-prompt.ts";
@@ -49,34 +50,42 @@ const NUDGE =
  * A tool call written as text is recovered by middleware; a model that does
  * nothing is nudged once. The verify checks (run by the caller) decide
  * success, not this summary.
+ *
+ * The tools and the compiled agent graph are shared by every task with the
+ * same model, persona and tool set (see `sharedAgent`); what is the task's
+ * own (workspace, abort signal, shell timeout, `onStep`, sandbox, gate, model
+ * client, model-call budget and usage) goes in as LangChain's runtime
+ * context, which LangGraph hands to every tool call and middleware of the run.
  */
 export async function runAgentTask(input: AgentRunInput): Promise<AgentRunOutput> {
-  const model = createChatModel(input.modelSpec, { env: input.env });
+  const agent = sharedAgent(input);
   let toolCalls = 0;
-  const tools = createAgentTools({
-    workspace: input.workspace,
-    allowed: input.toolNames,
-    signal: input.signal,
-    shellTimeoutMs: Math.max(1000, input.deadline - Date.now()),
-    ...(input.sandbox ? { sandbox: input.sandbox } : {}),
-    ...(input.gate ? { gate: input.gate } : {}),
-    onStep: (step) => {
-      toolCalls++;
-      input.onStep(step);
-    },
-  });
   const meter: ModelMeter = { calls: 0, limitReached: false, input: 0, output: 0 };
-  const agent = createAgent({
-    model,
-    tools,
-    systemPrompt: input.persona,
-    middleware: [
-      textToolCallMiddleware(tools.map((t) => t.name)),
-      modelBudgetMiddleware(input.maxModelCalls, meter),
-    ],
-  });
+  const context: TaskRunContext = {
+    tools: {
+      workspace: input.workspace,
+      signal: input.signal,
+      shellTimeoutMs: Math.max(1000, input.deadline - Date.now()),
+      ...(input.sandbox ? { sandbox: input.sandbox } : {}),
+      ...(input.gate ? { gate: input.gate } : {}),
+      onStep: (step) => {
+        toolCalls++;
+        input.onStep(step);
+      },
+    },
+    model: {
+      // A client per task: ChatOllama's abort of a call ends every stream of its client.
+      client: createChatModel(input.modelSpec, { env: input.env, signal: input.signal }),
+      limit: input.maxModelCalls,
+      meter,
+    },
+  };
   // One model turn plus its tool step is 2 graph steps; middleware adds a few.
-  const recursionLimit = input.maxModelCalls * 3 + 10;
+  const config = {
+    recursionLimit: input.maxModelCalls * 3 + 10,
+    signal: input.signal,
+    context,
+  };
   const usage = (): Usage => ({
     model: input.modelSpec,
     input_tokens: meter.input,
@@ -93,10 +102,10 @@ export async function runAgentTask(input: AgentRunInput): Promise<AgentRunOutput
 
   let messages: BaseMessage[] = [new HumanMessage(taskPrompt(input.task, input.workspace))];
   try {
-    let result = await agent.invoke({ messages }, { recursionLimit, signal: input.signal });
+    let result = await agent.invoke({ messages }, config);
     if (toolCalls === 0 && !input.signal.aborted && !meter.limitReached) {
       messages = [...result.messages, new HumanMessage(NUDGE)];
-      result = await agent.invoke({ messages }, { recursionLimit, signal: input.signal });
+      result = await agent.invoke({ messages }, config);
     }
     messages = result.messages;
   } catch (err) {
@@ -107,7 +116,7 @@ export async function runAgentTask(input: AgentRunInput): Promise<AgentRunOutput
     if (classified instanceof ModelUnavailableError) throw classified;
     return out("", `agent run failed: ${errorMessage(err)}`);
   }
-  const last = [...messages].reverse().find((m) => AIMessage.isInstance(m));
+  const last = [...messages].reverse().find((m) => AIMessage.isInstance(m) && !isBudgetStop(m));
   const said = last ? messageText(last).trim().slice(0, 2000) : "";
   if (meter.limitReached) {
     const cut = `stopped at the limit of ${input.maxModelCalls} model calls, after ${toolCalls} tool call(s)`;
@@ -123,32 +132,104 @@ interface ModelMeter {
   output: number;
 }
 
+/** The runtime context of one task's run (`agent.invoke(..., { context })`). */
+interface TaskRunContext extends ToolsRuntimeContext {
+  model: TaskModel;
+}
+
+type SharedAgent = ReturnType<typeof buildAgent>;
+
+/** Agents kept per (model, persona, tools); a worker has a few roster entries. */
+const MAX_SHARED_AGENTS = 32;
+const sharedAgents = new Map<string, SharedAgent>();
+
 /**
- * Counts model calls and their token usage as they happen (so a run cut
- * short by a timeout still reports what it spent), and ends the run before
- * call `limit + 1`. Counts span the nudge run too: one budget per task.
+ * The agent for a task's model, persona and tools, built on first use and
+ * then reused by every task that has the same three: the tools and the
+ * createAgent graph are built once per replica, not once per task. The
+ * model client is the task's own (see `taskModelMiddleware`).
  */
-function modelBudgetMiddleware(limit: number, meter: ModelMeter) {
-  return createMiddleware({
-    name: "taskModelBudget",
-    beforeModel: {
-      canJumpTo: ["end"],
-      hook: () => {
-        if (meter.calls < limit) return undefined;
-        meter.limitReached = true;
-        return { jumpTo: "end" };
-      },
-    },
-    wrapModelCall: async (request, handler) => {
-      meter.calls++;
-      const response = await handler(request);
-      if (AIMessage.isInstance(response)) {
-        meter.input += tokens(response.usage_metadata?.input_tokens);
-        meter.output += tokens(response.usage_metadata?.output_tokens);
-      }
-      return response;
-    },
+function sharedAgent(input: AgentRunInput): SharedAgent {
+  const key = JSON.stringify([input.modelSpec, input.persona, [...input.toolNames].sort()]);
+  let agent = sharedAgents.get(key);
+  if (agent === undefined) {
+    agent = buildAgent(input);
+    if (sharedAgents.size >= MAX_SHARED_AGENTS) {
+      const oldest = sharedAgents.keys().next();
+      if (!oldest.done) sharedAgents.delete(oldest.value);
+    }
+    sharedAgents.set(key, agent);
+  }
+  return agent;
+}
+
+function buildAgent(input: AgentRunInput) {
+  const tools = createSharedAgentTools(input.toolNames);
+  return createAgent({
+    // Never called: every call goes to the task's own client (taskModelMiddleware).
+    model: createChatModel(input.modelSpec, { env: input.env }),
+    tools,
+    systemPrompt: input.persona,
+    // Outermost: a call past the budget never reaches the model or the text recovery.
+    middleware: [taskModelMiddleware, textToolCallMiddleware(tools.map((t) => t.name))],
   });
+}
+
+/** A task's model client, its model-call budget and its meter (mutated as calls happen). */
+interface TaskModel {
+  client: BaseChatModel;
+  limit: number;
+  meter: ModelMeter;
+}
+
+/** The task's model from a middleware's runtime context (the invoke's `context`, unparsed). */
+function taskModelOf(context: unknown): TaskModel {
+  const model: unknown =
+    typeof context === "object" && context !== null
+      ? (context as { model?: unknown }).model
+      : undefined;
+  if (typeof model !== "object" || model === null || !("client" in model) || !("meter" in model)) {
+    throw new Error("the agent was invoked without its task's runtime context.model");
+  }
+  return model as TaskModel;
+}
+
+/** Marks the closing message the budget middleware puts in place of call `limit + 1`. */
+const BUDGET_STOP = "task_model_budget_exhausted";
+
+/**
+ * Makes each model call with the task's own client, counts the calls and
+ * their token usage as they happen (so a run cut short by a timeout still
+ * reports what it spent), and ends the run instead of making call
+ * `limit + 1`. Counts span the nudge run too: one budget per task, kept in
+ * the task's runtime context.
+ *
+ * It ends the run by answering that call itself with an empty message that
+ * has no tool calls (marked `BUDGET_STOP`, left out of the summary) rather
+ * than from a `beforeModel` hook: a hook is one more graph node per model
+ * turn, which costs a model-bound task more CPU than anything else it does.
+ */
+const taskModelMiddleware = createMiddleware({
+  name: "taskModel",
+  wrapModelCall: async (request, handler) => {
+    const { client, limit, meter } = taskModelOf(request.runtime.context);
+    if (meter.calls >= limit) {
+      meter.limitReached = true;
+      return new AIMessage({ content: "", response_metadata: { [BUDGET_STOP]: true } });
+    }
+    meter.calls++;
+    const response = await handler({ ...request, model: client });
+    if (AIMessage.isInstance(response)) {
+      meter.input += tokens(response.usage_metadata?.input_tokens);
+      meter.output += tokens(response.usage_metadata?.output_tokens);
+    }
+    return response;
+  },
+});
+
+function isBudgetStop(m: BaseMessage): boolean {
+  const meta: Record<string, unknown> = m.response_metadata;
+  return meta[BUDGET_STOP] === true;
 }
 
 function tokens(n: number | undefined): number {
