@@ -65,6 +65,14 @@
  * To keep replay faithful the shell records before it acts: publish
  * mission_planned before feeding `planned`/`replan_result`, and pass each
  * event's own timestamp as `now` for inputs made from events.
+ *
+ * Cost: a step copies only what its input changes (see `Ctx`) and looks only
+ * at the tasks it can affect (a finished task's dependents, via an index of
+ * the plan; counts kept in the state instead of scans). What stays O(tasks)
+ * per step: the copy of the `tasks` array when a record changes (a copy of
+ * references: about 2 µs for a thousand tasks), and a tick's pass
+ * over the tasks, which comes at a fixed rate, not per task. Installing a plan
+ * and finishing are O(tasks), once each.
  */
 import type { TaskResult, Usage } from "../schema/result.ts";
 import type { Task } from "../schema/task.ts";
@@ -74,7 +82,9 @@ import {
   currentAttempt,
   inFlightAttempts,
   isFinal,
+  isInFlight,
   summarize,
+  taskOf,
   taskCounts,
   type AttemptRecord,
   type EmittedEvent,
@@ -86,24 +96,41 @@ import {
   type StepResult,
   type TaskOutcome,
   type TaskRecord,
+  type TaskStatus,
   type TokenCount,
+  type UsageTotals,
+  type WaveRecord,
 } from "./mission-state.ts";
 
 export * from "./mission-state.ts";
 
-/** Working context of one step: a private copy of the state and the commands so far. */
+/**
+ * Working context of one step. `s` starts as a shallow copy of the given
+ * state: its nested parts are still the given state's, shared, and are read
+ * freely but written only through the `edit*` helpers below, which copy a part
+ * (and the containers on its path) the first time this step writes it. So a
+ * step costs what its input touches, not the size of the mission, and the
+ * given state is never modified.
+ */
 interface Ctx {
   s: MissionState;
   out: MissionCommand[];
   now: number;
+  /** Objects this step created (copies): the only nested parts it may write. */
+  fresh: Set<object>;
+}
+
+function newCtx(state: MissionState, now: number): Ctx {
+  const s = { ...state };
+  return { s, out: [], now, fresh: new Set<object>() };
 }
 
 /** Apply one input. The given state is not modified. */
 export function step(state: MissionState, input: MissionInput): StepResult {
-  const ctx: Ctx = { s: structuredClone(state), out: [], now: input.now };
-  if (isFinal(ctx.s)) {
-    ignore(ctx, input, `the mission is already ${ctx.s.status}`);
-    return { state: ctx.s, commands: ctx.out };
+  const ctx = newCtx(state, input.now);
+  if (isFinal(state)) {
+    ignore(ctx, input, `the mission is already ${state.status}`);
+    return { state, commands: ctx.out };
   }
   switch (input.type) {
     case "planned":
@@ -135,7 +162,7 @@ export function replay(initial: MissionState, inputs: readonly MissionInput[]): 
   for (const input of inputs) {
     const r = step(state, input);
     state = r.state;
-    commands.push(...r.commands);
+    for (const c of r.commands) commands.push(c);
   }
   return { state, commands };
 }
@@ -151,7 +178,7 @@ export function replay(initial: MissionState, inputs: readonly MissionInput[]): 
  * - a mission still planning needs its plan: nothing to resume here.
  */
 export function resume(state: MissionState, now: number): StepResult {
-  const ctx: Ctx = { s: structuredClone(state), out: [], now };
+  const ctx = newCtx(state, now);
   const s = ctx.s;
   if (isFinal(s)) {
     const outcome = s.outcome!;
@@ -159,17 +186,123 @@ export function resume(state: MissionState, now: number): StepResult {
     finalCommands(ctx, outcome.status, outcome.reason);
     return { state: s, commands: ctx.out };
   }
-  for (const id of s.order) {
-    const t = s.tasks[id]!;
+  for (const t of state.tasks) {
     const a = currentAttempt(t);
     if (!a) continue;
-    if (a.startedAt === null) a.dispatchedAt = now;
+    if (a.startedAt === null) editAttempt(ctx, t.id, a.attempt).a.dispatchedAt = now;
     ctx.out.push(dispatchCommand(s, t, a.attempt));
   }
   if (s.status === "replanning" && s.replan?.phase === "requested") {
     ctx.out.push(replanCommand(s));
   }
   return { state: s, commands: ctx.out };
+}
+
+// ---------------------------------------------------------------- copy on write
+
+/** A writable copy of one task record (which must exist), made once per step. */
+function editTask(ctx: Ctx, id: string): TaskRecord {
+  const { s } = ctx;
+  const i = s.taskIndex[id]!;
+  const t = s.tasks[i]!;
+  if (ctx.fresh.has(t)) return t;
+  if (!ctx.fresh.has(s.tasks)) {
+    s.tasks = s.tasks.slice();
+    ctx.fresh.add(s.tasks);
+  }
+  const copy = copyTask(t);
+  ctx.fresh.add(copy);
+  s.tasks[i] = copy;
+  return copy;
+}
+
+/** A task record with its own attempts (a handful, so cheap). */
+function copyTask(t: TaskRecord): TaskRecord {
+  return { ...t, attempts: t.attempts.map((a) => ({ ...a })) };
+}
+
+/** A writable task record and its attempt numbered `attempt` (which must exist). */
+function editAttempt(ctx: Ctx, id: string, attempt: number): { t: TaskRecord; a: AttemptRecord } {
+  const t = editTask(ctx, id);
+  return { t, a: t.attempts.find((x) => x.attempt === attempt)! };
+}
+
+/** A writable wave record; `index` is its position (wave number - 1). */
+function editWave(ctx: Ctx, index: number): WaveRecord {
+  const { s } = ctx;
+  const w = s.waves[index]!;
+  if (ctx.fresh.has(w)) return w;
+  if (!ctx.fresh.has(s.waves)) {
+    s.waves = [...s.waves];
+    ctx.fresh.add(s.waves);
+  }
+  const copy = { ...w };
+  ctx.fresh.add(copy);
+  s.waves[index] = copy;
+  return copy;
+}
+
+/** Writable usage totals (their size is the number of agents and models, not of tasks). */
+function editUsage(ctx: Ctx): UsageTotals {
+  const { s } = ctx;
+  if (!ctx.fresh.has(s.usage)) {
+    s.usage = { ...s.usage, byAgent: { ...s.usage.byAgent }, byModel: { ...s.usage.byModel } };
+    ctx.fresh.add(s.usage);
+  }
+  return s.usage;
+}
+
+/**
+ * Change a task's status (`t` writable) and keep the counts that spare a step
+ * from scanning all tasks: `inFlight`, `toSucceed` and its wave's `remaining`.
+ */
+function setStatus(ctx: Ctx, t: TaskRecord, status: TaskStatus): void {
+  const { s } = ctx;
+  const was = t.status;
+  if (was === status) return;
+  t.status = status;
+  s.inFlight += Number(isInFlight(t)) - Number(was === "dispatched" || was === "running");
+  if (!t.inPlan) return;
+  s.toSucceed += Number(was === "succeeded") - Number(status === "succeeded");
+  const delta = Number(isDone(was)) - Number(isDone(status));
+  if (delta !== 0) editWave(ctx, t.wave - 1).remaining += delta;
+}
+
+/** A status that counts as the end of a task for its wave. */
+function isDone(status: TaskStatus): boolean {
+  return status === "succeeded" || status === "failed";
+}
+
+/** Recount what `setStatus` keeps, after a plan is installed (once per plan, so O(n) is fine). */
+function recount(ctx: Ctx): void {
+  const { s } = ctx;
+  s.inFlight = 0;
+  s.toSucceed = 0;
+  for (const t of s.tasks) {
+    if (isInFlight(t)) s.inFlight++;
+    if (!t.inPlan) continue;
+    if (t.status !== "succeeded") s.toSucceed++;
+    if (!isDone(t.status)) s.waves[t.wave - 1]!.remaining++;
+  }
+}
+
+/** Tasks of a plan that depend on each task, in plan order. Derived from the (immutable) plan. */
+const dependentsByPlan = new WeakMap<NormalizedPlan, Map<string, string[]>>();
+
+function dependentsOf(plan: NormalizedPlan, id: string): readonly string[] {
+  let index = dependentsByPlan.get(plan);
+  if (!index) {
+    index = new Map();
+    for (const t of planTasks(plan)) {
+      for (const dep of t.depends_on) {
+        const list = index.get(dep);
+        if (list) list.push(t.id);
+        else index.set(dep, [t.id]);
+      }
+    }
+    dependentsByPlan.set(plan, index);
+  }
+  return index.get(id) ?? [];
 }
 
 // ---------------------------------------------------------------- planning
@@ -197,7 +330,10 @@ function onPlanned(ctx: Ctx, input: Extract<MissionInput, { type: "planned" }>):
     return;
   }
   install(ctx, v.plan, 0);
-  advance(ctx);
+  advance(
+    ctx,
+    ctx.s.tasks.map((t) => t.id),
+  );
 }
 
 function onReplanResult(ctx: Ctx, input: Extract<MissionInput, { type: "replan_result" }>): void {
@@ -210,7 +346,7 @@ function onReplanResult(ctx: Ctx, input: Extract<MissionInput, { type: "replan_r
     finish(ctx, "failed", `${failureAccount(s.failures)}; replanning failed: ${input.error}`);
     return;
   }
-  const completed = s.order.filter((id) => s.tasks[id]!.status === "succeeded");
+  const completed = s.tasks.filter((t) => t.status === "succeeded").map((t) => t.id);
   const v = validatePlan(input.plan, { completed });
   if (!v.ok) {
     finish(
@@ -221,28 +357,32 @@ function onReplanResult(ctx: Ctx, input: Extract<MissionInput, { type: "replan_r
     return;
   }
   install(ctx, v.plan, s.revision + 1);
-  advance(ctx);
+  advance(
+    ctx,
+    ctx.s.tasks.map((t) => t.id),
+  );
 }
 
 /** Make `plan` the current plan; succeeded tasks are kept, the rest superseded or reset. */
 function install(ctx: Ctx, plan: NormalizedPlan, revision: number): void {
   const { s } = ctx;
-  const inPlan = new Set<string>();
-  const order: string[] = [];
+  const tasks: TaskRecord[] = [];
+  const taskIndex: Record<string, number> = {};
+  const add = (t: TaskRecord) => {
+    taskIndex[t.id] = tasks.length;
+    tasks.push(t);
+    ctx.fresh.add(t);
+  };
   for (const spec of planTasks(plan)) {
-    inPlan.add(spec.id);
-    order.push(spec.id);
-    const old = s.tasks[spec.id];
+    const old = taskOf(s, spec.id);
     if (old && old.status === "succeeded") {
       // Kept as done: it never runs again, whatever the revision says about it.
-      old.wave = spec.wave;
-      old.revision = revision;
-      old.inPlan = true;
+      add({ ...copyTask(old), wave: spec.wave, revision, inPlan: true });
       continue;
     }
     const { wave: _wave, ...taskSpec } = spec;
     const base = old ? lastAttemptNumber(old) : 0;
-    s.tasks[spec.id] = {
+    add({
       id: spec.id,
       agent: spec.agent,
       wave: spec.wave,
@@ -252,29 +392,36 @@ function install(ctx: Ctx, plan: NormalizedPlan, revision: number): void {
       status: "pending",
       attemptBase: base,
       maxAttempt: base + spec.max_attempts,
-      attempts: old ? old.attempts : [],
+      attempts: old ? copyTask(old).attempts : [],
       summary: null,
       error: null,
       finishedAt: null,
-    };
+    });
   }
-  for (const id of s.order) {
-    if (inPlan.has(id)) continue;
-    const t = s.tasks[id]!;
-    t.inPlan = false;
-    if (t.status !== "succeeded") t.status = "superseded";
-    order.push(id);
+  for (const t of s.tasks) {
+    if (Object.hasOwn(taskIndex, t.id)) continue;
+    add({
+      ...copyTask(t),
+      inPlan: false,
+      status: t.status === "succeeded" ? t.status : "superseded",
+    });
   }
-  if (revision > 0) s.replanHistory.push({ revision, failed: s.failures });
+  ctx.fresh.add(tasks);
+  s.tasks = tasks;
+  s.taskIndex = taskIndex;
+  if (revision > 0) s.replanHistory = [...s.replanHistory, { revision, failed: s.failures }];
   s.plan = plan;
   s.revision = revision;
-  s.order = order;
   s.waves = plan.waves.map((w) => ({
     wave: w.wave,
     taskIds: w.tasks.map((t) => t.id),
     started: false,
     completed: false,
+    remaining: 0,
   }));
+  ctx.fresh.add(s.waves);
+  for (const w of s.waves) ctx.fresh.add(w);
+  recount(ctx);
   s.failures = [];
   s.replan = null;
   s.status = "running";
@@ -283,41 +430,45 @@ function install(ctx: Ctx, plan: NormalizedPlan, revision: number): void {
 // ---------------------------------------------------------------- task events
 
 function onTaskStarted(ctx: Ctx, input: Extract<MissionInput, { type: "task_started" }>): void {
-  const t = ctx.s.tasks[input.task_id];
+  const t = taskOf(ctx.s, input.task_id);
   if (!t) {
     ignore(ctx, input, `unknown task ${input.task_id}`);
     return;
   }
-  const a = currentAttempt(t);
-  if (!a) {
+  const current = currentAttempt(t);
+  if (!current) {
     ignore(ctx, input, `task ${t.id} has no attempt in flight (it is ${t.status})`);
     return;
   }
-  if (input.attempt !== a.attempt) {
+  if (input.attempt !== current.attempt) {
     ignore(
       ctx,
       input,
-      input.attempt < a.attempt
-        ? `late start of attempt ${input.attempt} of task ${t.id}: attempt ${a.attempt} is current`
+      input.attempt < current.attempt
+        ? `late start of attempt ${input.attempt} of task ${t.id}: attempt ${current.attempt} is current`
         : `attempt ${input.attempt} of task ${t.id} was never dispatched`,
     );
     return;
   }
   const delivery = input.delivery ?? null;
-  if (a.startedAt !== null && a.worker === input.worker && a.delivery === delivery) {
-    ignore(ctx, input, `duplicate start of attempt ${a.attempt} of task ${t.id}`);
+  if (
+    current.startedAt !== null &&
+    current.worker === input.worker &&
+    current.delivery === delivery
+  ) {
+    ignore(ctx, input, `duplicate start of attempt ${current.attempt} of task ${t.id}`);
     return;
   }
   // First start, or a redelivery to another replica: the run clock (re)starts.
-  a.startedAt = ctx.now;
-  a.worker = input.worker;
-  a.delivery = delivery;
-  t.status = "running";
+  const w = editAttempt(ctx, t.id, current.attempt);
+  w.a.startedAt = ctx.now;
+  w.a.worker = input.worker;
+  w.a.delivery = delivery;
+  setStatus(ctx, w.t, "running");
 }
 
 function onTaskResult(ctx: Ctx, input: Extract<MissionInput, { type: "task_result" }>): void {
-  const { s } = ctx;
-  const t = s.tasks[input.task_id];
+  const t = taskOf(ctx.s, input.task_id);
   if (!t) {
     ignore(ctx, input, `unknown task ${input.task_id}`);
     return;
@@ -330,8 +481,8 @@ function onTaskResult(ctx: Ctx, input: Extract<MissionInput, { type: "task_resul
   if (a.outcome !== null) {
     if (a.outcome === "timed_out" && !a.lateResult && input.result.worker !== ORCHESTRATOR_WORKER) {
       // The work was done (and paid for) even though the orchestrator gave up on it.
-      a.lateResult = true;
-      addUsage(s, t.agent, input.result.usage);
+      editAttempt(ctx, t.id, a.attempt).a.lateResult = true;
+      addUsage(ctx, t.agent, input.result.usage);
       ignore(ctx, input, `late result of attempt ${a.attempt} of task ${t.id}: it had timed out`);
       checkTokenBudget(ctx);
     } else {
@@ -343,22 +494,23 @@ function onTaskResult(ctx: Ctx, input: Extract<MissionInput, { type: "task_resul
     ignore(ctx, input, `result of attempt ${a.attempt} of task ${t.id}, which is not in flight`);
     return;
   }
-  applyResult(ctx, t, a, input.result);
+  applyResult(ctx, t.id, a.attempt, input.result);
 }
 
 /** Record the result of the attempt in flight and move the mission on. */
-function applyResult(ctx: Ctx, t: TaskRecord, a: AttemptRecord, result: TaskResult): void {
+function applyResult(ctx: Ctx, id: string, attempt: number, result: TaskResult): void {
   const { s } = ctx;
+  const { t, a } = editAttempt(ctx, id, attempt);
   const timedOut = result.worker === ORCHESTRATOR_WORKER;
   a.finishedAt = ctx.now;
   a.summary = result.summary;
   a.usage = result.usage;
   if (a.worker === null && !timedOut) a.worker = result.worker;
-  addUsage(s, t.agent, result.usage);
+  addUsage(ctx, t.agent, result.usage);
 
   if (result.status === "succeeded") {
     a.outcome = "succeeded";
-    t.status = "succeeded";
+    setStatus(ctx, t, "succeeded");
     t.summary = result.summary;
     t.finishedAt = ctx.now;
   } else {
@@ -366,15 +518,15 @@ function applyResult(ctx: Ctx, t: TaskRecord, a: AttemptRecord, result: TaskResu
     a.error = result.error || result.summary || "failed without an error message";
     const retry = s.status === "running" && result.retryable !== false && a.attempt < t.maxAttempt;
     if (retry) {
-      t.status = "pending"; // dispatched again as attempt+1 by advance()
+      setStatus(ctx, t, "pending"); // dispatched again as attempt+1 by advance()
     } else {
-      t.status = "failed";
+      setStatus(ctx, t, "failed");
       t.error = a.error;
       t.finishedAt = ctx.now;
-      s.failures.push({ id: t.id, error: a.error, attempts: t.attempts.length });
+      s.failures = [...s.failures, { id: t.id, error: a.error, attempts: t.attempts.length }];
     }
   }
-  emitWaveCompletions(ctx);
+  emitWaveCompletion(ctx, t);
   if (checkTokenBudget(ctx)) return;
   if (t.status === "failed" && s.status === "running") {
     if (s.replansUsed < s.config.maxReplans) {
@@ -386,7 +538,14 @@ function applyResult(ctx: Ctx, t: TaskRecord, a: AttemptRecord, result: TaskResu
       return;
     }
   }
-  advance(ctx);
+  // Only a success or a retry can make a task ready: its dependents, or itself.
+  const ready =
+    t.status === "succeeded" && s.plan
+      ? dependentsOf(s.plan, t.id)
+      : t.status === "pending"
+        ? [t.id]
+        : [];
+  advance(ctx, ready);
 }
 
 // ---------------------------------------------------------------- time
@@ -399,17 +558,19 @@ function onTick(ctx: Ctx): void {
     finish(ctx, "failed", `budget exceeded: ${elapsed} s elapsed, the time budget is ${limit} s`);
     return;
   }
+  if (s.inFlight === 0) return;
   // Decide what is overdue first: handling one timeout may dispatch new attempts.
-  const due: Array<{ t: TaskRecord; a: AttemptRecord; error: string }> = [];
-  for (const id of s.order) {
-    const t = s.tasks[id]!;
+  // (One pass over the tasks per tick, not per task: ticks come at a fixed rate.)
+  const due: Array<{ id: string; attempt: number; error: string }> = [];
+  for (const t of s.tasks) {
+    const id = t.id;
     const a = currentAttempt(t);
     if (!a) continue;
     if (a.startedAt === null) {
       if (now >= a.dispatchedAt + s.config.startTimeoutS * 1000) {
         due.push({
-          t,
-          a,
+          id,
+          attempt: a.attempt,
           error:
             `no worker started attempt ${a.attempt} within ${s.config.startTimeoutS} s ` +
             `(is a worker for agent "${t.agent}" running?)`,
@@ -417,15 +578,17 @@ function onTick(ctx: Ctx): void {
       }
     } else if (now >= a.startedAt + (t.spec.timeout_s + s.config.resultGraceS) * 1000) {
       due.push({
-        t,
-        a,
+        id,
+        attempt: a.attempt,
         error: `attempt ${a.attempt} sent no result within ${t.spec.timeout_s} s of its start (worker ${a.worker})`,
       });
     }
   }
-  for (const { t, a, error } of due) {
+  for (const { id, attempt, error } of due) {
     if (isFinal(s)) break;
-    if (currentAttempt(t) !== a) continue;
+    const t = taskOf(s, id)!;
+    const a = currentAttempt(t);
+    if (a?.attempt !== attempt) continue;
     const result: TaskResult = {
       status: "failed",
       summary: `timed out: ${error}`,
@@ -433,31 +596,36 @@ function onTick(ctx: Ctx): void {
       steps: [],
       verification: [],
       usage: { model: null, input_tokens: 0, output_tokens: 0 },
-      attempt: a.attempt,
+      attempt,
       duration_ms: Math.max(0, now - (a.startedAt ?? a.dispatchedAt)),
       worker: ORCHESTRATOR_WORKER,
     };
-    emit(ctx, `${s.config.missionId}.${t.id}.${a.attempt}.timeout`, {
+    emit(ctx, `${s.config.missionId}.${id}.${attempt}.timeout`, {
       type: "task_failed",
-      task_id: t.id,
+      task_id: id,
       payload: { result },
     });
     ctx.out.push({
       kind: "abort_tasks",
       reason: result.error!,
-      tasks: [{ task_id: t.id, agent: t.agent, attempt: a.attempt, worker: a.worker }],
+      tasks: [{ task_id: id, agent: t.agent, attempt, worker: a.worker }],
     });
-    applyResult(ctx, t, a, result);
+    applyResult(ctx, id, attempt, result);
   }
 }
 
 // ---------------------------------------------------------------- progress
 
-/** Dispatch what is ready, complete the mission, or request the replan once drained. */
-function advance(ctx: Ctx): void {
+/**
+ * Dispatch what is ready among `candidates` (every task that the change
+ * being handled can have made ready), complete the mission, or request the
+ * replan once drained. Every other pending task was already waiting before
+ * this step, so it still is.
+ */
+function advance(ctx: Ctx, candidates: readonly string[]): void {
   const { s } = ctx;
   if (s.status === "replanning") {
-    if (s.replan?.phase === "draining" && inFlightAttempts(s).length === 0) {
+    if (s.replan?.phase === "draining" && s.inFlight === 0) {
       s.replan = { phase: "requested" };
       s.replansUsed++;
       ctx.out.push(replanCommand(s));
@@ -466,40 +634,40 @@ function advance(ctx: Ctx): void {
   }
   if (s.status !== "running") return;
 
-  const succeeded = (id: string) => s.tasks[id]?.status === "succeeded";
-  for (const id of s.order) {
-    const t = s.tasks[id]!;
-    if (!t.inPlan || t.status !== "pending" || !t.spec.depends_on.every(succeeded)) continue;
-    const wave = s.waves.find((w) => w.wave === t.wave)!;
+  const succeeded = (id: string) => taskOf(s, id)?.status === "succeeded";
+  for (const id of candidates) {
+    const t = taskOf(s, id);
+    if (!t?.inPlan || t.status !== "pending" || !t.spec.depends_on.every(succeeded)) continue;
+    const index = t.wave - 1;
+    const wave = s.waves[index]!;
     if (!wave.started) {
-      wave.started = true;
+      editWave(ctx, index).started = true;
       emit(ctx, `${s.config.missionId}.r${s.revision}.w${wave.wave}.started`, {
         type: "wave_started",
         task_id: null,
         payload: { wave: wave.wave, task_ids: wave.taskIds },
       });
     }
-    dispatch(ctx, t);
+    dispatch(ctx, editTask(ctx, id));
   }
 
-  const current = s.order.filter((id) => s.tasks[id]!.inPlan);
-  if (current.every(succeeded)) {
+  if (s.toSucceed === 0) {
     finish(ctx, "completed", "every task succeeded");
     return;
   }
-  if (inFlightAttempts(s).length === 0) {
+  if (s.inFlight === 0) {
     // Unreachable with a validated plan; fail loudly rather than hang.
-    const waiting = current
-      .filter((id) => !succeeded(id))
-      .map((id) => {
-        const t = s.tasks[id]!;
+    const waiting = s.tasks
+      .filter((t) => t.inPlan && t.status !== "succeeded")
+      .map((t) => {
         const missing = t.spec.depends_on.filter((d) => !succeeded(d));
-        return `${id} (${t.status}${missing.length ? `, needs ${missing.join(", ")}` : ""})`;
+        return `${t.id} (${t.status}${missing.length ? `, needs ${missing.join(", ")}` : ""})`;
       });
     finish(ctx, "failed", `no task can run: ${waiting.join("; ")}`);
   }
 }
 
+/** Dispatch the next attempt of `t` (writable). */
 function dispatch(ctx: Ctx, t: TaskRecord): void {
   const attempt = lastAttemptNumber(t) + 1;
   t.attempts.push({
@@ -515,14 +683,14 @@ function dispatch(ctx: Ctx, t: TaskRecord): void {
     usage: null,
     lateResult: false,
   });
-  t.status = "dispatched";
+  setStatus(ctx, t, "dispatched");
   ctx.out.push(dispatchCommand(ctx.s, t, attempt));
 }
 
 function dispatchCommand(s: MissionState, t: TaskRecord, attempt: number): MissionCommand {
   const spec = t.spec;
   const inputs: Record<string, string> = {};
-  for (const dep of spec.depends_on) inputs[dep] = s.tasks[dep]?.summary ?? "";
+  for (const dep of spec.depends_on) inputs[dep] = taskOf(s, dep)?.summary ?? "";
   const task: Task = {
     id: t.id,
     agent: t.agent,
@@ -542,8 +710,7 @@ function dispatchCommand(s: MissionState, t: TaskRecord, attempt: number): Missi
 }
 
 function replanCommand(s: MissionState): MissionCommand {
-  const results: TaskOutcome[] = s.order.map((id) => {
-    const t = s.tasks[id]!;
+  const results: TaskOutcome[] = s.tasks.map((t) => {
     return {
       id: t.id,
       agent: t.agent,
@@ -563,23 +730,24 @@ function replanCommand(s: MissionState): MissionCommand {
   };
 }
 
-function emitWaveCompletions(ctx: Ctx): void {
+/** wave_completed for the wave of `t`, when `t` was the last of it to succeed or fail. */
+function emitWaveCompletion(ctx: Ctx, t: TaskRecord): void {
   const { s } = ctx;
-  for (const w of s.waves) {
-    if (!w.started || w.completed) continue;
-    const tasks = w.taskIds.map((id) => s.tasks[id]!);
-    if (!tasks.every((t) => t.status === "succeeded" || t.status === "failed")) continue;
-    w.completed = true;
-    emit(ctx, `${s.config.missionId}.r${s.revision}.w${w.wave}.completed`, {
-      type: "wave_completed",
-      task_id: null,
-      payload: {
-        wave: w.wave,
-        succeeded: tasks.filter((t) => t.status === "succeeded").map((t) => t.id),
-        failed: tasks.filter((t) => t.status === "failed").map((t) => t.id),
-      },
-    });
-  }
+  if (!t.inPlan || !isDone(t.status)) return;
+  const index = t.wave - 1;
+  const w = s.waves[index]!;
+  if (!w.started || w.completed || w.remaining > 0) return;
+  editWave(ctx, index).completed = true;
+  const tasks = w.taskIds.map((id) => taskOf(s, id)!);
+  emit(ctx, `${s.config.missionId}.r${s.revision}.w${w.wave}.completed`, {
+    type: "wave_completed",
+    task_id: null,
+    payload: {
+      wave: w.wave,
+      succeeded: tasks.filter((x) => x.status === "succeeded").map((x) => x.id),
+      failed: tasks.filter((x) => x.status === "failed").map((x) => x.id),
+    },
+  });
 }
 
 // ---------------------------------------------------------------- budgets and the end
@@ -598,16 +766,16 @@ function checkTokenBudget(ctx: Ctx): boolean {
 function finish(ctx: Ctx, status: FinalStatus, reason: string, requestedBy?: string): void {
   const { s, now } = ctx;
   const running = inFlightAttempts(s);
-  for (const id of s.order) {
-    const t = s.tasks[id]!;
+  for (const t of s.tasks) {
     const a = currentAttempt(t);
     if (a) {
-      a.outcome = "aborted";
-      a.finishedAt = now;
-      t.status = "cancelled";
-      t.finishedAt = now;
+      const w = editAttempt(ctx, t.id, a.attempt);
+      w.a.outcome = "aborted";
+      w.a.finishedAt = now;
+      setStatus(ctx, w.t, "cancelled");
+      w.t.finishedAt = now;
     } else if (t.status === "pending" && t.inPlan) {
-      t.status = "skipped";
+      setStatus(ctx, editTask(ctx, t.id), "skipped");
     }
   }
   s.status = status;
@@ -688,14 +856,17 @@ function ignore(ctx: Ctx, input: MissionInput, reason: string): void {
   });
 }
 
-function addUsage(s: MissionState, agent: string, usage: Usage): void {
-  const add = (into: TokenCount) => {
-    into.input_tokens += usage.input_tokens;
-    into.output_tokens += usage.output_tokens;
-  };
-  add(s.usage);
-  add((s.usage.byAgent[agent] ??= { input_tokens: 0, output_tokens: 0 }));
-  add((s.usage.byModel[usage.model ?? "none"] ??= { input_tokens: 0, output_tokens: 0 }));
+function addUsage(ctx: Ctx, agent: string, usage: Usage): void {
+  const totals = editUsage(ctx);
+  const add = (into: TokenCount | undefined): TokenCount => ({
+    input_tokens: (into?.input_tokens ?? 0) + usage.input_tokens,
+    output_tokens: (into?.output_tokens ?? 0) + usage.output_tokens,
+  });
+  totals.input_tokens += usage.input_tokens;
+  totals.output_tokens += usage.output_tokens;
+  totals.byAgent[agent] = add(totals.byAgent[agent]);
+  const model = usage.model ?? "none";
+  totals.byModel[model] = add(totals.byModel[model]);
 }
 
 function lastAttemptNumber(t: TaskRecord): number {

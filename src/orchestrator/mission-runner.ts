@@ -7,6 +7,7 @@ import {
   isFinal,
   resume,
   step,
+  taskOf,
   type MissionCommand,
   type MissionInput,
   type MissionState,
@@ -15,6 +16,20 @@ import type { NormalizedPlan } from "./plan-validation.ts";
 import { writeReport } from "./report.ts";
 
 export type ReplanCommand = Extract<MissionCommand, { kind: "request_replan" }>;
+
+/** Publishes of one step sent before their acks are awaited (bounds a plan's first dispatches). */
+const MAX_UNACKED = 256;
+
+/**
+ * Commands that may go out before the acks of those before them, and that
+ * nothing after them waits for: dispatches (each its own task), wave_completed
+ * (a record of what happened) and log lines. Everything else is sent after
+ * them and awaited: wave_started thus stays ahead of its wave's dispatches.
+ */
+function overlaps(cmd: MissionCommand): boolean {
+  if (cmd.kind === "dispatch" || cmd.kind === "ignored") return true;
+  return cmd.kind === "emit" && cmd.event.type === "wave_completed";
+}
 
 export interface MissionMeta {
   title: string;
@@ -135,7 +150,7 @@ export class MissionRunner {
   reportResults(): Record<string, TaskResult> {
     const out: Record<string, TaskResult> = {};
     for (const [taskId, byAttempt] of this.resultsByAttempt) {
-      const dispatched = this.state.tasks[taskId]?.attempts.map((a) => a.attempt) ?? [];
+      const dispatched = taskOf(this.state, taskId)?.attempts.map((a) => a.attempt) ?? [];
       const attempt = Math.max(-1, ...dispatched.filter((n) => byAttempt.has(n)));
       const result = byAttempt.get(attempt);
       if (result) out[taskId] = result;
@@ -156,17 +171,40 @@ export class MissionRunner {
     await this.execute(r.commands);
   }
 
+  /**
+   * Run one step's commands in order. Dispatches (and the other commands of
+   * `overlaps`) are sent without waiting for the ack of the one before: they
+   * go out in order on the one connection, and their acks are awaited
+   * together before any other command (a timeout's task_failed, which replay
+   * needs recorded before the retry it causes; wave_started; an abort, which
+   * needs the dispatch's sequence; the report and the final event) and before
+   * the next input. A crash loses nothing by this: dispatches are not in the
+   * record, so resume sends every attempt in flight again.
+   */
   private async execute(commands: MissionCommand[]): Promise<void> {
+    const sent: Array<Promise<void>> = [];
     for (const cmd of commands) {
-      if (this.abandoned) return;
-      try {
-        await this.run(cmd);
-      } catch (err) {
-        // A publish that failed after its retries. A lost dispatch fails by
-        // start timeout and is retried; a lost final event is repeated on the
-        // next tick; a lost wave event is only missing from the record.
-        this.log.error({ err: errorMessage(err), command: cmd.kind }, "command failed");
+      if (this.abandoned) break;
+      if (overlaps(cmd)) {
+        sent.push(this.runLogged(cmd));
+        if (sent.length >= MAX_UNACKED) await Promise.all(sent.splice(0));
+        continue;
       }
+      await Promise.all(sent.splice(0));
+      if (this.abandoned) break;
+      await this.runLogged(cmd);
+    }
+    await Promise.all(sent);
+  }
+
+  private async runLogged(cmd: MissionCommand): Promise<void> {
+    try {
+      await this.run(cmd);
+    } catch (err) {
+      // A publish that failed after its retries. A lost dispatch fails by
+      // start timeout and is retried; a lost final event is repeated on the
+      // next tick; a lost wave event is only missing from the record.
+      this.log.error({ err: errorMessage(err), command: cmd.kind }, "command failed");
     }
   }
 

@@ -6,6 +6,11 @@
  * Everything here is plain JSON-compatible data (no Maps, no Dates, no
  * functions), so a state can be cloned, compared, logged and stored.
  * Times are milliseconds since the epoch and always come from inputs.
+ *
+ * A state is immutable once a step returned it: the next step shares every
+ * part it does not change (the plan, the other task records) and copies only
+ * what it writes, so a step costs the same in a mission of 10 or 10,000 tasks.
+ * Never modify a state in place.
  */
 import type { PayloadInput } from "../schema/events.ts";
 import type { PlanInput } from "../schema/plan.ts";
@@ -107,6 +112,8 @@ export interface WaveRecord {
   taskIds: string[];
   started: boolean;
   completed: boolean;
+  /** Tasks of the wave neither succeeded nor failed: the wave completes at 0 (once started). */
+  remaining: number;
 }
 
 export interface FailedTask {
@@ -135,11 +142,25 @@ export interface MissionState {
   replansUsed: number;
   /** Set while replanning: draining in-flight attempts, or waiting for the planner. */
   replan: { phase: "draining" | "requested" } | null;
-  tasks: Record<string, TaskRecord>;
-  /** Task ids: the current plan's in plan order, then older ones. */
-  order: string[];
-  /** Waves of the current revision. */
+  /**
+   * The current plan's tasks in plan order, then older ones. An array, not an
+   * object keyed by id: a step that changes one record copies the array (a copy
+   * of references), which stays cheap at any size where a large keyed object's
+   * copy does not. Look a task up with `taskOf`.
+   */
+  tasks: TaskRecord[];
+  /** Position of each task in `tasks`; replaced only when a plan is installed. */
+  taskIndex: Record<string, number>;
+  /** Waves of the current revision; wave n is at index n - 1 (a normalized plan numbers them so). */
   waves: WaveRecord[];
+  /**
+   * Counts kept up to date by every status change, so that a step need not
+   * scan all tasks: tasks with an attempt in flight (dispatched or running),
+   * and tasks of the current plan that have not succeeded (0: the mission is
+   * complete).
+   */
+  inFlight: number;
+  toSucceed: number;
   usage: UsageTotals;
   /** Final failures of the current revision. */
   failures: FailedTask[];
@@ -272,9 +293,11 @@ export function createMission(opts: CreateMissionOptions): MissionState {
     plan: null,
     replansUsed: 0,
     replan: null,
-    tasks: {},
-    order: [],
+    tasks: [],
+    taskIndex: {},
     waves: [],
+    inFlight: 0,
+    toSucceed: 0,
     usage: { input_tokens: 0, output_tokens: 0, byAgent: {}, byModel: {} },
     failures: [],
     replanHistory: [],
@@ -286,6 +309,11 @@ export function createMission(opts: CreateMissionOptions): MissionState {
 
 export function isFinal(state: MissionState): boolean {
   return state.status === "completed" || state.status === "failed" || state.status === "cancelled";
+}
+
+/** The record of a task by id (any revision's). */
+export function taskOf(state: MissionState, id: string): TaskRecord | undefined {
+  return Object.hasOwn(state.taskIndex, id) ? state.tasks[state.taskIndex[id]!] : undefined;
 }
 
 export function isInFlight(task: TaskRecord): boolean {
@@ -300,8 +328,7 @@ export function currentAttempt(task: TaskRecord): AttemptRecord | null {
 
 export function inFlightAttempts(state: MissionState): InFlightAttempt[] {
   const out: InFlightAttempt[] = [];
-  for (const id of state.order) {
-    const t = state.tasks[id]!;
+  for (const t of state.tasks) {
     const a = currentAttempt(t);
     if (a) out.push({ task_id: t.id, agent: t.agent, attempt: a.attempt, worker: a.worker });
   }
@@ -335,8 +362,7 @@ export function taskCounts(state: MissionState): TaskCounts {
     cancelled: 0,
     superseded: 0,
   };
-  for (const id of state.order) {
-    const t = state.tasks[id]!;
+  for (const t of state.tasks) {
     if (t.status === "superseded") {
       c.superseded++;
       continue;
@@ -398,8 +424,7 @@ export function summarize(state: MissionState, now?: number): MissionSummary {
     usage: structuredClone(state.usage),
     failed_tasks: state.failures.map((f) => ({ ...f })),
     replan_history: structuredClone(state.replanHistory),
-    rows: state.order.map((id) => {
-      const t = state.tasks[id]!;
+    rows: state.tasks.map((t) => {
       const first = t.attempts[0];
       const usage = { input_tokens: 0, output_tokens: 0 };
       for (const a of t.attempts) {

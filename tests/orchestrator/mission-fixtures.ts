@@ -6,6 +6,7 @@ import type { TaskResult } from "../../src/schema/result.ts";
 import {
   createMission,
   step,
+  taskOf,
   type CreateMissionOptions,
   type MissionCommand,
   type MissionInput,
@@ -102,7 +103,20 @@ export const bad = (
 });
 export const tick = (now: number): MissionInput => ({ type: "tick", now });
 
-/** A driver that keeps the state and the commands of each step. */
+/**
+ * Freeze a value and everything it holds. A step given a frozen state throws
+ * on any write to it (ES modules are strict), which proves the machine never
+ * modifies the state it is given.
+ */
+export function deepFreeze<T>(value: T, seen = new Set<object>()): T {
+  if (value === null || typeof value !== "object" || seen.has(value)) return value;
+  seen.add(value);
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v, seen);
+  return value;
+}
+
+/** A driver that keeps the state and the commands of each step; every state it steps is frozen. */
 export class Run {
   state: MissionState;
   last: MissionCommand[] = [];
@@ -113,7 +127,7 @@ export class Run {
   feed(...inputs: MissionInput[]): MissionCommand[] {
     this.last = [];
     for (const input of inputs) {
-      const r = step(this.state, input);
+      const r = step(deepFreeze(this.state), input);
       this.state = r.state;
       this.last.push(...r.commands);
       this.all.push(...r.commands);
@@ -121,7 +135,7 @@ export class Run {
     return this.last;
   }
   task(id: string) {
-    const t = this.state.tasks[id];
+    const t = taskOf(this.state, id);
     if (!t) throw new Error(`no task ${id}`);
     return t;
   }

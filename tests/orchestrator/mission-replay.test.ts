@@ -6,6 +6,7 @@ import {
   replay,
   resume,
   step,
+  taskOf,
   type MissionCommand,
   type MissionInput,
   type MissionState,
@@ -133,7 +134,7 @@ describe("replay of recorded events", () => {
     const r = resume(rebuilt.state, s(500));
     expect(r.commands).toEqual(lastDispatch);
     // c had started, so its clock is not reset; it times out on its own terms.
-    expect(r.state.tasks.c!.attempts[0]!.startedAt).toBe(s(111));
+    expect(taskOf(r.state, "c")!.attempts[0]!.startedAt).toBe(s(111));
 
     // The resumed mission carries on to the end.
     const end = step(r.state, {
