@@ -28,6 +28,7 @@ import { PATIENT } from "./injectors.ts";
 import { startObserver, type Observer } from "./observer.ts";
 import {
   CLI_ENTRY,
+  COMPILED_CLI_ENTRY,
   descendantsOf,
   spawnSwarm,
   stopTree,
@@ -100,7 +101,7 @@ export interface MissionRunResult {
 export const SWARM_MODEL_SPEC = "ollama:chaos-fake";
 
 function roleOf(argv: readonly string[]): Pick<SwarmProc, "role" | "agent"> | null {
-  const i = argv.indexOf(CLI_ENTRY);
+  const i = argv.findIndex((a) => a === CLI_ENTRY || a === COMPILED_CLI_ENTRY);
   if (i < 0) return null;
   if (argv[i + 1] === "orchestrator") return { role: "orchestrator", agent: null };
   if (argv[i + 1] === "worker") {
