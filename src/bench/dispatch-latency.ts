@@ -1,14 +1,15 @@
 /**
  * Benchmark 2, dispatch latency: `task_assigned` published → `task_started`
- * seen, with an idle worker waiting. The mission is a chain of run-only
- * no-op tasks (`run: ["true"]`), each depending on the one before, so there
- * is exactly one task in flight and every dispatch meets an idle replica:
- * the figure is the dispatch path, never queueing behind other tasks.
- * Both times are taken by one probe (a core subscription on `squad.>`).
+ * seen, with an idle worker waiting. The mission is a chain of no-op tasks
+ * that run nothing (`run: []`: an instant task, so no process start competes
+ * for the CPU with the dispatch being measured), each depending on the one
+ * before, so there is exactly one task in flight and every dispatch meets an
+ * idle replica: the figure is the dispatch path, never queueing behind other
+ * tasks. Both times are taken by one probe (a core subscription on `squad.>`).
  */
 import { atMost, type Section } from "./results.ts";
 import type { RawFigures } from "./raw-jetstream.ts";
-import { noopChainPlan } from "./plans.ts";
+import { noopChainPlan, noopRun, type NoopKind } from "./plans.ts";
 import { ratio, summarize, type LatencySummary } from "./stats.ts";
 import { startHarness, treeCpuSeconds, type MissionRun } from "./swarm-harness.ts";
 
@@ -17,6 +18,8 @@ export interface DispatchOptions {
   tasks: number;
   chainLength: number;
   warmupTasks: number;
+  /** The chained tasks: `empty` (`run: []`, the default) or `shell` (`run: ["true"]`). */
+  kind?: NoopKind;
 }
 
 export interface DispatchFigures {
@@ -64,15 +67,16 @@ export function chainLatencies(run: Pick<MissionRun, "records">): {
 }
 
 export async function dispatchLatency(opts: DispatchOptions): Promise<DispatchFigures> {
+  const kind = opts.kind ?? "empty";
   const h = await startHarness("dispatch");
   try {
-    // The run step's sandbox does not touch assigned → started; without it the chain is shorter.
+    // A shell step's sandbox does not touch assigned → started; without it the chain is shorter.
     const workers = await h.startWorkers({
       replicas: 1,
       concurrency: 1,
       env: { SWARM_SANDBOX: "none" },
     });
-    await h.runMission("dispatch-warmup", noopChainPlan(opts.warmupTasks), 120_000);
+    await h.runMission("dispatch-warmup", noopChainPlan(opts.warmupTasks, kind), 120_000);
     const cpu0 = await Promise.all([
       treeCpuSeconds(h.orchestrator.pid),
       treeCpuSeconds(workers.process.pid),
@@ -81,7 +85,7 @@ export async function dispatchLatency(opts: DispatchOptions): Promise<DispatchFi
     let chainMs = 0;
     for (let done = 0, n = 1; done < opts.tasks; n++) {
       const length = Math.min(opts.chainLength, opts.tasks - done);
-      const run = await h.runMission(`dispatch-chain-${n}`, noopChainPlan(length), 600_000);
+      const run = await h.runMission(`dispatch-chain-${n}`, noopChainPlan(length, kind), 600_000);
       const one = chainLatencies(run);
       if (one.assignedToStarted.length !== length) {
         throw new Error(
@@ -127,6 +131,7 @@ export function dispatchSection(
         }
       : {};
   const busy = (s: number) => `${((s / d.cpu.seconds) * 100).toFixed(0)}% of one core`;
+  const kind = opts.kind ?? "empty";
   return {
     id: "dispatch",
     title: "2. Dispatch latency",
@@ -168,19 +173,25 @@ export function dispatchSection(
       },
     ],
     notes: [
-      `${opts.tasks} run-only tasks (\`run: ["true"]\`) in missions of ${opts.chainLength}, each ` +
+      `${opts.tasks} no-op tasks (\`${JSON.stringify(noopRun(kind))}\`${kind === "empty" ? ": nothing runs" : ""}) ` +
+        `in missions of ${opts.chainLength}, each ` +
         `task depending on the one before (after a ${opts.warmupTasks}-task warm-up), on one ` +
-        `replica with one slot and \`SWARM_SANDBOX=none\` (the sandbox changes how long the step ` +
-        `runs, not how it is dispatched; its cost is in section 3): ` +
+        `replica with one slot and \`SWARM_SANDBOX=none\`: ` +
         `every task_assigned meets an idle, waiting worker, so the figure has no queueing in it. ` +
-        `No model is involved.`,
+        `No model is involved. ` +
+        (kind === "empty"
+          ? `The tasks are instant on purpose: a shell step (\`run: ["true"]\`) would add a ` +
+            `process start per task whose CPU competes with the dispatch being measured; its ` +
+            `cost is in section 3.`
+          : `Each task runs one shell command; its cost is in section 3.`),
       `Between the two events the worker decodes and validates the event, claims the attempt in ` +
         `KV (a round trip) and publishes task_started (a JetStream publish); the raw reference ` +
         `has only the delivery and one ackAck round trip.`,
       `Each mission here has ${opts.chainLength} tasks; in a mission of n tasks every hop also ` +
         `pays one mission-machine step, whose cost grows with n (the step figures in section 3).`,
       `CPU during the chain: orchestrator ${d.cpu.orchestrator.toFixed(1)} s ` +
-        `(${busy(d.cpu.orchestrator)}), worker with its shell steps ${d.cpu.worker.toFixed(1)} s ` +
+        `(${busy(d.cpu.orchestrator)}), worker${kind === "shell" ? " with its shell steps" : ""} ` +
+        `${d.cpu.worker.toFixed(1)} s ` +
         `(${busy(d.cpu.worker)}) over ${d.cpu.seconds.toFixed(1)} s.`,
     ],
   };

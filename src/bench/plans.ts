@@ -15,7 +15,19 @@ function taskId(prefix: string, i: number, n: number): string {
   return `${prefix}${String(i + 1).padStart(String(n).length, "0")}`;
 }
 
-function noopTask(id: string, dependsOn: string[]): PlanTaskInput {
+/**
+ * What a no-op task does: `empty` runs nothing (`run: []`: dispatch, claim and
+ * events only, the swarm itself); `shell` runs one shell command
+ * (`run: ["true"]`: a process per task).
+ */
+export type NoopKind = "empty" | "shell";
+
+/** The `run` list of a no-op task of this kind. */
+export function noopRun(kind: NoopKind): string[] {
+  return kind === "empty" ? [] : ["true"];
+}
+
+function noopTask(id: string, dependsOn: string[], kind: NoopKind): PlanTaskInput {
   return {
     id,
     agent: BENCH_AGENT,
@@ -23,25 +35,28 @@ function noopTask(id: string, dependsOn: string[]): PlanTaskInput {
     instructions: "",
     depends_on: dependsOn,
     acceptance: "",
-    run: ["true"],
+    run: noopRun(kind),
   };
 }
 
 /** n no-op tasks, each depending on the one before: one task in flight at a time. */
-export function noopChainPlan(n: number): PlanInput {
+export function noopChainPlan(n: number, kind: NoopKind = "shell"): PlanInput {
   const ids = Array.from({ length: n }, (_, i) => taskId("c", i, n));
   return {
     strategy: `benchmark: a chain of ${n} no-op tasks`,
-    waves: [{ wave: 1, tasks: ids.map((id, i) => noopTask(id, i ? [ids[i - 1]!] : [])) }],
+    waves: [{ wave: 1, tasks: ids.map((id, i) => noopTask(id, i ? [ids[i - 1]!] : [], kind)) }],
   };
 }
 
 /** n independent no-op tasks in one wave: all ready at once. */
-export function noopWidePlan(n: number): PlanInput {
+export function noopWidePlan(n: number, kind: NoopKind = "shell"): PlanInput {
   return {
     strategy: `benchmark: ${n} independent no-op tasks`,
     waves: [
-      { wave: 1, tasks: Array.from({ length: n }, (_, i) => noopTask(taskId("n", i, n), [])) },
+      {
+        wave: 1,
+        tasks: Array.from({ length: n }, (_, i) => noopTask(taskId("n", i, n), [], kind)),
+      },
     ],
   };
 }

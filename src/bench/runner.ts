@@ -40,7 +40,9 @@ export function benchPlan(quick: boolean): BenchPlan {
         throughput: {
           replicaCounts: [4],
           concurrency: 4,
-          tasks: 60,
+          tasks: 200,
+          shellReplicaCounts: [],
+          shellTasks: 60,
           largeMission: null,
           unsandboxedRun: false,
           stepSizes: [100, 1000],
@@ -70,8 +72,10 @@ export function benchPlan(quick: boolean): BenchPlan {
         throughput: {
           replicaCounts: [1, 2, 4, 8],
           concurrency: 4,
-          tasks: 200,
-          largeMission: 1000,
+          tasks: 1000,
+          shellReplicaCounts: [1, 4],
+          shellTasks: 200,
+          largeMission: 4000,
           unsandboxedRun: true,
           stepSizes: [100, 1000],
         },

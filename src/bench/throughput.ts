@@ -1,9 +1,11 @@
 /**
  * Benchmark 3, throughput: no-op tasks per second end to end, through the
- * real orchestrator's mission machine: one mission of N independent run-only
- * tasks (`run: ["true"]`), from the first task_assigned to mission_completed
- * (which the orchestrator emits once it has recorded every result), with 1,
- * 2, 4 and 8 worker replicas.
+ * real orchestrator's mission machine: one mission of N independent tasks,
+ * from the first task_assigned to mission_completed (which the orchestrator
+ * emits once it has recorded every result). Two kinds of no-op task: `run: []`
+ * (nothing runs: dispatch, claim and events only, the swarm itself; the
+ * throughput target is judged on these) with 1, 2, 4 and 8 worker replicas,
+ * and `run: ["true"]` (one shell command per task, a process each).
  */
 import { spawn } from "node:child_process";
 import os from "node:os";
@@ -12,17 +14,23 @@ import { runShell } from "../tools/shell.ts";
 import { validatePlan } from "../orchestrator/plan-validation.ts";
 import { atLeast, type Figure, type Section } from "./results.ts";
 import type { RawFigures } from "./raw-jetstream.ts";
-import { noopWidePlan } from "./plans.ts";
+import { noopWidePlan, type NoopKind } from "./plans.ts";
 import { ratePerSecond, ratio } from "./stats.ts";
 import { startHarness, treeCpuSeconds } from "./swarm-harness.ts";
 
 export interface ThroughputOptions {
+  /** Replica counts of the `run: []` runs (the target is on 4). */
   replicaCounts: number[];
   concurrency: number;
+  /** Tasks per `run: []` mission. */
   tasks: number;
-  /** One more run with 4 replicas, no sandbox and a mission this large (null: none): the mission-size effect. */
+  /** Replica counts of the `run: ["true"]` runs, in the worker's default sandbox. */
+  shellReplicaCounts: number[];
+  /** Tasks per `run: ["true"]` mission. */
+  shellTasks: number;
+  /** One more `run: []` run with 4 replicas and a mission this large (null: none): the mission-size effect. */
   largeMission: number | null;
-  /** One more run with 4 replicas and SWARM_SANDBOX=none: what the shell sandbox costs. */
+  /** One more `run: ["true"]` run with 4 replicas and SWARM_SANDBOX=none: what the shell sandbox costs. */
   unsandboxedRun: boolean;
   /** Mission sizes for the in-process cost of one mission-machine step. */
   stepSizes: number[];
@@ -31,6 +39,7 @@ export interface ThroughputOptions {
 export interface ThroughputPoint {
   replicas: number;
   tasks: number;
+  kind: NoopKind;
   /** Run with SWARM_SANDBOX=none (else the worker's default). */
   unsandboxed: boolean;
   tasksPerSecond: number;
@@ -111,16 +120,28 @@ export async function throughput(opts: ThroughputOptions): Promise<ThroughputFig
   const h = await startHarness("throughput");
   const points: ThroughputPoint[] = [];
   try {
-    const runs = opts.replicaCounts.map((replicas) => ({
-      replicas,
-      tasks: opts.tasks,
-      unsandboxed: false,
-    }));
-    if (opts.unsandboxedRun) runs.push({ replicas: 4, tasks: opts.tasks, unsandboxed: true });
-    // Unsandboxed like the run before it, so the two differ only in mission size (and it
-    // stays inside the orchestrator's 60 s start timeout on a loaded machine).
-    if (opts.largeMission) runs.push({ replicas: 4, tasks: opts.largeMission, unsandboxed: true });
-    for (const { replicas, tasks, unsandboxed } of runs) {
+    const runs: Array<{ replicas: number; tasks: number; kind: NoopKind; unsandboxed: boolean }> = [
+      ...opts.replicaCounts.map((replicas) => ({
+        replicas,
+        tasks: opts.tasks,
+        kind: "empty" as const,
+        unsandboxed: false,
+      })),
+      // Differs from the 4-replica run above only in mission size.
+      ...(opts.largeMission
+        ? [{ replicas: 4, tasks: opts.largeMission, kind: "empty" as const, unsandboxed: false }]
+        : []),
+      ...opts.shellReplicaCounts.map((replicas) => ({
+        replicas,
+        tasks: opts.shellTasks,
+        kind: "shell" as const,
+        unsandboxed: false,
+      })),
+      ...(opts.unsandboxedRun
+        ? [{ replicas: 4, tasks: opts.shellTasks, kind: "shell" as const, unsandboxed: true }]
+        : []),
+    ];
+    for (const { replicas, tasks, kind, unsandboxed } of runs) {
       const workers = await h.startWorkers({
         replicas,
         concurrency: opts.concurrency,
@@ -128,8 +149,8 @@ export async function throughput(opts: ThroughputOptions): Promise<ThroughputFig
       });
       try {
         await h.runMission(
-          `throughput-warmup-${replicas}`,
-          noopWidePlan(replicas * opts.concurrency),
+          `throughput-warmup-${replicas}-${kind}`,
+          noopWidePlan(replicas * opts.concurrency, kind),
           120_000,
         );
         const cpuNow = () =>
@@ -140,8 +161,8 @@ export async function throughput(opts: ThroughputOptions): Promise<ThroughputFig
           ]);
         const c0 = await cpuNow();
         const run = await h.runMission(
-          `throughput-${replicas}-replicas-${tasks}-tasks${unsandboxed ? "-unsandboxed" : ""}`,
-          noopWidePlan(tasks),
+          `throughput-${replicas}-replicas-${tasks}-${kind}${unsandboxed ? "-unsandboxed" : ""}`,
+          noopWidePlan(tasks, kind),
           600_000,
         );
         const c1 = await cpuNow();
@@ -151,6 +172,7 @@ export async function throughput(opts: ThroughputOptions): Promise<ThroughputFig
         points.push({
           replicas,
           tasks,
+          kind,
           unsandboxed,
           tasksPerSecond: ratePerSecond(tasks, window),
           planningMs: run.plannedAt - run.submittedAt,
@@ -177,35 +199,62 @@ export function throughputSection(
   opts: ThroughputOptions,
   durationMs: number,
 ): Section {
-  const main = (p: ThroughputPoint) => p.tasks === opts.tasks && !p.unsandboxed;
-  const figures: Figure[] = t.points.map((p) => ({
-    key: main(p)
-      ? `throughput.replicas.${p.replicas}`
-      : p.tasks !== opts.tasks
-        ? `throughput.large.${p.tasks}`
-        : "throughput.unsandboxed",
-    name:
-      `no-op tasks/s, ${p.replicas} replica${p.replicas > 1 ? "s" : ""} × ${opts.concurrency} slots` +
-      (p.tasks === opts.tasks ? "" : `, one ${p.tasks}-task mission`) +
-      (p.unsandboxed ? ", SWARM_SANDBOX=none" : ""),
-    value: p.tasksPerSecond,
-    unit: "tasks/s",
-    ...(raw
+  const slots = (p: ThroughputPoint) =>
+    `${p.replicas} replica${p.replicas > 1 ? "s" : ""} × ${opts.concurrency} slots`;
+  const describe = (p: ThroughputPoint): { key: string; name: string } => {
+    if (p.kind === "empty") {
+      return p.tasks === opts.tasks
+        ? {
+            key: `throughput.replicas.${p.replicas}`,
+            name: `no-op tasks/s (\`run: []\`), ${slots(p)}`,
+          }
+        : {
+            key: `throughput.large.${p.tasks}`,
+            name: `no-op tasks/s (\`run: []\`), ${slots(p)}, one ${p.tasks}-task mission`,
+          };
+    }
+    return p.unsandboxed
       ? {
-          reference: { label: "raw JetStream throughput", value: raw.throughput, unit: "msg/s" },
-          ratio: ratio(p.tasksPerSecond, raw.throughput),
+          key: "throughput.unsandboxed",
+          name: `one shell command per task (\`run: ["true"]\`), tasks/s, ${slots(p)}, SWARM_SANDBOX=none`,
         }
-      : {}),
-    ...(p.replicas === 4 && main(p) ? { target: atLeast(p.tasksPerSecond, 2000, "tasks/s") } : {}),
-  }));
-  const planning = t.points.filter((p) => p.tasks === opts.tasks).map((p) => p.planningMs);
-  const large = t.points.find((p) => p.tasks !== opts.tasks);
+      : {
+          key: `throughput.shell.replicas.${p.replicas}`,
+          name: `one shell command per task (\`run: ["true"]\`), tasks/s, ${slots(p)}`,
+        };
+  };
+  const figures: Figure[] = t.points.map((p) => {
+    const { key, name } = describe(p);
+    return {
+      key,
+      name,
+      value: p.tasksPerSecond,
+      unit: "tasks/s",
+      ...(raw
+        ? {
+            reference: { label: "raw JetStream throughput", value: raw.throughput, unit: "msg/s" },
+            ratio: ratio(p.tasksPerSecond, raw.throughput),
+          }
+        : {}),
+      // The target measures the swarm, not bash: it is judged on `run: []` tasks.
+      ...(key === "throughput.replicas.4"
+        ? { target: atLeast(p.tasksPerSecond, 2000, "tasks/s") }
+        : {}),
+    };
+  });
+  const planning = t.points
+    .filter((p) => p.kind === "empty" && p.tasks === opts.tasks)
+    .map((p) => p.planningMs);
+  const large = t.points.find((p) => p.kind === "empty" && p.tasks !== opts.tasks);
   const cpuLines = t.points.map((p) => {
     const pct = (s: number) => `${((s / p.cpu.seconds) * 100).toFixed(0)}%`;
+    const what =
+      p.kind === "empty" ? "`run: []`" : `\`run: ["true"]\`${p.unsandboxed ? ", no sandbox" : ""}`;
     return (
-      `${p.replicas} replica(s), ${p.tasks} tasks${p.unsandboxed ? ", no sandbox" : ""}, ` +
+      `${p.replicas} replica(s), ${p.tasks} tasks, ${what}, ` +
       `${p.cpu.seconds.toFixed(1)} s: orchestrator ${pct(p.cpu.orchestrator)} ` +
-      `of a core, workers with their shell steps ${pct(p.cpu.workers)}, nats-server ${pct(p.cpu.nats)}`
+      `of a core, workers${p.kind === "shell" ? " with their shell steps" : ""} ` +
+      `${pct(p.cpu.workers)}, nats-server ${pct(p.cpu.nats)}`
     );
   });
   return {
@@ -250,11 +299,15 @@ export function throughputSection(
         : []),
     ],
     notes: [
-      `One mission of ${opts.tasks} independent run-only tasks (\`run: ["true"]\`) per replica ` +
-        `count, after a warm-up mission; ${opts.concurrency} slots per replica ` +
-        `(\`--concurrency ${opts.concurrency}\`), shell steps in the worker's default sandbox ` +
-        `(see the machine table) unless marked SWARM_SANDBOX=none. Timed from the first task_assigned to ` +
-        `mission_completed, which the orchestrator publishes after recording every result.`,
+      `No-op tasks (\`run: []\`): one mission of ${opts.tasks} independent tasks that run ` +
+        `nothing, per replica count, after a warm-up mission: each is dispatched, claimed in KV, ` +
+        `started and reported like any task, so this measures the swarm itself; the throughput ` +
+        `target is judged on these. One shell command per task (\`run: ["true"]\`): one mission ` +
+        `of ${opts.shellTasks} tasks each running \`true\`, a process per task, in the worker's ` +
+        `default sandbox (see the machine table) unless marked SWARM_SANDBOX=none. ` +
+        `${opts.concurrency} slots per replica (\`--concurrency ${opts.concurrency}\`). Timed ` +
+        `from the first task_assigned to mission_completed, which the orchestrator publishes ` +
+        `after recording every result.`,
       `CPU used while measuring (share of one core; the machine has two): ${cpuLines.join("; ")}.`,
     ],
   };

@@ -43,6 +43,9 @@ export async function connectBus(opts: ConnectBusOptions): Promise<NatsConnectio
       maxReconnectAttempts: -1,
       reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1000,
       timeout: opts.timeoutMs ?? 5000,
+      // Every request (publish, KV, pull) would otherwise build an Error up front for its
+      // stack trace; ours wrap failures with their own context (InfrastructureError).
+      noAsyncTraces: true,
     });
   } catch (err) {
     if (err instanceof errors.AuthorizationError) {

@@ -3,7 +3,7 @@ import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
 import { InfrastructureError } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
-import { AgentName, parseEvent, parseWith, subjects, type SquadEvent } from "../schema/index.ts";
+import { AgentName, ensureEvent, parseWith, subjects, type SquadEvent } from "../schema/index.ts";
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from "./retry.ts";
 
 /** Headers that let a subscriber filter without decoding the JSON. */
@@ -77,8 +77,9 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions = 
 
   return {
     async publish(event, opts = {}) {
-      // Throws SchemaValidationError naming the field; nothing has been sent yet.
-      const valid = parseEvent(event);
+      // Throws SchemaValidationError naming the field; nothing has been sent yet. An event
+      // makeEvent just built is not parsed twice.
+      const valid = ensureEvent(event);
       const subject = subjectFor(valid);
       const h = headers();
       h.set(SQUAD_TYPE_HEADER, valid.type);

@@ -22,7 +22,8 @@ import { backoffDelay, isTransientNatsError } from "./retry.ts";
 
 /** One delivery of one `task_assigned` message to this replica. */
 export interface TaskDelivery {
-  event: EventOf<"task_assigned">;
+  /** A task_assigned with its mission id (one without is dead-lettered before any handler sees it). */
+  event: EventOf<"task_assigned"> & { mission_id: string };
   /** 1 on the first delivery; JetStream counts redeliveries after a nak, a timeout or a crash. */
   deliveryCount: number;
   /** The consumer's max_deliver (-1: unlimited). */
@@ -69,6 +70,12 @@ export interface TaskPuller {
 
 const DEFAULT_EXPIRES_MS = 10_000;
 const defaultNakDelay = (deliveryCount: number) => backoffDelay(deliveryCount, 1000, 60_000);
+
+function hasMission(
+  e: EventOf<"task_assigned">,
+): e is EventOf<"task_assigned"> & { mission_id: string } {
+  return typeof e.mission_id === "string" && e.mission_id.length > 0;
+}
 
 /**
  * The pull loop of a worker replica on the durable `worker-<agent>`. Each free
@@ -196,6 +203,10 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
         m,
         `task ${event.payload.task.id} is for agent ${event.payload.task.agent}, not ${agent}`,
       );
+    }
+    if (!hasMission(event)) {
+      // The schema allows a null mission id on other events; a task without one is unusable.
+      return deadLetter(m, `task ${event.payload.task.id} has no mission_id`);
     }
     const deliveryCount = m.info.deliveryCount;
     let settled = false;

@@ -9,13 +9,20 @@ import {
   STREAMS,
   decodeEvent,
   parseWith,
+  type EventType,
   type SquadEvent,
 } from "../schema/index.ts";
+import { SQUAD_TYPE_HEADER } from "./publisher.ts";
 
 export interface WatchOptions {
   /** Default `squad.>`: everything. */
   subject?: string;
   onEvent: (event: SquadEvent, subject: string) => void;
+  /**
+   * Only events of these types reach onEvent; others are skipped, unread when
+   * their Squad-Type header names the type (default: every type).
+   */
+  types?: readonly EventType[];
   /** A message that is not a valid event (default: a log line). */
   onInvalid?: (err: Error, subject: string, data: Uint8Array) => void;
   /** Records on `squad.dlq.*` are not events; without this handler they are skipped. */
@@ -40,6 +47,7 @@ export function watchEvents(nc: NatsConnection, opts: WatchOptions): EventWatch 
     opts.onInvalid ??
     ((err: Error, subject: string) =>
       log.warn({ subject, err: err.message }, "invalid message on the bus"));
+  const only = opts.types ? new Set<string>(opts.types) : null;
   const sub: Subscription = nc.subscribe(opts.subject ?? ALL_SUBJECTS, {
     callback: (err, msg) => {
       if (err) {
@@ -55,6 +63,11 @@ export function watchEvents(nc: NatsConnection, opts: WatchOptions): EventWatch 
         }
         return;
       }
+      if (only) {
+        // Decoding and validating is most of a message's cost: skip what the header rules out.
+        const type = msg.headers?.get(SQUAD_TYPE_HEADER);
+        if (type && !only.has(type)) return;
+      }
       let event: SquadEvent;
       try {
         event = decodeEvent(msg.data);
@@ -62,6 +75,7 @@ export function watchEvents(nc: NatsConnection, opts: WatchOptions): EventWatch 
         invalid(e as Error, msg.subject, msg.data);
         return;
       }
+      if (only && !only.has(event.type)) return;
       try {
         opts.onEvent(event, msg.subject);
       } catch (e) {

@@ -54,7 +54,7 @@ export function describeEvent(e: SquadEvent): string {
       return `wave ${e.payload.wave} completed: ${e.payload.succeeded.length} ok, ${e.payload.failed.length} failed`;
     case "task_assigned": {
       const t = e.payload.task;
-      const how = t.run?.length ? `${t.run.length} run steps` : "model";
+      const how = t.run ? `${t.run.length} run steps` : "model";
       return `${t.id} → ${t.agent} (attempt ${t.attempt}/${t.max_attempts}, ${how}): ${t.title}`;
     }
     case "task_started":

@@ -41,7 +41,7 @@ export function formatPlan(v: PlanViewInput, color: boolean): string {
           t.id,
           t.agent,
           t.depends_on.length ? t.depends_on.join(", ") : "-",
-          t.run?.length ? String(t.run.length) : "model",
+          t.run ? String(t.run.length) : "model",
           String(t.verify?.length ?? 0),
           oneLine(t.title, 60),
         ]),

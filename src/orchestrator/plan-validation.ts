@@ -103,7 +103,8 @@ export function validatePlan(plan: unknown, opts: PlanValidationOptions = {}): P
 
   for (const w of normalized.waves) {
     for (const t of w.tasks) {
-      if (!t.instructions.trim() && !t.run?.length) {
+      // `run: []` is a deliberate no-op (milestone) or checks-only task: only an absent `run` needs instructions.
+      if (!t.instructions.trim() && t.run === undefined) {
         problems.push(
           `task ${t.id}: has neither instructions nor run steps, so there is nothing to do`,
         );

@@ -21,6 +21,13 @@ export interface EnvelopeFields {
   timestamp?: string;
 }
 
+/**
+ * Events makeEvent built and validated: a publisher need not parse them
+ * again (see ensureEvent). Events are treated as immutable once built; a
+ * changed copy (e.g. redacted) is a new object and is validated again.
+ */
+const validated = new WeakSet<object>();
+
 /** Build and validate one event; throws SchemaValidationError naming the field. */
 export function makeEvent<T extends EventType>(
   type: T,
@@ -39,7 +46,17 @@ export function makeEvent<T extends EventType>(
     correlation_id: fields.correlation_id ?? null,
     payload,
   };
-  return parseWith(EventSchemas[type], candidate, `${type} event`) as EventOf<T>;
+  const event = parseWith(EventSchemas[type], candidate, `${type} event`) as EventOf<T>;
+  validated.add(event);
+  return event;
+}
+
+/** `value` as a valid event: as it is when makeEvent built it, else parsed (parseEvent). */
+export function ensureEvent(value: unknown): SquadEvent {
+  if (typeof value === "object" && value !== null && validated.has(value)) {
+    return value as SquadEvent;
+  }
+  return parseEvent(value);
 }
 
 /** Validate any decoded JSON value as a squad event. */
@@ -51,9 +68,11 @@ export function parseEvent(value: unknown): SquadEvent {
   return parseWith(SquadEvent, value, `event ${type}`);
 }
 
+const utf8 = new TextDecoder();
+
 /** Decode bytes from the wire into a validated event. */
 export function decodeEvent(data: Uint8Array | string): SquadEvent {
-  const text = typeof data === "string" ? data : new TextDecoder().decode(data);
+  const text = typeof data === "string" ? data : utf8.decode(data);
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -78,7 +78,8 @@ export async function runShell(opts: ShellOptions): Promise<ShellResult> {
     // bwrap binds real paths; a symlinked workspace would otherwise bind the link.
     home = await realpath(opts.cwd).catch(() => opts.cwd);
     file = opts.sandbox.bin;
-    argv = bwrapCommand(opts.sandbox, home, script);
+    // --info-fd: bwrap writes the pid of the sandbox's PID 1 there (then closes it; the command never sees it).
+    argv = ["--info-fd", "3", ...bwrapCommand(opts.sandbox, home, script)];
   }
   const child = execa(file, argv, {
     cwd: opts.cwd,
@@ -88,20 +89,34 @@ export async function runShell(opts: ShellOptions): Promise<ShellResult> {
     // Own process group (execa spawns it detached) and kills signal the whole group;
     // unlike a bare `detached: true`, execa still kills it if the worker exits.
     killDescendants: true,
-    stdin: "ignore",
+    stdio: opts.sandbox ? ["ignore", "pipe", "pipe", "pipe"] : ["ignore", "pipe", "pipe"],
     buffer: false,
     reject: false,
     forceKillAfterDelay: false,
   });
   child.stdout?.on("data", (b: Buffer) => output.push(b));
   child.stderr?.on("data", (b: Buffer) => output.push(b));
+  /** The sandbox's PID 1, as our PID namespace sees it (from bwrap's --info-fd). */
+  let sandboxInit: number | undefined;
+  let info = "";
+  child.stdio[3]?.on("data", (b: Buffer) => {
+    info += b.toString();
+    // The number only once it is whole: a chunk may end inside it.
+    const m = /"child-pid":\s*(\d+)[,\s}]/.exec(info);
+    if (m) sandboxInit = Number(m[1]);
+  });
 
   let timedOut = false;
   let aborted = false;
   let terminating: Promise<void> | undefined;
   const terminate = () => {
-    if (child.pid === undefined) return Promise.resolve();
-    terminating ??= terminateGroup(child.pid, graceMs);
+    const pgid = child.pid;
+    if (pgid === undefined) return Promise.resolve();
+    // Sandboxed, every process of the group but bwrap itself lives in the sandbox's PID
+    // namespace, and once its PID 1 has exited the kernel has killed and reaped all the
+    // others: those two processes say whether the group lives, no /proc scan needed.
+    const members = () => (sandboxInit === undefined ? null : [pgid, sandboxInit]);
+    terminating ??= terminateGroup(pgid, graceMs, members);
     return terminating;
   };
   const timer = setTimeout(() => {
@@ -113,6 +128,8 @@ export async function runShell(opts: ShellOptions): Promise<ShellResult> {
     void terminate();
   };
   opts.signal?.addEventListener("abort", onAbort, { once: true });
+  // Aborted while we awaited above (the sandbox's realpath): the event has been and gone.
+  if (opts.signal?.aborted) onAbort();
   // bash is done: whatever it left in the background goes too (else it holds the pipes open).
   child.nodeChildProcess.once("exit", () => void terminate());
 
@@ -175,19 +192,32 @@ export function buildShellEnv(
   return { ...env, ...extra };
 }
 
-/** SIGTERM the group, wait up to `graceMs` for it to go, then SIGKILL what is left. */
-async function terminateGroup(pgid: number, graceMs: number): Promise<void> {
+/**
+ * SIGTERM the group, wait up to `graceMs` for it to go, then SIGKILL what is left.
+ * `members()`: the only processes whose life decides the group's, when known
+ * (a sandboxed command); else the group is looked for in all of /proc.
+ */
+async function terminateGroup(
+  pgid: number,
+  graceMs: number,
+  members: () => number[] | null,
+): Promise<void> {
+  // The usual end: the command exited and left nothing, not even a zombie.
   if (!signalGroup(pgid, "SIGTERM")) return;
+  const alive = () => {
+    const known = members();
+    return known ? anyAlive(known, pgid) : groupAlive(pgid);
+  };
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
-    if (!(await groupAlive(pgid))) return;
+    if (!(await alive())) return;
     await sleep(25);
   }
   signalGroup(pgid, "SIGKILL");
   // SIGKILL is delivered asynchronously: return only once the group is gone,
   // so a caller never sees a process it was told was killed (bounded wait).
   const killDeadline = Date.now() + 2000;
-  while (Date.now() < killDeadline && (await groupAlive(pgid))) await sleep(10);
+  while (Date.now() < killDeadline && (await alive())) await sleep(10);
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
@@ -212,13 +242,22 @@ async function groupAlive(pgid: number): Promise<boolean> {
   } catch {
     return signalGroup(pgid, 0);
   }
-  for (const pid of pids) {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
-    const close = stat.lastIndexOf(")");
-    if (close < 0) continue;
-    // After "(comm)": state ppid pgrp ...
-    const [state, , pgrp] = stat.slice(close + 2).split(" ");
-    if (Number(pgrp) === pgid && state !== "Z" && state !== "X") return true;
-  }
+  for (const pid of pids) if (await runsInGroup(pid, pgid)) return true;
   return false;
+}
+
+/** Whether one of `pids` still runs in the group (not a zombie, not gone, not reused). */
+async function anyAlive(pids: number[], pgid: number): Promise<boolean> {
+  if (process.platform !== "linux") return signalGroup(pgid, 0);
+  for (const pid of pids) if (await runsInGroup(String(pid), pgid)) return true;
+  return false;
+}
+
+async function runsInGroup(pid: string, pgid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  const close = stat.lastIndexOf(")");
+  if (close < 0) return false;
+  // After "(comm)": state ppid pgrp ...
+  const [state, , pgrp] = stat.slice(close + 2).split(" ");
+  return Number(pgrp) === pgid && state !== "Z" && state !== "X";
 }

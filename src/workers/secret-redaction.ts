@@ -35,14 +35,23 @@ export function secretValues(env: NodeJS.ProcessEnv): string[] {
   return [...found].sort((a, b) => b.length - a.length);
 }
 
-/** A deep copy of `value` with every occurrence of a secret in any string replaced (pure). */
+/**
+ * `value` with every occurrence of a secret in any string replaced (pure):
+ * a copy of what changed, and `value` itself when nothing did (so an event
+ * already validated keeps its identity and is not validated again).
+ */
 export function redactSecrets<T>(value: T, secrets: readonly string[]): T {
   if (secrets.length === 0) return value;
   const walk = (v: unknown): unknown => {
     if (typeof v === "string") return redactText(v, secrets);
-    if (Array.isArray(v)) return v.map(walk);
+    if (Array.isArray(v)) {
+      const out = v.map(walk);
+      return out.some((x, i) => x !== v[i]) ? out : v;
+    }
     if (v !== null && typeof v === "object") {
-      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+      const entries = Object.entries(v);
+      const out = entries.map(([k, x]) => [k, walk(x)] as const);
+      return out.some(([, x], i) => x !== entries[i]![1]) ? Object.fromEntries(out) : v;
     }
     return v;
   };

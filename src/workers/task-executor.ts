@@ -39,8 +39,9 @@ export interface ExecuteTaskContext {
 
 /**
  * Runs one attempt of a task in the mission's workspace and says what
- * happened: `run` steps in order without a model, else a ReAct agent; then
- * the `verify` checks, which decide success whatever the model claimed.
+ * happened: `run` steps in order without a model (an empty `run` runs
+ * nothing: a no-op or checks-only task), else a ReAct agent; then the
+ * `verify` checks, which decide success whatever the model claimed.
  * Model-server outages are thrown (ModelUnavailableError) so the caller can
  * hand the attempt back; everything else becomes a failed result.
  */
@@ -48,7 +49,9 @@ export async function executeTask(task: Task, ctx: ExecuteTaskContext): Promise<
   const startedAt = Date.now();
   const deadline = startedAt + task.timeout_s * 1000;
   const workspace = missionWorkspace(ctx.workspaceRoot, ctx.missionId);
-  await mkdir(workspace, { recursive: true });
+  // A task that runs no command at all (`run: []`, no verify) needs no workspace: skip the syscall.
+  if (!task.run || task.run.length || task.verify?.length)
+    await mkdir(workspace, { recursive: true });
   const steps: Step[] = [];
   const record = (step: Step) => {
     steps.push(step);
@@ -66,7 +69,8 @@ export async function executeTask(task: Task, ctx: ExecuteTaskContext): Promise<
   const isFinal = (o: Extract<GateOutcome, { run: false }>) =>
     !o.approval || o.approval.decision === "denied";
 
-  if (task.run?.length) {
+  // An explicit `run`, even empty, means no model: `run: []` is a checks-only or no-op task.
+  if (task.run) {
     for (const [i, command] of task.run.entries()) {
       const askedAt = Date.now();
       const admitted = await admit(command);
@@ -107,7 +111,11 @@ export async function executeTask(task: Task, ctx: ExecuteTaskContext): Promise<
         break;
       }
     }
-    summary = error ? error : `ran ${task.run.length} step(s) in ${workspace}`;
+    summary = error
+      ? error
+      : task.run.length
+        ? `ran ${task.run.length} step(s) in ${workspace}`
+        : "no run steps (run: [])";
   } else {
     const model = ctx.agent.model ?? ctx.defaultModel;
     // LangChain loads only for model-driven tasks: run-only replicas start fast.

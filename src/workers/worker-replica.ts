@@ -162,6 +162,8 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
   // Missions end on squad.coordination; their in-flight tasks stop there and then.
   const endWatch = watchEvents(nc, {
     subject: subjects.coordination,
+    // Every task event of every replica passes here too: decode only what this replica acts on.
+    types: [...MISSION_END_TYPES, "approval_resolved"],
     log,
     onEvent: (e) => {
       approvals.onEvent(e);
@@ -203,7 +205,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
   heartbeat.unref();
 
   /**
-   * Take the attempt's claim, or settle the delivery and answer false.
+   * Take the attempt's claim (its KV revision), or settle the delivery and answer null.
    * On the last delivery a nak would leave the message in the work queue
    * for good, so a live holder is waited out here (the puller keeps the
    * delivery alive meanwhile).
@@ -213,27 +215,27 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
     key: string,
     tlog: Logger,
     store: LeaseStore,
-  ): Promise<boolean> {
+  ): Promise<number | null> {
     const waitUntil = Date.now() + 2 * leaseMs;
     for (;;) {
       const c = await store.acquire(key, instance, leaseMs);
-      if (c.ok) return true;
+      if (c.ok) return c.revision;
       if (c.done) {
         tlog.info({ holder: c.holder }, "attempt already reported; duplicate delivery dropped");
         await d.ack();
-        return false;
+        return null;
       }
       const wait = Math.max(500, c.expiresAt - Date.now() + 250);
       if (!d.isLastDelivery) {
         tlog.info({ holder: c.holder, retry_in_ms: wait }, "attempt held by another replica");
         d.nak(wait);
-        return false;
+        return null;
       }
       if (Date.now() >= waitUntil) {
         // Still renewed after two lease periods: the holder is alive and will report.
         tlog.info({ holder: c.holder }, "attempt worked by a live replica; last copy dropped");
         await d.ack();
-        return false;
+        return null;
       }
       await sleep(Math.min(wait, leaseMs));
     }
@@ -241,13 +243,8 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
 
   async function handle(d: TaskDelivery): Promise<void> {
     const task = d.event.payload.task;
+    // Never null here: the puller dead-letters a task_assigned without one.
     const mission = d.event.mission_id;
-    if (!mission) {
-      // The schema allows a null mission id on other events; a task without one is unusable.
-      log.error({ task: task.id }, "task_assigned without mission_id; dropped");
-      d.term();
-      return;
-    }
     const key = `${mission}.${task.id}.${task.attempt}`;
     const tlog = log.child({ mission, task: task.id, attempt: task.attempt });
     const ended = endedMissions.get(mission);
@@ -256,7 +253,10 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       await d.ack();
       return;
     }
-    if (!(await claim(d, key, tlog, leases))) return;
+    const claimed = await claim(d, key, tlog, leases);
+    if (claimed === null) return;
+    /** The claim's revision as we last wrote it; unknown once a renewal has rewritten it. */
+    let revision: number | undefined = claimed;
 
     const fields = {
       mission_id: mission,
@@ -274,6 +274,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
     if (lateEnd) abort(lateEnd);
     const timeout = setTimeout(() => abort(TIMEOUT_REASON), task.timeout_s * 1000);
     const renew = setInterval(() => {
+      revision = undefined;
       leases.renew(key, instance, leaseMs).then(
         (ok) => {
           if (!ok && !controller.signal.aborted) {
@@ -303,7 +304,9 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
           { attempt: task.attempt, worker, delivery: d.deliveryCount },
         ),
       );
-      tlog.info({ title: task.title, delivery: d.deliveryCount }, "task started");
+      // One info line per task, at its end: the start is on the bus (task_started), and a log
+      // write per event is a measurable share of a busy replica's CPU.
+      tlog.debug({ title: task.title, delivery: d.deliveryCount }, "task started");
       let result: TaskResult;
       try {
         result = await executeTask(task, {
@@ -376,20 +379,30 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       else counters.failed++;
       tlog.info(
         {
+          title: task.title,
+          delivery: d.deliveryCount,
           status: result.status,
           ms: result.duration_ms,
           error: result.error && redactSecrets(result.error, secrets),
         },
         "task done",
       );
-      try {
-        await leases.complete(key, instance);
-      } catch (err) {
-        if (!(err instanceof LeaseLostError)) throw err;
-        // Our lease lapsed and another replica took over; both results carry the same id, so JetStream keeps one.
-        tlog.warn({ err: err.message }, "claim taken over while finishing; result published once");
-      }
-      await d.ack();
+      // The result is stored: mark the claim done and ack at once (neither waits for the other).
+      // Either may be lost in a crash: an ack without a done claim leaves nothing to redeliver,
+      // and a done claim without an ack makes the redelivery a dropped duplicate.
+      const completed = leases
+        .complete(key, instance, revision === undefined ? {} : { revision })
+        .catch((err: unknown) => {
+          if (!(err instanceof LeaseLostError)) throw err;
+          // Our lease lapsed and another replica took over; both results carry the same id, so JetStream keeps one.
+          tlog.warn(
+            { err: err.message },
+            "claim taken over while finishing; result published once",
+          );
+        });
+      const [done, acked] = await Promise.allSettled([completed, d.ack()]);
+      if (done.status === "rejected") throw done.reason;
+      if (acked.status === "rejected") throw acked.reason;
     } catch (err) {
       // NATS trouble: give the claim up, so the redelivery the puller asks for can run at once.
       await leases.release(key, instance).catch(() => undefined);
@@ -525,6 +538,9 @@ export function isPermissionError(err: unknown): boolean {
   }
   return false;
 }
+
+/** The events missionEndReason answers for. */
+const MISSION_END_TYPES = ["mission_cancelled", "mission_failed", "mission_completed"] as const;
 
 /** Why a mission's in-flight tasks must stop, when `e` ends the mission (pure). */
 export function missionEndReason(e: SquadEvent): string | null {

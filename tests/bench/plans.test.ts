@@ -81,6 +81,14 @@ describe("benchmark briefs go through the real brief parser", () => {
     expect(tasks.every((t) => t.depends_on.length === 0)).toBe(true);
   });
 
+  it("`run: []` no-op tasks reach the plan as they are: no instructions, nothing to run", async () => {
+    for (const plan of [noopWidePlan(5, "empty"), noopChainPlan(5, "empty")]) {
+      const brief = parseBrief(briefText("empty", plan), { knownAgents: await knownAgents() });
+      const tasks = brief.plan!.waves[0]!.tasks;
+      expect(tasks.map((t) => [t.instructions, t.run])).toEqual(tasks.map(() => ["", []]));
+    }
+  });
+
   it("model tasks have instructions and no run steps", () => {
     const brief = parseBrief(briefText("model", modelWidePlan(3)));
     for (const t of brief.plan!.waves[0]!.tasks) {

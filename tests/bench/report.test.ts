@@ -40,6 +40,9 @@ const sections: Section[] = [
         unit: "tasks/s" as const,
         ...(r === 4 ? { target: atLeast(160, 2000, "tasks/s") } : {}),
       })),
+      { key: "throughput.large.4000", name: "4000-task mission", value: 150, unit: "tasks/s" },
+      { key: "throughput.shell.replicas.4", name: "shell, 4", value: 20, unit: "tasks/s" },
+      { key: "throughput.unsandboxed", name: "shell, 4, no sandbox", value: 60, unit: "tasks/s" },
       { key: "throughput.step.100", name: "step 100", value: 900, unit: "µs" },
       { key: "throughput.step.1000", name: "step 1000", value: 11000, unit: "µs" },
       {
@@ -187,6 +190,10 @@ describe("renderMarkdown", () => {
     expect(limits).toContain("no-op tasks/s, 4 replicas");
     expect(limits).toMatch(/structuredClone[^]*900 µs[^]*11000 µs[^]*60%/);
     expect(limits).toMatch(/6\.00 ms of CPU[^]*3\.00× a bare[^]*spawning is 40%/);
+    expect(limits).toContain(
+      "a 4,000-task mission ran at 150 tasks/s against 160 tasks/s for the smaller one",
+    );
+    expect(limits).toMatch(/one shell command per task and bubblewrap[^]*20\.0 tasks\/s[^]*60\.0/);
     expect(limits).toContain(
       "nothing (bare Node) is 42.0 MB, then: the NATS client +14 MB, the schemas +24 MB, " +
         "the worker runtime +30 MB",

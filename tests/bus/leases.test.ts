@@ -100,6 +100,28 @@ describe("lease store", () => {
     expect(await b.inspect("m1.t5.1")).toMatchObject({ owner: "w1", done: true });
   });
 
+  it("completes at the revision its acquire wrote, and falls back to reading when it changed", async () => {
+    const got = await a.acquire("m1.t9.1", "w1", 60_000);
+    if (!got.ok) throw new Error("expected the key");
+    await a.complete("m1.t9.1", "w1", { revision: got.revision });
+    expect(await a.inspect("m1.t9.1")).toMatchObject({ owner: "w1", done: true });
+    // Renewed since: the stale revision conflicts, the key is read, and it is still ours.
+    const renewed = await a.acquire("m1.t10.1", "w1", 60_000);
+    if (!renewed.ok) throw new Error("expected the key");
+    expect(await a.renew("m1.t10.1", "w1", 60_000)).toBe(true);
+    await a.complete("m1.t10.1", "w1", { revision: renewed.revision });
+    expect(await a.inspect("m1.t10.1")).toMatchObject({ owner: "w1", done: true });
+    // Taken over after our lease lapsed: the stale revision must not mark it done for us.
+    const lapsed = await a.acquire("m1.t11.1", "w1", 200);
+    if (!lapsed.ok) throw new Error("expected the key");
+    await sleep(300);
+    expect((await b.acquire("m1.t11.1", "w2", 60_000)).ok).toBe(true);
+    await expect(
+      a.complete("m1.t11.1", "w1", { revision: lapsed.revision }),
+    ).rejects.toBeInstanceOf(LeaseLostError);
+    expect(await a.inspect("m1.t11.1")).toMatchObject({ owner: "w2", done: false });
+  });
+
   it("frees a released key for the next acquirer", async () => {
     expect((await a.acquire("m1.t6.1", "w1", 60_000)).ok).toBe(true);
     await b.release("m1.t6.1", "w2"); // not the holder: no effect

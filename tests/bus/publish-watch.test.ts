@@ -14,6 +14,7 @@ import {
 import {
   EVENT_TYPES,
   SchemaValidationError,
+  ensureEvent,
   makeEvent,
   type SquadEvent,
 } from "../../src/schema/index.ts";
@@ -129,6 +130,24 @@ describe("publish → watch", () => {
     expect(await stored()).toBe(before);
   });
 
+  it("takes an event makeEvent built as it is, and parses anything else", () => {
+    const built = makeEvent(
+      "wave_started",
+      { mission_id: "m-once", source: "t" },
+      {
+        wave: 1,
+        task_ids: ["a"],
+      },
+    );
+    expect(ensureEvent(built)).toBe(built);
+    const copy = structuredClone(built);
+    const parsed = ensureEvent(copy);
+    expect(parsed).not.toBe(copy);
+    expect(parsed).toEqual(built);
+    const broken = { ...copy, payload: { wave: 0, task_ids: [] } };
+    expect(() => ensureEvent(broken)).toThrow(SchemaValidationError);
+  });
+
   it("stores the same event id once inside the duplicate window", async () => {
     const e = makeEvent(
       "wave_completed",
@@ -147,6 +166,34 @@ describe("publish → watch", () => {
     const replayed = [];
     for await (const r of replayEvents(nc, { missionId: "m-dupe" })) replayed.push(r);
     expect(replayed.map((r) => r.event.id)).toEqual([e.id]);
+  });
+
+  it("passes only the event types asked for, with or without the Squad-Type header", async () => {
+    const seen: string[] = [];
+    const invalid: string[] = [];
+    const watch = watchEvents(watcherNc, {
+      subject: "squad.coordination",
+      types: ["mission_cancelled"],
+      onEvent: (e) => seen.push(`${e.type} ${e.mission_id}`),
+      onInvalid: (err) => invalid.push(err.message),
+    });
+    await watch.ready;
+    const fields = { mission_id: "m-types", source: "test" };
+    await publisher.publish(makeEvent("wave_started", fields, { wave: 1, task_ids: [] }));
+    // Without headers (as `nats pub` would send it): decoded, then filtered by its type.
+    nc.publish(
+      "squad.coordination",
+      JSON.stringify(makeEvent("wave_started", fields, { wave: 2, task_ids: [] })),
+    );
+    nc.publish(
+      "squad.coordination",
+      JSON.stringify(makeEvent("mission_cancelled", fields, { reason: "bare" })),
+    );
+    await publisher.publish(makeEvent("mission_cancelled", fields, { reason: "stop" }));
+    await vi.waitFor(() => expect(seen).toHaveLength(2));
+    await watch.stop();
+    expect(seen).toEqual(["mission_cancelled m-types", "mission_cancelled m-types"]);
+    expect(invalid).toEqual([]);
   });
 
   it("reports invalid messages on the bus to onInvalid instead of onEvent", async () => {

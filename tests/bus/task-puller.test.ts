@@ -211,6 +211,11 @@ describe("task puller", () => {
         /wave_started/,
       ],
       [JSON.stringify(taskAssignedEvent("someone-else", "t-misrouted")), /someone-else/],
+      // Valid by the schema (mission_id may be null on events), but a task needs its mission.
+      [
+        JSON.stringify({ ...taskAssignedEvent(agent, "t-orphan"), mission_id: null }),
+        /task t-orphan has no mission_id/,
+      ],
       [new Uint8Array([0xff, 0xfe, 0x00, 0x41]), /not JSON/],
     ];
     const seqs: number[] = [];

@@ -37,6 +37,7 @@ plan:
       tasks:
         - { id: a, agent: tester, title: A, run: ["true"] }
         - { id: b, agent: builder, title: B, instructions: do it }
+        - { id: c, agent: docs_writer, title: C, run: [], verify: ["test -f a"] }
 ---
 body`,
   { knownAgents: known },
@@ -49,7 +50,7 @@ afterAll(async () => {
 
 describe("agents a brief needs", () => {
   it("are the explicit plan's agents, else the brief's list, else the roster", () => {
-    expect(agentsForBrief(briefWithPlan, roster)).toEqual(["tester", "builder"]);
+    expect(agentsForBrief(briefWithPlan, roster)).toEqual(["tester", "builder", "docs_writer"]);
     expect(agentsForBrief({ plan: null, agents: ["docs_writer"] }, roster)).toEqual([
       "docs_writer",
     ]);
@@ -58,7 +59,7 @@ describe("agents a brief needs", () => {
 });
 
 describe("model pre-flight", () => {
-  it("needs no model for run steps, the agent's model for the rest, and the planner without a plan", () => {
+  it("needs no model for run steps (even none), the agent's model for the rest, and the planner without a plan", () => {
     const env = { SWARM_WORKER_MODEL: "ollama:small" };
     expect(modelsNeeded(briefWithPlan, roster, ["tester", "builder"], env)).toEqual([
       { spec: "ollama:small", who: "agent builder" },

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { createMission, step } from "../../src/orchestrator/mission-machine.ts";
 import { validatePlan } from "../../src/orchestrator/plan-validation.ts";
 import { plan } from "./mission-fixtures.ts";
 
@@ -30,6 +31,29 @@ describe("validatePlan", () => {
     ]);
     // Idempotent: a normalized plan validates to itself.
     expect(validatePlan(r.plan, { agents })).toEqual(r);
+  });
+
+  it("accepts `run: []` without instructions (a no-op or checks-only task) and dispatches it as is", () => {
+    const r = validatePlan(
+      plan([
+        { id: "milestone", instructions: "", run: [] },
+        { id: "checks", instructions: "", run: [], verify: ["test -f out.txt"] },
+      ]),
+      { agents },
+    );
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const planned = step(createMission({ missionId: "m-noop", startedAt: 0, budget: {} }), {
+      type: "planned",
+      now: 1,
+      plan: r.plan,
+      revision: 0,
+    });
+    const dispatched = planned.commands.flatMap((c) => (c.kind === "dispatch" ? [c.task] : []));
+    expect(dispatched.map((t) => [t.id, t.run, t.verify])).toEqual([
+      ["milestone", [], undefined],
+      ["checks", [], ["test -f out.txt"]],
+    ]);
   });
 
   it("refuses unknown agents, naming the task and the agent", () => {

@@ -1,9 +1,12 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { prepareBwrapSandbox, probeBwrap, type ShellSandbox } from "../../src/tools/sandbox.ts";
 import { buildShellEnv, runShell } from "../../src/tools/shell.ts";
 import { truncateText } from "../../src/tools/truncate.ts";
+import { processesMatching } from "../workers/worker-harness.ts";
 
 let cwd: string;
 beforeEach(async () => {
@@ -116,6 +119,83 @@ describe("runShell", () => {
     const r = await runShell({ command: "true", cwd: path.join(cwd, "missing"), timeoutMs: 5_000 });
     expect(r.exit_code).toBeNull();
     expect(r.output).toMatch(/failed to start/);
+  });
+});
+
+describe("runShell in the bwrap sandbox", () => {
+  let root: string;
+  let ws: string;
+  let sandbox: ShellSandbox;
+  beforeAll(async () => {
+    const probe = await probeBwrap();
+    expect(probe, "bwrap must work here for these tests").toMatchObject({ ok: true });
+    root = await mkdtemp(path.join(os.tmpdir(), "squad-shell-sbx-"));
+    ws = path.join(root, "mission");
+    await mkdir(ws);
+    sandbox = await prepareBwrapSandbox({
+      bin: probe.bin!,
+      workspaceRoot: root,
+      network: false,
+      path: process.env.PATH ?? "/usr/bin:/bin",
+    });
+  });
+  afterAll(async () => {
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  it("keeps the exit code and the output, and nothing of bwrap's own reports", async () => {
+    const r = await runShell({ command: "echo hi; exit 5", cwd: ws, timeoutMs: 20_000, sandbox });
+    expect(r).toMatchObject({ exit_code: 5, output: "hi\n", timed_out: false });
+  });
+
+  it("on timeout kills everything in the sandbox, a process that ignores SIGTERM included", async () => {
+    const marker = `shell-sbx-${randomBytes(4).toString("hex")}`;
+    const r = await runShell({
+      command: `(trap '' TERM; exec -a ${marker} sleep 300) & bash -c 'sleep 300; :' ${marker}`,
+      cwd: ws,
+      timeoutMs: 500,
+      killGraceMs: 300,
+      sandbox,
+    });
+    expect(r.timed_out).toBe(true);
+    expect(await processesMatching(marker)).toEqual([]);
+  });
+
+  it("honours an abort that comes while the sandboxed command is being set up", async () => {
+    const ctl = new AbortController();
+    const running = runShell({
+      command: "sleep 30",
+      cwd: ws,
+      timeoutMs: 20_000,
+      signal: ctl.signal,
+      sandbox,
+    });
+    // runShell is awaiting the workspace's realpath now, its abort listener not yet added.
+    ctl.abort();
+    expect(await running).toMatchObject({ aborted: true, timed_out: false, exit_code: null });
+  });
+
+  it("on abort and after a normal exit leaves nothing running", async () => {
+    const marker = `shell-sbx-${randomBytes(4).toString("hex")}`;
+    const ctl = new AbortController();
+    const running = runShell({
+      command: `bash -c 'sleep 300; :' ${marker} & echo begun; sleep 300`,
+      cwd: ws,
+      timeoutMs: 60_000,
+      signal: ctl.signal,
+      sandbox,
+    });
+    setTimeout(() => ctl.abort(), 300);
+    expect((await running).aborted).toBe(true);
+    expect(await processesMatching(marker)).toEqual([]);
+    const done = await runShell({
+      command: `bash -c 'sleep 300; :' ${marker} >/dev/null 2>&1 & echo started`,
+      cwd: ws,
+      timeoutMs: 20_000,
+      sandbox,
+    });
+    expect(done).toMatchObject({ exit_code: 0, output: "started\n" });
+    expect(await processesMatching(marker)).toEqual([]);
   });
 });
 

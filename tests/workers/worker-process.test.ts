@@ -4,7 +4,7 @@
  * results watched on squad.coordination. Run-only tasks: no model server
  * exists anywhere in this file (SWARM_WORKER_MODEL points at a closed port).
  */
-import { access, readFile } from "node:fs/promises";
+import { access, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -128,6 +128,66 @@ describe("worker processes, run-only tasks", () => {
     expect(done.payload.result.error).toBe("run step 1 exited with code 3: exit 3");
     expect(done.payload.result.steps).toHaveLength(1);
     await expect(access(ws(mission, "never.txt"))).rejects.toThrow();
+  });
+
+  it("completes a `run: []` task without a model, running nothing", async () => {
+    // The model server is down: a task that fell through to the model would be handed back, not completed.
+    const mission = newMission("noop");
+    await assign(
+      bus,
+      mission,
+      makeTask({ id: "milestone", agent: AGENT, instructions: "", run: [] }),
+    );
+    const done = await bus.events.result(mission, "milestone");
+    expect(done.type).toBe("task_completed");
+    expect(done.payload.result).toMatchObject({
+      status: "succeeded",
+      steps: [],
+      verification: [],
+      usage: { model: null, input_tokens: 0, output_tokens: 0 },
+    });
+    expect(done.payload.result.error).toBeUndefined();
+    const order = bus.events.all.filter((e) => e.mission_id === mission).map((e) => e.type);
+    expect(order).toEqual(["task_assigned", "task_started", "task_completed"]);
+  });
+
+  it("runs only the verify checks of a `run: []` task, which decide its status", async () => {
+    const mission = newMission("checks");
+    await mkdir(ws(mission), { recursive: true });
+    await writeFile(ws(mission, "present.txt"), "x");
+    await assign(
+      bus,
+      mission,
+      makeTask({ id: "ok", agent: AGENT, run: [], verify: ["test -f present.txt"] }),
+    );
+    await assign(
+      bus,
+      mission,
+      makeTask({
+        id: "missing",
+        agent: AGENT,
+        run: [],
+        verify: ["test -f present.txt", "test -f absent.txt"],
+      }),
+    );
+    const ok = await bus.events.result(mission, "ok");
+    expect(ok.type).toBe("task_completed");
+    expect(ok.payload.result).toMatchObject({
+      steps: [],
+      usage: { model: null },
+      verification: [{ command: "test -f present.txt", ok: true, exit_code: 0 }],
+    });
+    const missing = await bus.events.result(mission, "missing");
+    expect(missing.type).toBe("task_failed");
+    expect(missing.payload.result).toMatchObject({
+      steps: [],
+      usage: { model: null },
+      error: "verification failed: `test -f absent.txt` exited with code 1",
+      verification: [
+        { command: "test -f present.txt", ok: true, exit_code: 0 },
+        { command: "test -f absent.txt", ok: false, exit_code: 1 },
+      ],
+    });
   });
 
   it("completes each of 60 tasks exactly once, spread over the 3 replicas", async () => {

@@ -297,6 +297,11 @@ describe("pure helpers", () => {
       n: 1,
     });
     expect(event.a).toBe("key sk-abcdef123456!");
+    // Nothing secret: the very same object (a validated event stays validated).
+    const clean = { a: "nothing here", b: ["x", { c: "y" }], n: 1 };
+    expect(redactSecrets(clean, secrets)).toBe(clean);
+    const partly = redactSecrets({ keep: clean.b, leak: "sk-abcdef123456" }, secrets);
+    expect(partly.keep).toBe(clean.b);
   });
 
   it("reads the worker's tuning knobs and names a bad one", () => {

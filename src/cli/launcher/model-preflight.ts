@@ -38,7 +38,8 @@ export function modelsNeeded(
     return needs;
   }
   for (const w of brief.plan.waves) {
-    for (const t of w.tasks) if (!t.run?.length) add(modelOf(t.agent), `agent ${t.agent}`);
+    // An explicit `run` list, even an empty one, means no model (src/workers/task-executor.ts).
+    for (const t of w.tasks) if (!t.run) add(modelOf(t.agent), `agent ${t.agent}`);
   }
   return needs;
 }
