@@ -119,7 +119,10 @@ export async function killOrchestratorAt(
   for (const f of o.fractions) {
     const target = Math.max(1, Math.floor(ctx.taskCount * f));
     await ctx.observer.waitCompleted(ctx.missionId, target, 10 * 60_000);
-    if (ctx.over()) break;
+    if (ctx.over()) {
+      ctx.log(`the mission ended before ${target}/${ctx.taskCount} tasks completed: no kill`);
+      break;
+    }
     let victim: SwarmProc | undefined;
     while (!ctx.over() && !victim) {
       victim = (await ctx.swarm()).find((p) => p.role === "orchestrator" && !killed.has(p.pid));

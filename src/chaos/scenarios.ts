@@ -90,15 +90,24 @@ export const orchestratorKills: Scenario = {
   async run(o) {
     const quick = o.size === "quick";
     const tasks = quick ? 12 : 100;
+    const plan = runStepPlan({ tasks, agents: AGENTS, waves: quick ? 4 : 10, stepS: 0.3 });
+    // However fast the machine, the mission runs until both kills landed.
+    plan.waves[0]!.tasks.push(gateTask("tester"));
     const { run, injected } = await runMission(
       setup(o, {
         title: `Chaos: ${tasks} tasks while the orchestrator is killed twice`,
-        plan: runStepPlan({ tasks, agents: AGENTS, waves: quick ? 4 : 10, stepS: 0.3 }),
+        plan,
         agents: AGENTS,
         replicas: 2,
         timeoutMs: quick ? 150_000 : 600_000,
       }),
-      (ctx) => killOrchestratorAt(ctx, { fractions: [1 / 3, 2 / 3] }),
+      async (ctx) => {
+        try {
+          return await killOrchestratorAt(ctx, { fractions: [1 / 3, 2 / 3] });
+        } finally {
+          await openGate(ctx).catch(() => undefined);
+        }
+      },
     );
     const problems =
       injected.length < 2 ? [`only ${injected.length} of 2 orchestrator kills landed`] : [];
