@@ -5,6 +5,7 @@
  * version holding one NATS connection (the floor of any replica).
  */
 import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { compiledEntry } from "../cli/compiled.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startFakeModelServer } from "./fake-model-server.ts";
@@ -33,6 +34,8 @@ export interface MemoryFigures {
   /** Idle again after the load (LangChain loaded, caches warm). */
   idleAfterMb: number;
   orchestratorIdleMb: number;
+  /** Whether the measured replica ran the compiled build (dist/) or the sources. */
+  replicaCompiled: boolean;
   /** RSS of a fresh Node process right after importing each module set: where idle memory comes from. */
   imports: Array<{ what: string; mb: number; alone?: boolean }>;
 }
@@ -153,6 +156,10 @@ async function measureReplica(opts: MemoryOptions): Promise<Omit<MemoryFigures, 
     });
     try {
       const pid = workers.process.pid;
+      // The sources may change while the benchmark runs (then the build is stale and the
+      // replica runs them instead, with the type stripper): say which one was measured.
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+      const replicaCompiled = cmdline.split("\0").some((a) => a.endsWith(".js"));
       // Idle as a replica starts: online, pulling, no task run yet.
       await sleep(opts.idleSettleMs);
       const idleMb = (await residentMb(pid)) ?? NaN;
@@ -176,7 +183,15 @@ async function measureReplica(opts: MemoryOptions): Promise<Omit<MemoryFigures, 
       const highWaterMb = (await peakResidentMb(pid)) ?? NaN;
       await sleep(opts.idleSettleMs);
       const idleAfterMb = (await residentMb(pid)) ?? NaN;
-      return { referenceMb, idleMb, loadPeakMb, highWaterMb, idleAfterMb, orchestratorIdleMb };
+      return {
+        referenceMb,
+        idleMb,
+        loadPeakMb,
+        highWaterMb,
+        idleAfterMb,
+        orchestratorIdleMb,
+        replicaCompiled,
+      };
     } finally {
       await workers.stop();
     }
@@ -229,7 +244,8 @@ export function memorySection(m: MemoryFigures, opts: MemoryOptions, durationMs:
         `${opts.slots * opts.rounds} model-bound tasks (fake model, ${opts.callMs} ms per call). ` +
         `The first model task loads LangChain, which the idle figure does not include. ` +
         `The replica runs as the launcher runs it: compiled (dist/) when the build matches the ` +
-        `sources, else from the sources.`,
+        `sources, else from the sources; this one ran ` +
+        `${m.replicaCompiled ? "compiled" : "from the sources (the build did not match them)"}.`,
       m.imports.length
         ? `Where idle memory comes from: RSS of fresh Node processes (after a GC), each importing ` +
           `one more part than the one before: ` +

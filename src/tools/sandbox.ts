@@ -18,10 +18,10 @@
  * Nothing it starts outlives it: bwrap's PID 1 dies with the command and
  * the kernel then kills the whole namespace.
  */
+import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, realpath, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { execa } from "execa";
 import { z } from "zod";
 import { BadInputError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -122,30 +122,85 @@ async function runProbe(explicit?: string): Promise<BwrapProbe> {
       expose: [],
       network: false,
     };
-    const r = await execa(bin, bwrapCommand(sb, workspace, "touch ok && test ! -w /usr"), {
-      reject: false,
-      timeout: 10_000,
-      stdin: "ignore",
-      extendEnv: false,
+    const r = await runBounded(bin, bwrapCommand(sb, workspace, "touch ok && test ! -w /usr"), {
+      timeoutMs: 10_000,
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-      all: true,
     });
-    if (r.exitCode !== 0) {
-      const said = String(r.all ?? "").trim() || r.shortMessage;
-      return { ok: false, bin, reason: `a sandboxed \`true\` failed: ${said}` };
+    if (r.code !== 0) {
+      return {
+        ok: false,
+        bin,
+        reason: `a sandboxed \`true\` failed: ${r.output.trim() || r.ended}`,
+      };
     }
     const written = await stat(path.join(workspace, "ok")).then(
       () => true,
       () => false,
     );
     if (!written) return { ok: false, bin, reason: "the sandbox could not write its workspace" };
-    const v = await execa(bin, ["--version"], { reject: false, timeout: 5000 });
-    return { ok: true, bin, version: String(v.stdout).trim() || "unknown" };
+    const v = await runBounded(bin, ["--version"], { timeoutMs: 5000 });
+    return { ok: true, bin, version: (v.code === 0 && v.output.trim()) || "unknown" };
   } catch (err) {
     return { ok: false, bin, reason: err instanceof Error ? err.message : String(err) };
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+}
+
+/** How a probe command ended: its exit code (null if it never ran or was killed), its output. */
+interface Bounded {
+  code: number | null;
+  /** stdout and stderr as they came, at most 16 KiB. */
+  output: string;
+  /** What ended it, for messages when it said nothing itself. */
+  ended: string;
+}
+
+/**
+ * Runs a short probe command to its end or `timeoutMs` (then SIGKILL), stdin
+ * closed, and never throws. node:child_process rather than execa: the probe
+ * runs as every replica starts, and execa would stay loaded (several MB) in
+ * replicas that never run a command.
+ */
+function runBounded(
+  file: string,
+  args: string[],
+  opts: { timeoutMs: number; env?: NodeJS.ProcessEnv },
+): Promise<Bounded> {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      ...(opts.env ? { env: opts.env } : {}),
+    });
+    let output = "";
+    const take = (b: Buffer) => {
+      if (output.length < 16_384) output += b.toString("utf8", 0, 16_384 - output.length);
+    };
+    child.stdout.on("data", take);
+    child.stderr.on("data", take);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, opts.timeoutMs);
+    const finish = (r: Bounded) => {
+      clearTimeout(timer);
+      resolve(r);
+    };
+    // A spawn failure (ENOENT, EACCES) is reported here, and "close" may never follow.
+    child.once("error", (err) => finish({ code: null, output, ended: err.message }));
+    child.once("close", (code, signal) =>
+      finish({
+        code,
+        output,
+        ended: timedOut
+          ? `timed out after ${opts.timeoutMs} ms`
+          : signal
+            ? `killed by ${signal}`
+            : `exit code ${code}`,
+      }),
+    );
+  });
 }
 
 /**

@@ -1,7 +1,6 @@
 import { readdir, readFile, realpath } from "node:fs/promises";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { execa } from "execa";
 import { bwrapCommand, type ShellSandbox } from "./sandbox.ts";
 import { CappedOutput } from "./truncate.ts";
 
@@ -81,6 +80,9 @@ export async function runShell(opts: ShellOptions): Promise<ShellResult> {
     // --info-fd: bwrap writes the pid of the sandbox's PID 1 there (then closes it; the command never sees it).
     argv = ["--info-fd", "3", ...bwrapCommand(opts.sandbox, home, script)];
   }
+  // Loaded on the first command, not with this module: a replica that only waits for
+  // tasks then never holds execa (several MB of resident memory, docs/benchmarks.md).
+  const { execa } = await import("execa");
   const child = execa(file, argv, {
     cwd: opts.cwd,
     // bwrap passes its own environment on: the allow-list, nothing of the worker's.
@@ -128,7 +130,7 @@ export async function runShell(opts: ShellOptions): Promise<ShellResult> {
     void terminate();
   };
   opts.signal?.addEventListener("abort", onAbort, { once: true });
-  // Aborted while we awaited above (the sandbox's realpath): the event has been and gone.
+  // Aborted while we awaited above (realpath, loading execa): the event has been and gone.
   if (opts.signal?.aborted) onAbort();
   // bash is done: whatever it left in the background goes too (else it holds the pipes open).
   child.nodeChildProcess.once("exit", () => void terminate());

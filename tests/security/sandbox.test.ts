@@ -224,6 +224,23 @@ describe("choosing the sandbox", () => {
       ok: false,
       reason: /sandboxed `true` failed/,
     });
+    // What a failing bwrap says (here on stderr) is the reason given, not just its exit code.
+    const refusing = path.join(outside, "refusing-bwrap");
+    await writeFile(
+      refusing,
+      "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n",
+      { mode: 0o755 },
+    );
+    expect(await probeBwrap(refusing)).toEqual({
+      ok: false,
+      bin: refusing,
+      reason: "a sandboxed `true` failed: bwrap: No permissions to create new namespace",
+    });
+    // The working one reports its version (shown in the worker's log).
+    expect(await probeBwrap(bwrapBin)).toMatchObject({
+      ok: true,
+      version: expect.stringMatching(/^bubblewrap \d/) as unknown,
+    });
   });
 
   it("refuses an explicit bwrap it can't have, and warns loudly when the default falls back", async () => {

@@ -1,6 +1,8 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { Command } from "commander";
 import { z } from "zod";
-import { connectBus } from "../../bus/index.ts";
+import { connectBus } from "../../bus/connect.ts";
 import { BadInputError, ExitCode } from "../../errors.ts";
 import { parseModelSpec } from "../../llm/model-spec.ts";
 import { createLogger } from "../../log.ts";
@@ -125,10 +127,35 @@ export function registerWorkerCommand(program: Command): void {
         log.info({ signal }, "draining");
         await replica.stop(`received ${signal}`);
       });
+      releaseStartupMemory();
       await replica.done;
       await replica.stop();
       await nc.drain();
     });
+}
+
+/** V8's `gc()` of `--expose-gc`, with the options its extension takes. */
+type ExposedGc = (opts: { type: "major"; execution: "sync"; flavor: "last-resort" }) => void;
+
+/**
+ * One memory-reducing collection once the replica is up. Start-up (loading
+ * the modules, connecting, provisioning) allocates fast enough that V8 grows
+ * its young generation to the maximum, and a replica that then waits for
+ * tasks would keep those pages resident for good: this gives them back
+ * (about 10 MB per replica, docs/benchmarks.md section 6), and the heap grows
+ * again when work comes. V8 offers no API for it but `gc()`, which
+ * `--expose-gc` would put on every replica's global object: the flag is set
+ * only while a fresh context fetches the function, then cleared.
+ */
+export function releaseStartupMemory(): void {
+  setFlagsFromString("--expose-gc");
+  let gc: ExposedGc | undefined;
+  try {
+    gc = runInNewContext("typeof gc === 'function' ? gc : undefined") as ExposedGc | undefined;
+  } finally {
+    setFlagsFromString("--no-expose-gc");
+  }
+  gc?.({ type: "major", execution: "sync", flavor: "last-resort" });
 }
 
 /**
