@@ -40,6 +40,12 @@ export interface ModelScalingPoint {
   workerBusy: number;
   /** task_started → task_completed, per task (the model time is callsPerTask × callMs of it). */
   runMs: LatencySummary;
+  /**
+   * Share of the slots' time (slots × window) spent between a task's
+   * task_started and its result: near 1 when the replica keeps its slots
+   * full, so what is left of the ideal is the run time per task itself.
+   */
+  slotBusy: number;
 }
 
 /** task_started → task_completed of each task of a run (pure). */
@@ -103,6 +109,7 @@ export async function modelScaling(opts: ModelScalingOptions): Promise<ModelScal
             `expected ${tasks * opts.callsPerTask} model calls, the fake server answered ${model.calls()}`,
           );
         }
+        const runs = runDurations(run.records);
         points.push({
           slots,
           replicas,
@@ -113,7 +120,8 @@ export async function modelScaling(opts: ModelScalingOptions): Promise<ModelScal
           peakConcurrentCalls: model.peakConcurrent(),
           workerCpuMsPerTask: ((cpu1 - cpu0) * 1000) / tasks,
           workerBusy: (cpu1 - cpu0) / (window / 1000),
-          runMs: summarize(runDurations(run.records)),
+          runMs: summarize(runs),
+          slotBusy: runs.reduce((sum, ms) => sum + ms, 0) / (slots * window),
         });
       } finally {
         await workers.stop();
@@ -189,7 +197,8 @@ export function modelSection(
         .map(
           (p) =>
             `${p.replicas > 1 ? `${p.replicas} × ${p.slots / p.replicas}` : p.slots} slots: ` +
-            `${p.peakConcurrentCalls} calls in flight at most, ` +
+            `${p.peakConcurrentCalls} calls in flight at most, slots busy ` +
+            `${(p.slotBusy * 100).toFixed(0)}% of the time, ` +
             `task_started → task_completed p50 ${p.runMs.p50.toFixed(0)} ms / p99 ` +
             `${p.runMs.p99.toFixed(0)} ms (model time ${opts.callsPerTask * opts.callMs} ms), worker ` +
             `${p.workerCpuMsPerTask.toFixed(0)} ms CPU per task, busy ${(p.workerBusy * 100).toFixed(0)}% of a core`,

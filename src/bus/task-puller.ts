@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate, setTimeout as sleep } from "node:timers/promises";
 import {
   JetStreamApiError,
   jetstream,
@@ -46,7 +46,7 @@ export type TaskHandler = (delivery: TaskDelivery) => Promise<void>;
 
 export interface TaskPullerOptions {
   agent: string;
-  /** Tasks in flight at once in this replica; one outstanding pull per free slot. */
+  /** Tasks in flight at once in this replica; free slots are asked for, never more. */
   slots: number;
   /** Lifetime of one pull request on the server. Default 10 s (min 1 s). */
   expiresMs?: number;
@@ -78,11 +78,13 @@ function hasMission(
 }
 
 /**
- * The pull loop of a worker replica on the durable `worker-<agent>`. Each free
- * slot has exactly one pull of one message outstanding (never consume(): it
- * pre-fetches, and a buffered task's ack timer would run while it waits).
- * A pull is `fetch({ max_messages: 1 })`, which is what `consumer.next()` does,
- * but keeps a handle so stop() can cancel it instead of waiting for it to expire.
+ * The pull loop of a worker replica on the durable `worker-<agent>`. It holds
+ * at most `slots` tasks, received or asked for: free slots are asked for in
+ * one `fetch({ max_messages: <free slots> })`, so slots freed together share
+ * one pull request, and a slot freed while other pulls wait gets a pull of
+ * its own. Never consume(): it pre-fetches past the free slots, and a
+ * buffered task's ack timer would run while it waits. Each fetch keeps a
+ * handle so stop() can cancel it instead of waiting for it to expire.
  */
 export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): TaskPuller {
   const agent = assertAgentName(opts.agent);
@@ -96,7 +98,21 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
   const pulls = new Set<ConsumerMessages>();
   const stopController = new AbortController();
   let running: Promise<void> | null = null;
+  /** Handlers running. */
   let inFlight = 0;
+  /** Messages received and not yet finished with (handled, or dead-lettered): slots in use. */
+  let held = 0;
+  /** Messages asked for by outstanding pulls and not yet received: slots promised to them. */
+  let reserved = 0;
+  let wake: (() => void) | null = null;
+
+  /** Something that frees or promises slots happened: the pull loop looks again. */
+  const changed = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const nextChange = () => new Promise<void>((resolve) => (wake = resolve));
 
   const stopping = () => stopController.signal.aborted;
 
@@ -129,15 +145,12 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
     return null;
   }
 
-  async function pullOne(consumer: Consumer): Promise<JsMsg | null> {
-    const iter = await consumer.fetch({ max_messages: 1, expires });
-    pulls.add(iter);
-    if (stopping()) void iter.close().catch(() => undefined);
+  /** Ends a pull here (the connection may be closed already: nothing to do then). */
+  function closePull(p: ConsumerMessages): void {
     try {
-      for await (const m of iter) return m;
-      return null;
-    } finally {
-      pulls.delete(iter);
+      void p.close().catch(() => undefined);
+    } catch {
+      // closed with its connection
     }
   }
 
@@ -280,34 +293,95 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
     }
   }
 
-  async function slot(
+  /**
+   * Keeps every slot either running a task or asked for in an outstanding
+   * pull (held + reserved = slots), and never more: whenever slots are free
+   * and not yet asked for, one pull asks for all of them at once.
+   */
+  async function pullLoop(
     consumer: Consumer,
     handler: TaskHandler,
     ackWaitMs: number,
     maxDeliver: number,
-  ) {
+  ): Promise<void> {
+    const handlers = new Set<Promise<void>>();
+    const draining = new Set<Promise<void>>();
     let failures = 0;
-    while (!stopping() && !nc.isClosed()) {
-      let m: JsMsg | null;
+    let retryAt = 0;
+
+    const start = (m: JsMsg) => {
+      held++;
+      const h: Promise<void> = handle(m, handler, ackWaitMs, maxDeliver)
+        .catch((err: unknown) => log.error({ err: (err as Error).message }, "task handling failed"))
+        .finally(() => {
+          held--;
+          handlers.delete(h);
+          changed();
+        });
+      handlers.add(h);
+    };
+
+    /** Hands the pull's messages to handlers as they come; gives back what it did not deliver. */
+    async function drain(iter: ConsumerMessages, asked: number): Promise<void> {
+      let received = 0;
       try {
-        m = await pullOne(consumer);
+        for await (const m of iter) {
+          received++;
+          reserved--;
+          // Stopping: handed straight back for another replica.
+          if (stopping()) protocol(() => m.nak(), "nak");
+          else start(m);
+        }
         failures = 0;
       } catch (err) {
+        if (!stopping() && !nc.isClosed()) {
+          failures++;
+          const delay = backoffDelay(failures, 250, 5000);
+          retryAt = Date.now() + delay;
+          // "heartbeats missed", no responders, a consumer being recovered: a restart in progress.
+          log.warn({ err: (err as Error).message, delay }, "pull failed; retrying");
+        }
+      } finally {
+        pulls.delete(iter);
+        reserved -= asked - received;
+        changed();
+      }
+    }
+
+    while (!stopping() && !nc.isClosed()) {
+      const want = opts.slots - held - reserved;
+      if (want <= 0) {
+        await nextChange();
+        // Handlers that end in the same turn of the event loop free their slots first: one pull.
+        await setImmediate();
+        continue;
+      }
+      const wait = retryAt - Date.now();
+      if (wait > 0) {
+        await pause(wait);
+        continue;
+      }
+      reserved += want;
+      let iter: ConsumerMessages;
+      try {
+        iter = await consumer.fetch({ max_messages: want, expires });
+      } catch (err) {
+        reserved -= want;
         if (stopping() || nc.isClosed()) break;
         failures++;
         const delay = backoffDelay(failures, 250, 5000);
-        // "heartbeats missed", no responders, a consumer being recovered: a restart in progress.
+        retryAt = Date.now() + delay;
         log.warn({ err: (err as Error).message, delay }, "pull failed; retrying");
-        await pause(delay);
         continue;
       }
-      if (!m) continue;
-      if (stopping()) {
-        protocol(() => m.nak(), "nak"); // handed straight back for another replica
-        break;
-      }
-      await handle(m, handler, ackWaitMs, maxDeliver);
+      pulls.add(iter);
+      if (stopping()) closePull(iter);
+      const d: Promise<void> = drain(iter, want).finally(() => draining.delete(d));
+      draining.add(d);
     }
+    for (const p of pulls) closePull(p);
+    await Promise.all(draining);
+    await Promise.all(handlers);
   }
 
   return {
@@ -320,9 +394,9 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
         const ackWaitMs = Math.round((info.config.ack_wait ?? 30e9) / 1e6);
         const maxDeliver = info.config.max_deliver ?? -1;
         log.info({ slots: opts.slots, ackWaitMs, maxDeliver }, "pulling tasks");
-        await Promise.all(
-          Array.from({ length: opts.slots }, () => slot(consumer, handler, ackWaitMs, maxDeliver)),
-        );
+        // A closed connection ends the pulls; the loop must also wake when no pull is out.
+        void nc.closed().then(changed);
+        await pullLoop(consumer, handler, ackWaitMs, maxDeliver);
         if (!stopping()) {
           throw new InfrastructureError(`NATS connection closed while pulling tasks for ${agent}`);
         }
@@ -331,7 +405,8 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
     },
     async stop() {
       stopController.abort();
-      for (const p of pulls) void p.close().catch(() => undefined);
+      for (const p of pulls) closePull(p);
+      changed();
       await running?.catch(() => undefined);
     },
     inFlight: () => inFlight,
