@@ -147,18 +147,14 @@ export function limitsText(report: BenchReport): string[] {
     const step100 = val("throughput.step.100");
     const step1000 = val("throughput.step.1000");
     if (step100 && step1000) {
-      const cloneShare = shareOf(orch?.byFunction, (n) => n.startsWith("structuredClone "));
       parts.push(
-        `(a) the orchestrator's mission machine copies the whole mission state on every input ` +
-          `(\`structuredClone\` in \`step()\`, src/orchestrator/mission-machine.ts): one step ` +
-          `costs ${step100} in a 100-task mission and ${step1000} in a 1,000-task one, two steps ` +
-          `per task, so a mission of n tasks costs O(n²) orchestrator CPU` +
-          (orch
-            ? ` (${pct(cloneShare)} of the orchestrator's busy time in the profiled ` +
-              `${p!.noop.tasks}-task mission)`
-            : "") +
+        `(a) the orchestrator: one step of the mission machine costs ${step100} in a 100-task ` +
+          `mission and ${step1000} in a 1,000-task one (copy-on-write: a step copies only what ` +
+          `it changes, so its cost does not grow with the mission), two steps per task, plus ` +
+          `decoding and validating each event and publishing each dispatch` +
+          (orch ? ` (its profile: ${describeShares(orch.byPlace, 6)})` : "") +
           (large && fig("throughput.replicas.4")
-            ? `; with the same 4 replicas and \`run: []\` tasks, a ` +
+            ? `; with the same 4 replicas, a ` +
               `${Number(large.key.split(".").pop()).toLocaleString("en")}-task mission ran at ` +
               `${formatValue(large.value, large.unit)} against ${val("throughput.replicas.4")} ` +
               `for the smaller one`
@@ -211,16 +207,17 @@ export function limitsText(report: BenchReport): string[] {
     );
     out.push(parts.join(" "));
     out.push(
-      "**What would close it.** In the orchestrator, make `step()` copy only what an input " +
-        "touches (structural sharing: a new `tasks` object holding the old records except the " +
-        "changed one, the plan never copied): the machine stays pure and replayable and a step " +
-        "becomes O(1) in the mission size. The target is judged on `run: []` tasks, which run " +
-        "nothing: what they cost is the swarm's own per-task work (events, claim, orchestrator " +
-        "steps), which the raw reference shows the bus can carry. Tasks that run a shell command " +
-        "are another matter: keep a process per run step (isolation is the point) but make it " +
-        "cheaper (`child_process.spawn` instead of execa, spawned from a small helper process " +
-        "whose fork is cheap); even then, 2,000 tasks/s on two cores leaves 1 ms of CPU per task " +
-        "for everything, less than a bare spawn of bash costs (above).",
+      "**What would close it.** The target is judged on `run: []` tasks, which run nothing: " +
+        "what they cost is the swarm's own per-task work: in the worker, decode and " +
+        "validate the task, a KV claim, task_started and the result each awaited for its " +
+        "PubAck, the claim marked done, the ack; then the orchestrator's share and " +
+        "nats-server's, all on two cores shared with the load above. 2,000 tasks/s leaves 1 ms " +
+        "of CPU per task for all of it: the remaining gap is CPU per event (the NATS client " +
+        "builds an Error with a stack for every request; JSON and zod on both sides) and the " +
+        "fixed cost of the claim's KV round trips; batching several tasks' events per publish " +
+        "would close most of it, at the price of the one-event-per-message contract. Tasks " +
+        "that run a shell command are another matter: a process per run step is the point " +
+        "(isolation), and a bare spawn of bash alone costs more CPU than that budget (above).",
     );
   }
   if (missedKey("model.")) {
@@ -240,9 +237,9 @@ export function limitsText(report: BenchReport): string[] {
           ? `: at the most slots a task took ${formatValue(run.value, run.unit)} from ` +
             `task_started to its result, for ${formatValue(run.reference!.value, "ms")} of model time`
           : "") +
-        `. One replica is one event loop: per task it builds a createAgent graph, runs ` +
-        `LangChain's callbacks and message handling, the tool call, and the events, all on one ` +
-        `core` +
+        `. The slots are full (section 4 gives how busy they were): each task is slow because ` +
+        `one replica is one event loop, which per task runs LangChain's graph steps, ` +
+        `callbacks and message handling, the tool call, and the events, all on one core` +
         (cpu
           ? `: ${formatValue(cpu.value, cpu.unit)} of CPU per task, so one replica can serve at ` +
             `most ${formatNumber(1000 / cpu.value)} tasks/s even with a core to itself` +
@@ -255,9 +252,11 @@ export function limitsText(report: BenchReport): string[] {
               : "")
           : "") +
         (mw ? ` (profile of its busy time: ${describeShares(mw.byPlace, 8)})` : "") +
-        `. What would close it: fewer CPU milliseconds per task (build the agent graph and the ` +
-        `tools' JSON schemas once per replica instead of once per task; langsmith's RunTree is ` +
-        `in the profile although tracing is off), and a core per replica.` +
+        `. The agent graph and its tools are built once per replica already; what is left is ` +
+        `LangChain's own work per graph step (in @langchain/core 1.x every runnable creates a ` +
+        `langsmith RunTree to carry its config, even with tracing off). What would close it: ` +
+        `a core per replica that is not shared with other work, and fewer CPU milliseconds ` +
+        `(graph steps) per task.` +
         (split && single32
           ? ` Splitting the same 32 slots over ${split.name.replace(/^.* as /, "")} reached ` +
             `${formatNumber(split.ratio ?? NaN)} of the ideal against ` +
@@ -276,7 +275,8 @@ export function limitsText(report: BenchReport): string[] {
         `cost (compare the rows in section 5); what is left is per edge of the critical path: ` +
         `one dispatch hop (result → orchestrator step → task_assigned → claim → task_started` +
         `${hop ? `; the orchestrator hop alone is ${formatValue(hop.value, hop.unit)} at p50` : ""}) ` +
-        `plus the worker's per-task set-up of the agent. The fixes above shorten every hop.`,
+        `plus the worker's CPU per model-bound task on a shared core. Less CPU per event ` +
+        `shortens every hop.`,
     );
   }
   if (missedKey("memory.")) {
@@ -299,9 +299,11 @@ export function limitsText(report: BenchReport): string[] {
               .map((d) => `${d.what} +${d.mb.toFixed(0)} MB`)
               .join(", ")}`
           : "") +
-        `. Running compiled JavaScript instead of type-stripping .ts at start-up, building the ` +
-        `zod event schemas lazily, and importing the shell, sandbox and LangChain code only ` +
-        `when a task first needs it would bring a replica towards the floor.`,
+        `. Replicas already run the compiled build (no type stripper), load execa and ` +
+        `LangChain only when a task first needs them, and give start-up garbage back with one ` +
+        `memory-reducing collection once they are up (start-up grows V8's young generation to ` +
+        `its maximum; without that collection an idle replica keeps about 9 MB more). What is ` +
+        `left above the floor is mostly zod (about 4-8 MB) and the worker's own modules.`,
     );
   }
   return out;

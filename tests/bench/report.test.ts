@@ -188,7 +188,7 @@ describe("renderMarkdown", () => {
     const limits = limitsText(report).join("\n");
     expect(limits).toContain("task_assigned → task_started, p50");
     expect(limits).toContain("no-op tasks/s, 4 replicas");
-    expect(limits).toMatch(/structuredClone[^]*900 µs[^]*11000 µs[^]*60%/);
+    expect(limits).toMatch(/900 µs in a 100-task[^]*11000 µs in a 1,000-task[^]*worker 60%/);
     expect(limits).toMatch(/6\.00 ms of CPU[^]*3\.00× a bare[^]*spawning is 40%/);
     expect(limits).toContain(
       "a 4,000-task mission ran at 150 tasks/s against 160 tasks/s for the smaller one",
