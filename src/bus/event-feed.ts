@@ -4,12 +4,25 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { errorMessage } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
-import { COORDINATION_SUBJECT, decodeEvent, STREAMS, type SquadEvent } from "../schema/index.ts";
+import {
+  COORDINATION_SUBJECT,
+  decodeEvent,
+  STREAMS,
+  type EventType,
+  type SquadEvent,
+} from "../schema/index.ts";
+import { SQUAD_TYPE_HEADER } from "./publisher.ts";
 
 export interface EventFeedOptions {
   /** First stream sequence to deliver (e.g. the last replayed one + 1). */
   fromSeq: number;
   onEvent: (event: SquadEvent, seq: number) => void;
+  /**
+   * Events of these types are skipped unread when their Squad-Type header
+   * names the type (decoding and validating is most of an event's cost);
+   * one whose header is missing or wrong is decoded, and skipped if it is one.
+   */
+  skipTypes?: readonly EventType[];
   log?: Logger;
 }
 
@@ -65,6 +78,7 @@ export async function followEvents(nc: NatsConnection, opts: EventFeedOptions): 
   let delivered = 0;
   let reopen = false;
 
+  const skip = opts.skipTypes?.length ? new Set<string>(opts.skipTypes) : null;
   const deliver = (data: Uint8Array, seq: number) => {
     let event: SquadEvent;
     try {
@@ -73,6 +87,7 @@ export async function followEvents(nc: NatsConnection, opts: EventFeedOptions): 
       log.warn({ seq, err: errorMessage(err) }, "skipping an invalid message in SQUAD_EVENTS");
       return;
     }
+    if (skip?.has(event.type)) return;
     try {
       opts.onEvent(event, seq);
     } catch (err) {
@@ -123,6 +138,10 @@ export async function followEvents(nc: NatsConnection, opts: EventFeedOptions): 
       for await (const m of current) {
         next = m.seq + 1;
         delivered++;
+        if (skip) {
+          const type = m.headers?.get(SQUAD_TYPE_HEADER);
+          if (type && skip.has(type)) continue;
+        }
         deliver(m.data, m.seq);
       }
       if (stopped || !reopen || nc.isClosed()) return;

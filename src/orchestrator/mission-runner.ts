@@ -224,7 +224,10 @@ export class MissionRunner {
         );
         const r = await this.deps.publisher.publish(e);
         this.dispatchedSeq.set(cmd.msg_id, r.seq);
-        this.log.info(
+        // A line per task is a measurable share of a busy orchestrator's CPU: dispatches are
+        // on the bus (task_assigned), and the mission's own lines stay info.
+        if (!this.log.isLevelEnabled("debug")) return;
+        this.log.debug(
           {
             task: cmd.task.id,
             attempt: cmd.task.attempt,

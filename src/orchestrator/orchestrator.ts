@@ -154,6 +154,8 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
   const feed: EventFeed = await followEvents(nc, {
     fromSeq: lastSeq + 1,
     log,
+    // Neither the machine nor the book uses progress events (the report's steps are in results).
+    skipTypes: ["task_progress"],
     onEvent: (event) => {
       book.add(event);
       const runner = event.mission_id ? runners.get(event.mission_id) : undefined;

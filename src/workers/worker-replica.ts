@@ -1,19 +1,15 @@
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errors, type NatsConnection } from "@nats-io/transport-node";
-import {
-  CLAIMS_BUCKET,
-  LeaseLostError,
-  createPublisher,
-  createTaskPuller,
-  ensureWorkerConsumer,
-  openJetStreamManager,
-  openLeaseStore,
-  provisionStreams,
-  watchEvents,
-  type LeaseStore,
-  type TaskDelivery,
-} from "../bus/index.ts";
+// The bus modules themselves, not the barrel (bus/index.ts): a replica then never loads
+// what only the CLI and the orchestrator use (event feed, swarm status).
+import { ensureWorkerConsumer } from "../bus/consumers.ts";
+import { openJetStreamManager } from "../bus/jetstream-manager.ts";
+import { CLAIMS_BUCKET, LeaseLostError, openLeaseStore, type LeaseStore } from "../bus/leases.ts";
+import { createPublisher } from "../bus/publisher.ts";
+import { provisionStreams } from "../bus/streams.ts";
+import { createTaskPuller, type TaskDelivery } from "../bus/task-puller.ts";
+import { watchEvents } from "../bus/watcher.ts";
 import { BadInputError, InfrastructureError, errorMessage } from "../errors.ts";
 import { ModelUnavailableError } from "../llm/errors.ts";
 import type { Logger } from "../log.ts";
@@ -190,7 +186,17 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       version: opts.version,
     }),
   );
+  /** Counts at the last "tasks done" line: one info line per heartbeat with work, not per task. */
+  const logged = { completed: 0, failed: 0 };
+  const logProgress = () => {
+    const completed = counters.completed - logged.completed;
+    const failed = counters.failed - logged.failed;
+    if (completed === 0 && failed === 0) return;
+    Object.assign(logged, counters);
+    log.info({ completed, failed, in_flight: running.size }, "tasks done");
+  };
   const heartbeat = setInterval(() => {
+    logProgress();
     void publishStatus(() =>
       makeEvent("agent_heartbeat", statusFields, {
         agent: agent.name,
@@ -213,7 +219,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
   async function claim(
     d: TaskDelivery,
     key: string,
-    tlog: Logger,
+    tlog: () => Logger,
     store: LeaseStore,
   ): Promise<number | null> {
     const waitUntil = Date.now() + 2 * leaseMs;
@@ -221,19 +227,19 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       const c = await store.acquire(key, instance, leaseMs);
       if (c.ok) return c.revision;
       if (c.done) {
-        tlog.info({ holder: c.holder }, "attempt already reported; duplicate delivery dropped");
+        tlog().info({ holder: c.holder }, "attempt already reported; duplicate delivery dropped");
         await d.ack();
         return null;
       }
       const wait = Math.max(500, c.expiresAt - Date.now() + 250);
       if (!d.isLastDelivery) {
-        tlog.info({ holder: c.holder, retry_in_ms: wait }, "attempt held by another replica");
+        tlog().info({ holder: c.holder, retry_in_ms: wait }, "attempt held by another replica");
         d.nak(wait);
         return null;
       }
       if (Date.now() >= waitUntil) {
         // Still renewed after two lease periods: the holder is alive and will report.
-        tlog.info({ holder: c.holder }, "attempt worked by a live replica; last copy dropped");
+        tlog().info({ holder: c.holder }, "attempt worked by a live replica; last copy dropped");
         await d.ack();
         return null;
       }
@@ -246,10 +252,13 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
     // Never null here: the puller dead-letters a task_assigned without one.
     const mission = d.event.mission_id;
     const key = `${mission}.${task.id}.${task.attempt}`;
-    const tlog = log.child({ mission, task: task.id, attempt: task.attempt });
+    // The task's child logger, made on first use: a task that goes well logs nothing at info.
+    let child: Logger | undefined;
+    const tlog = (): Logger =>
+      (child ??= log.child({ mission, task: task.id, attempt: task.attempt }));
     const ended = endedMissions.get(mission);
     if (ended) {
-      tlog.info({ reason: ended }, "mission has ended; task dropped");
+      tlog().info({ reason: ended }, "mission has ended; task dropped");
       await d.ack();
       return;
     }
@@ -278,11 +287,11 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       leases.renew(key, instance, leaseMs).then(
         (ok) => {
           if (!ok && !controller.signal.aborted) {
-            tlog.warn("claim lost (lease lapsed and taken over); attempt abandoned");
+            tlog().warn("claim lost (lease lapsed and taken over); attempt abandoned");
             abort(LEASE_LOST_REASON);
           }
         },
-        (err: unknown) => tlog.warn({ err: errorMessage(err) }, "lease renewal failed"),
+        (err: unknown) => tlog().warn({ err: errorMessage(err) }, "lease renewal failed"),
       );
     }, leaseMs / 3);
 
@@ -292,7 +301,9 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       progress = progress.then(() =>
         publishTaskEvent(
           makeEvent("task_progress", fields, { attempt: task.attempt, worker, step }),
-        ).catch((err: unknown) => tlog.warn({ err: errorMessage(err) }, "progress not published")),
+        ).catch((err: unknown) =>
+          tlog().warn({ err: errorMessage(err) }, "progress not published"),
+        ),
       );
     };
     const taskStartedAt = Date.now();
@@ -304,9 +315,10 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
           { attempt: task.attempt, worker, delivery: d.deliveryCount },
         ),
       );
-      // One info line per task, at its end: the start is on the bus (task_started), and a log
-      // write per event is a measurable share of a busy replica's CPU.
-      tlog.debug({ title: task.title, delivery: d.deliveryCount }, "task started");
+      // The start is on the bus (task_started); a log line per event is a measurable share of a
+      // busy replica's CPU, so task lines are debug, bar failures (see "task done").
+      if (log.isLevelEnabled("debug"))
+        tlog().debug({ title: task.title, delivery: d.deliveryCount }, "task started");
       let result: TaskResult;
       try {
         result = await executeTask(task, {
@@ -335,7 +347,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
             MAX_MODEL_RETRY_MS,
             modelRetryBaseMs * 2 ** Math.max(0, d.deliveryCount - 1),
           );
-          tlog.warn(
+          tlog().warn(
             { err: err.message, retry_in_ms: delay },
             "model unavailable; attempt handed back",
           );
@@ -362,7 +374,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       }
       if (reason === DRAIN_REASON) {
         if (!d.isLastDelivery) {
-          tlog.info("replica stopping; attempt handed back");
+          tlog().info("replica stopping; attempt handed back");
           await progress;
           await leases.release(key, instance);
           d.nak(1000);
@@ -377,16 +389,21 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       await publishTaskEvent(makeEvent(type, { ...fields, id: `${key}.result` }, { result }));
       if (result.status === "succeeded") counters.completed++;
       else counters.failed++;
-      tlog.info(
-        {
-          title: task.title,
-          delivery: d.deliveryCount,
-          status: result.status,
-          ms: result.duration_ms,
-          error: result.error && redactSecrets(result.error, secrets),
-        },
-        "task done",
-      );
+      // A failure is an info line; a success is on the bus (task_completed), in the heartbeat's
+      // counts and in the "tasks done" line logged once per heartbeat (logProgress).
+      const level = result.status === "succeeded" ? "debug" : "info";
+      if (log.isLevelEnabled(level)) {
+        tlog()[level](
+          {
+            title: task.title,
+            delivery: d.deliveryCount,
+            status: result.status,
+            ms: result.duration_ms,
+            error: result.error && redactSecrets(result.error, secrets),
+          },
+          "task done",
+        );
+      }
       // The result is stored: mark the claim done and ack at once (neither waits for the other).
       // Either may be lost in a crash: an ack without a done claim leaves nothing to redeliver,
       // and a done claim without an ack makes the redelivery a dropped duplicate.
@@ -395,7 +412,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
         .catch((err: unknown) => {
           if (!(err instanceof LeaseLostError)) throw err;
           // Our lease lapsed and another replica took over; both results carry the same id, so JetStream keeps one.
-          tlog.warn(
+          tlog().warn(
             { err: err.message },
             "claim taken over while finishing; result published once",
           );
@@ -430,6 +447,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       await drained;
       clearTimeout(timer);
       clearInterval(heartbeat);
+      logProgress();
       await endWatch.stop();
       await publishStatus(() =>
         makeEvent("agent_offline", statusFields, { agent: agent.name, instance, reason }),

@@ -6,6 +6,7 @@
  * against the fake Ollama server.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import pino from "pino";
 import { jetstreamManager } from "@nats-io/jetstream";
 import {
   CLAIMS_BUCKET,
@@ -201,6 +202,30 @@ describe("stopping and mission endings", () => {
     expect(
       missionEndReason(makeEvent("wave_started", fields, { wave: 1, task_ids: ["t1"] })),
     ).toBeNull();
+  });
+});
+
+describe("logs", () => {
+  it("logs a failed task at info, a succeeded one only in the replica's summary", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino(
+      { level: "info" },
+      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    const agent = agentNamed("logs");
+    const mission = newMission("logs");
+    const r = await replica(agent, { log });
+    await assign(bus, mission, makeTask({ id: "ok", agent: agent.name, run: [] }));
+    await assign(bus, mission, makeTask({ id: "bad", agent: agent.name, run: ["exit 3"] }));
+    expect((await bus.events.result(mission, "ok")).type).toBe("task_completed");
+    expect((await bus.events.result(mission, "bad")).type).toBe("task_failed");
+    await consumerIdle(agent.name);
+    await r.stop("test over");
+    const done = lines.filter((l) => l.msg === "task done");
+    expect(done.map((l) => [l.task, l.status])).toEqual([["bad", "failed"]]);
+    expect(lines.filter((l) => l.msg === "tasks done")).toEqual([
+      expect.objectContaining({ completed: 1, failed: 1, in_flight: 0 }),
+    ]);
   });
 });
 
