@@ -52,7 +52,12 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 8, baseDelayMs: 200, maxDelayMs: 3000 };
+/**
+ * About 24 s in all: nats-server's raft notices a lost stream leader after
+ * 4-9 s (its election timeouts) and then elects one, and a loaded machine
+ * adds to that; 8 attempts (about 12 s) were seen to run out.
+ */
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 12, baseDelayMs: 200, maxDelayMs: 3000 };
 
 /**
  * Run `fn` until it succeeds, a non-transient error occurs or the attempts run

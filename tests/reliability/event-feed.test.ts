@@ -131,13 +131,18 @@ describe("the event feed", () => {
     }
 
     // Only once the new replicas hold the data (right after a scale-up the old node is its only copy).
-    for (let i = 0; i < 100; i++) {
+    let caughtUp = false;
+    for (let i = 0; i < 225 && !caughtUp; i++) {
       const c = (await jsm.streams.info("SQUAD_EVENTS")).cluster;
-      if (c?.replicas?.length === 2 && c.replicas.every((r) => r.current && !r.lag)) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      caughtUp = c?.replicas?.length === 2 && c.replicas.every((r) => r.current && !r.lag);
+      if (!caughtUp) await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    expect(caughtUp, "the new replicas caught up before the kill").toBe(true);
     await victim!.kill();
-    for (const n of range(2, 30)) await publisher.publish(wave(n), { timeoutMs: 2000 });
+    // Until the two survivors elect a stream leader, publishes meet no responders: on a
+    // loaded machine that can outlast the default retries, and this tests the feed, not them.
+    const patient = createPublisher(pubNc, { retry: { attempts: 30, maxDelayMs: 2000 } });
+    for (const n of range(2, 30)) await patient.publish(wave(n), { timeoutMs: 2000 });
     await feed.waitFor(30, 45_000);
     expect(feed.got).toEqual(range(1, 30));
   }, 120_000);
