@@ -211,7 +211,8 @@ export function limitsText(report: BenchReport): string[] {
         "what they cost is the swarm's own per-task work: in the worker, decode and " +
         "validate the task, a KV claim, task_started and the result each awaited for its " +
         "PubAck, the claim marked done, the ack; then the orchestrator's share and " +
-        "nats-server's, all on two cores shared with the load above. 2,000 tasks/s leaves 1 ms " +
+        "nats-server's, all on the same two cores (their CPU shares are in section 3). " +
+        "2,000 tasks/s leaves 1 ms " +
         "of CPU per task for all of it: the remaining gap is CPU per event (the NATS client " +
         "builds an Error with a stack for every request; JSON and zod on both sides) and the " +
         "fixed cost of the claim's KV round trips; batching several tasks' events per publish " +
@@ -361,7 +362,9 @@ export function renderMarkdown(report: BenchReport): string {
     `| CPU busy during the run (all processes) | ${pct(load.during.busy)} of all cores |`,
     `| load average (1 min) at start / end | ${load.load1Start.toFixed(2)} / ${load.load1End.toFixed(2)} |`,
     "",
-    (load.before.busy ?? 0) > 0.15 || load.load1Start > 1
+    // The load average lags a minute behind (it still counts what ran just before), so a
+    // start above the core count, or other users' CPU measured just before, means busy.
+    (load.before.busy ?? 0) > 0.15 || load.load1Start > m.cores
       ? "The machine was busy with other work while this ran (see the load above), so the " +
           "figures are noisy and lower than a quiet machine gives; the references were measured " +
           "under the same load, so the ratios are the fairer comparison. Re-run `scripts/bench` " +
