@@ -6,49 +6,16 @@
  * it has delivered to the replica, num_waiting its open pull requests.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
-import {
-  connectBus,
-  createPublisher,
-  createTaskPuller,
-  ensureWorkerConsumer,
-  provisionStreams,
-  type Publisher,
-  type TaskDelivery,
-  type TaskPuller,
-} from "../../src/bus/index.ts";
+import { createTaskPuller, ensureWorkerConsumer, type TaskDelivery } from "../../src/bus/index.ts";
 import { taskAssignedEvent } from "../helpers/example-events.ts";
-import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
+import { useTaskBus } from "../helpers/task-bus.ts";
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
-let publisher: Publisher;
-const connections: NatsConnection[] = [];
-const pullers: TaskPuller[] = [];
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect("test-admin");
-  await provisionStreams(nc);
-  publisher = createPublisher(nc);
-});
-
-afterAll(async () => {
-  await Promise.all(pullers.map((p) => p.stop()));
-  await Promise.all(connections.map((c) => c.close()));
-  await server?.stop();
-});
-
-async function connect(name: string): Promise<NatsConnection> {
-  const c = await connectBus({ servers: server.url, name });
-  connections.push(c);
-  return c;
-}
+const bus = useTaskBus();
 
 async function consumerState(agent: string) {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jetstreamManager(bus.nc);
   const ci = await jsm.consumers.info("SQUAD_TASKS", `worker-${agent}`);
   return { pending: ci.num_pending, ackPending: ci.num_ack_pending, waiting: ci.num_waiting };
 }
@@ -82,11 +49,11 @@ function gatedHandler() {
 describe("task puller slots", () => {
   it("holds no more tasks than its slots, and refills freed slots at once", async () => {
     const agent = "slots";
-    await ensureWorkerConsumer(nc, agent);
-    for (let i = 0; i < 10; i++) await publisher.publish(taskAssignedEvent(agent, `t${i}`));
+    await ensureWorkerConsumer(bus.nc, agent);
+    for (let i = 0; i < 10; i++) await bus.publisher.publish(taskAssignedEvent(agent, `t${i}`));
     const h = gatedHandler();
-    const p = createTaskPuller(await connect("slots"), { agent, slots: 4 });
-    pullers.push(p);
+    const p = createTaskPuller(await bus.connect("slots"), { agent, slots: 4 });
+    bus.track(p);
     const run = p.run(h.handler);
 
     await vi.waitFor(() => expect(h.started).toHaveLength(4));
@@ -127,15 +94,15 @@ describe("task puller slots", () => {
 
   it("asks again after its pulls expire, still for its free slots only", async () => {
     const agent = "expiry";
-    await ensureWorkerConsumer(nc, agent);
+    await ensureWorkerConsumer(bus.nc, agent);
     const h = gatedHandler();
-    const p = createTaskPuller(await connect("expiry"), { agent, slots: 2, expiresMs: 1000 });
-    pullers.push(p);
+    const p = createTaskPuller(await bus.connect("expiry"), { agent, slots: 2, expiresMs: 1000 });
+    bus.track(p);
     const run = p.run(h.handler);
     // Idle past two pull lifetimes: the pulls expire and are asked again.
     await sleep(2500);
     expect(h.started).toEqual([]);
-    for (let i = 0; i < 5; i++) await publisher.publish(taskAssignedEvent(agent, `e${i}`));
+    for (let i = 0; i < 5; i++) await bus.publisher.publish(taskAssignedEvent(agent, `e${i}`));
 
     await vi.waitFor(() => expect(h.started).toHaveLength(2));
     await sleep(300);
@@ -160,15 +127,15 @@ describe("task puller slots", () => {
 
   it("keeps many slots busy from one queue: all run at once, each task once", async () => {
     const agent = "wide";
-    await ensureWorkerConsumer(nc, agent);
+    await ensureWorkerConsumer(bus.nc, agent);
     const slots = 32;
     const h = gatedHandler();
-    const p = createTaskPuller(await connect("wide"), { agent, slots });
-    pullers.push(p);
+    const p = createTaskPuller(await bus.connect("wide"), { agent, slots });
+    bus.track(p);
     const run = p.run(h.handler);
     await Promise.all(
       Array.from({ length: 3 * slots }, (_, i) =>
-        publisher.publish(taskAssignedEvent(agent, `w${i}`)),
+        bus.publisher.publish(taskAssignedEvent(agent, `w${i}`)),
       ),
     );
     // Three rounds: every slot busy each time, freed all together, refilled all together.

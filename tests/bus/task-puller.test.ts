@@ -1,55 +1,22 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
 import {
-  connectBus,
-  createPublisher,
   createTaskPuller,
   ensureWorkerConsumer,
-  provisionStreams,
-  type Publisher,
   type TaskDelivery,
   type TaskPuller,
 } from "../../src/bus/index.ts";
 import { InfrastructureError } from "../../src/errors.ts";
 import { DlqRecord, makeEvent } from "../../src/schema/index.ts";
 import { taskAssignedEvent } from "../helpers/example-events.ts";
-import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
+import { useTaskBus } from "../helpers/task-bus.ts";
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
-let publisher: Publisher;
-const connections: NatsConnection[] = [];
-const pullers: TaskPuller[] = [];
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect("test-admin");
-  await provisionStreams(nc);
-  publisher = createPublisher(nc);
-});
-
-afterAll(async () => {
-  await Promise.all(pullers.map((p) => p.stop()));
-  await Promise.all(connections.map((c) => c.close()));
-  await server?.stop();
-});
-
-/** Each replica has its own connection, as separate processes would. */
-async function connect(name: string): Promise<NatsConnection> {
-  const c = await connectBus({ servers: server.url, name });
-  connections.push(c);
-  return c;
-}
-
-function track(p: TaskPuller): TaskPuller {
-  pullers.push(p);
-  return p;
-}
+const bus = useTaskBus();
+const track = (p: TaskPuller) => bus.track(p);
 
 async function consumerState(agent: string) {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jetstreamManager(bus.nc);
   const ci = await jsm.consumers.info("SQUAD_TASKS", `worker-${agent}`);
   return {
     pending: ci.num_pending,
@@ -61,11 +28,11 @@ async function consumerState(agent: string) {
 describe("task puller", () => {
   it("spreads 300 tasks over 3 replicas, each handled exactly once", async () => {
     const agent = "fanout";
-    await ensureWorkerConsumer(nc, agent);
+    await ensureWorkerConsumer(bus.nc, agent);
     const handled: { replica: number; task: string; delivery: number }[] = [];
     const runs: Promise<void>[] = [];
     for (let r = 0; r < 3; r++) {
-      const p = track(createTaskPuller(await connect(`fanout-${r}`), { agent, slots: 2 }));
+      const p = track(createTaskPuller(await bus.connect(`fanout-${r}`), { agent, slots: 2 }));
       runs.push(
         p.run(async (d) => {
           handled.push({ replica: r, task: d.event.payload.task.id, delivery: d.deliveryCount });
@@ -74,13 +41,13 @@ describe("task puller", () => {
         }),
       );
     }
-    for (let i = 0; i < 300; i++) await publisher.publish(taskAssignedEvent(agent, `t${i}`));
+    for (let i = 0; i < 300; i++) await bus.publisher.publish(taskAssignedEvent(agent, `t${i}`));
 
     await vi.waitFor(() => expect(handled.length).toBeGreaterThanOrEqual(300), {
       timeout: 30_000,
       interval: 50,
     });
-    await Promise.all(pullers.slice(-3).map((p) => p.stop()));
+    await Promise.all(bus.pullers.slice(-3).map((p) => p.stop()));
     await Promise.all(runs);
 
     expect(handled).toHaveLength(300);
@@ -93,8 +60,8 @@ describe("task puller", () => {
 
   it("redelivers a task to another replica when the one holding it dies without acking", async () => {
     const agent = "crash";
-    await ensureWorkerConsumer(nc, agent, { ackWaitMs: 2000 });
-    const doomedNc = await connect("crash-doomed");
+    await ensureWorkerConsumer(bus.nc, agent, { ackWaitMs: 2000 });
+    const doomedNc = await bus.connect("crash-doomed");
     const doomed = track(createTaskPuller(doomedNc, { agent, slots: 1 }));
     let release!: () => void;
     const stuck = new Promise<void>((r) => (release = r));
@@ -103,14 +70,16 @@ describe("task puller", () => {
       taken = d;
       await stuck; // "dies" mid-task
     });
-    await publisher.publish(taskAssignedEvent(agent, "t-crash"));
+    await bus.publisher.publish(taskAssignedEvent(agent, "t-crash"));
     await vi.waitFor(() => expect(taken).not.toBeNull());
     await doomedNc.close(); // the process is gone: no ack, no more working()
     release();
     await expect(doomedRun).rejects.toBeInstanceOf(InfrastructureError);
 
     const done: TaskDelivery[] = [];
-    const survivor = track(createTaskPuller(await connect("crash-survivor"), { agent, slots: 1 }));
+    const survivor = track(
+      createTaskPuller(await bus.connect("crash-survivor"), { agent, slots: 1 }),
+    );
     const run = survivor.run(async (d) => {
       done.push(d);
       await d.ack();
@@ -125,17 +94,17 @@ describe("task puller", () => {
 
   it("keeps a task that runs longer than ack_wait while working() ticks", async () => {
     const agent = "slow";
-    await ensureWorkerConsumer(nc, agent, { ackWaitMs: 1500 });
+    await ensureWorkerConsumer(bus.nc, agent, { ackWaitMs: 1500 });
     const deliveries: { replica: string; delivery: number }[] = [];
     const handler = (replica: string) => async (d: TaskDelivery) => {
       deliveries.push({ replica, delivery: d.deliveryCount });
       await sleep(4000); // well past ack_wait; only the automatic working() keeps it
       await d.ack();
     };
-    const a = track(createTaskPuller(await connect("slow-a"), { agent, slots: 1 }));
-    const b = track(createTaskPuller(await connect("slow-b"), { agent, slots: 1 }));
+    const a = track(createTaskPuller(await bus.connect("slow-a"), { agent, slots: 1 }));
+    const b = track(createTaskPuller(await bus.connect("slow-b"), { agent, slots: 1 }));
     const runs = [a.run(handler("a")), b.run(handler("b"))];
-    await publisher.publish(taskAssignedEvent(agent, "t-slow"));
+    await bus.publisher.publish(taskAssignedEvent(agent, "t-slow"));
     await vi.waitFor(() => expect(deliveries).toHaveLength(1));
     await vi.waitFor(
       async () => expect(await consumerState(agent)).toMatchObject({ ackPending: 0 }),
@@ -152,10 +121,10 @@ describe("task puller", () => {
 
   it("naks a failing handler with backoff, and dead-letters it when deliveries run out", async () => {
     const agent = "flaky";
-    await ensureWorkerConsumer(nc, agent, { maxDeliver: 2 });
+    await ensureWorkerConsumer(bus.nc, agent, { maxDeliver: 2 });
     const seen: { task: string; delivery: number; last: boolean }[] = [];
     const p = track(
-      createTaskPuller(await connect("flaky"), { agent, slots: 1, nakDelayMs: () => 200 }),
+      createTaskPuller(await bus.connect("flaky"), { agent, slots: 1, nakDelayMs: () => 200 }),
     );
     const run = p.run(async (d) => {
       const task = d.event.payload.task.id;
@@ -163,9 +132,9 @@ describe("task puller", () => {
       if (task === "t-doomed" || d.deliveryCount === 1) throw new Error("model server down");
       await d.ack();
     });
-    await publisher.publish(taskAssignedEvent(agent, "t-flaky"));
-    await publisher.publish(taskAssignedEvent(agent, "t-doomed"));
-    const jsm = await jetstreamManager(nc);
+    await bus.publisher.publish(taskAssignedEvent(agent, "t-flaky"));
+    await bus.publisher.publish(taskAssignedEvent(agent, "t-doomed"));
+    const jsm = await jetstreamManager(bus.nc);
     const dlqCount = async () =>
       (await jsm.streams.info("SQUAD_DLQ", { subjects_filter: "squad.dlq.flaky" })).state
         .subjects?.["squad.dlq.flaky"] ?? 0;
@@ -194,8 +163,8 @@ describe("task puller", () => {
 
   it("dead-letters poison messages with their reason and never delivers them again", async () => {
     const agent = "poison";
-    await ensureWorkerConsumer(nc, agent, { ackWaitMs: 1000 });
-    const js = jetstream(nc);
+    await ensureWorkerConsumer(bus.nc, agent, { ackWaitMs: 1000 });
+    const js = jetstream(bus.nc);
     const subject = "squad.tasks.poison";
     const invalidTask = structuredClone(taskAssignedEvent(agent, "t-invalid")) as {
       payload: { task: Record<string, unknown> };
@@ -220,15 +189,15 @@ describe("task puller", () => {
     ];
     const seqs: number[] = [];
     for (const [data] of poison) seqs.push((await js.publish(subject, data)).seq);
-    await publisher.publish(taskAssignedEvent(agent, "t-good"));
+    await bus.publisher.publish(taskAssignedEvent(agent, "t-good"));
 
     const handled: string[] = [];
-    const p = track(createTaskPuller(await connect("poison"), { agent, slots: 2 }));
+    const p = track(createTaskPuller(await bus.connect("poison"), { agent, slots: 2 }));
     const run = p.run(async (d) => {
       handled.push(d.event.payload.task.id);
     });
     await vi.waitFor(() => expect(handled).toEqual(["t-good"]), { timeout: 10_000 });
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(bus.nc);
     await vi.waitFor(async () =>
       expect(
         (await jsm.streams.info("SQUAD_DLQ", { subjects_filter: "squad.dlq.poison" })).state
@@ -274,7 +243,7 @@ describe("task puller", () => {
   });
 
   it("refuses to run without its consumer, with a hint", async () => {
-    const p = createTaskPuller(await connect("orphan"), { agent: "nobody", slots: 1 });
+    const p = createTaskPuller(await bus.connect("orphan"), { agent: "nobody", slots: 1 });
     const err = await p.run(async () => undefined).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);
     expect((err as InfrastructureError).hint).toMatch(/worker-nobody/);

@@ -18,9 +18,6 @@
 import { mkdir } from "node:fs/promises";
 import net from "node:net";
 import { Writable } from "node:stream";
-import { setTimeout as sleep } from "node:timers/promises";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { natsAnswers, natsHostPort } from "../../bus/index.ts";
 import { InfrastructureError } from "../../errors.ts";
 import {
@@ -28,8 +25,9 @@ import {
   NATS_INSTALL_HINT,
   findNatsServerBinary as findBinary,
 } from "../../bus/nats-server-binary.ts";
+import { freePort, waitForNats } from "../../bus/nats-server-process.ts";
 
-export { DEBIAN_NATS_SERVER, NATS_INSTALL_HINT };
+export { DEBIAN_NATS_SERVER, NATS_INSTALL_HINT, freePort };
 import { Supervisor, type SupervisorEvent } from "../supervisor.ts";
 
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "::1", "0.0.0.0", "::"]);
@@ -137,7 +135,10 @@ export async function startLocalNats(opts: StartLocalNatsOptions): Promise<Local
     await sup.stopAll(5000);
   };
   try {
-    await waitForJetStream(url, opts.readyTimeoutMs ?? 20_000, () => exitedEarly);
+    await waitForNats(url, {
+      timeoutMs: opts.readyTimeoutMs ?? 20_000,
+      failed: () => exitedEarly && `it exited at start (${exitedEarly})`,
+    });
   } catch (err) {
     await stop();
     throw new InfrastructureError(
@@ -152,32 +153,6 @@ export async function startLocalNats(opts: StartLocalNatsOptions): Promise<Local
   return { url, port: opts.port, bin: opts.bin, storeDir: opts.storeDir, pid: () => pid, stop };
 }
 
-async function waitForJetStream(
-  url: string,
-  timeoutMs: number,
-  failed: () => string | null,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr = "no answer yet";
-  while (Date.now() < deadline) {
-    const why = failed();
-    if (why) throw new Error(`it exited at start (${why})`);
-    let nc: NatsConnection | null = null;
-    try {
-      nc = await connect({ servers: url, reconnect: false, timeout: 1000 });
-      const jsm = await jetstreamManager(nc, { timeout: 1500 });
-      await jsm.getAccountInfo();
-      return;
-    } catch (err) {
-      lastErr = (err as Error).message;
-    } finally {
-      await nc?.close().catch(() => undefined);
-    }
-    await sleep(100);
-  }
-  throw new Error(`JetStream did not answer within ${timeoutMs} ms: ${lastErr}`);
-}
-
 /** Can we listen on 127.0.0.1:`port` right now? */
 export function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -185,19 +160,6 @@ export function portIsFree(port: number): Promise<boolean> {
     srv.unref();
     srv.once("error", () => resolve(false));
     srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
-  });
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
   });
 }
 
