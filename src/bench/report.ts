@@ -422,7 +422,7 @@ export function renderMarkdown(report: BenchReport): string {
   push(
     "## Running it",
     "",
-    "- `scripts/bench` (or `swarm bench`): everything, about 5-10 minutes; writes this page and " +
+    "- `scripts/bench` (or `swarm bench`): everything, 2-7 minutes depending on the load; writes this page and " +
       "`docs/benchmarks.svg`.",
     "- `scripts/bench --quick`: the same benchmarks with small samples in under a minute; writes " +
       "to a temp directory unless `--out` is given.",
