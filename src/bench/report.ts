@@ -241,23 +241,32 @@ export function limitsText(report: BenchReport): string[] {
         `. The slots are full (section 4 gives how busy they were): each task is slow because ` +
         `one replica is one event loop, which per task runs LangChain's graph steps, ` +
         `callbacks and message handling, the tool call, and the events, all on one core` +
-        (cpu
-          ? `: ${formatValue(cpu.value, cpu.unit)} of CPU per task, so one replica can serve at ` +
-            `most ${formatNumber(1000 / cpu.value)} tasks/s even with a core to itself` +
-            (ideal32 ? `, ${pct(1000 / cpu.value / ideal32)} of the 32-slot ideal` : "") +
-            (busy && ideal32 && single32?.ratio
-              ? `; and it was on a CPU only ${formatValue(busy.value, "%")} of the run (other ` +
-                `processes had the rest of the two cores): ${formatNumber(1000 / cpu.value / ideal32)} × ` +
-                `${formatNumber(busy.value / 100)} = ${formatNumber((1000 / cpu.value / ideal32) * (busy.value / 100))}, ` +
-                `against ${formatNumber(single32.ratio)} measured`
-              : "")
-          : "") +
+        (cpu ? `: ${formatValue(cpu.value, cpu.unit)} of CPU per task` : "") +
+        (cpu && ideal32 && 1000 / cpu.value >= ideal32
+          ? // CPU would suffice on average: the loss is waiting for the one event loop.
+            `. That would keep one core ${pct((ideal32 * cpu.value) / 1000)} busy at the ` +
+            `32-slot ideal rate; the answers come in bursts (every call takes the same time, ` +
+            `so the slots move in step) and wait in line for the event loop, which is where ` +
+            `the time beyond the model's goes` +
+            (busy ? `; the worker was on a CPU ${formatValue(busy.value, "%")} of the run` : "")
+          : cpu
+            ? `, so one replica can serve at most ${formatNumber(1000 / cpu.value)} tasks/s ` +
+              `even with a core to itself` +
+              (ideal32 ? `, ${pct(1000 / cpu.value / ideal32)} of the 32-slot ideal` : "") +
+              (busy && ideal32 && single32?.ratio
+                ? `; and it was on a CPU only ${formatValue(busy.value, "%")} of the run ` +
+                  `(other processes had the rest of the two cores): ` +
+                  `${formatNumber(1000 / cpu.value / ideal32)} × ${formatNumber(busy.value / 100)} = ` +
+                  `${formatNumber((1000 / cpu.value / ideal32) * (busy.value / 100))}, against ` +
+                  `${formatNumber(single32.ratio)} measured`
+                : "")
+            : "") +
         (mw ? ` (profile of its busy time: ${describeShares(mw.byPlace, 8)})` : "") +
         `. The agent graph and its tools are built once per replica already; what is left is ` +
         `LangChain's own work per graph step (in @langchain/core 1.x every runnable creates a ` +
         `langsmith RunTree to carry its config, even with tracing off). What would close it: ` +
-        `a core per replica that is not shared with other work, and fewer CPU milliseconds ` +
-        `(graph steps) per task.` +
+        `fewer CPU milliseconds (graph steps) per task, or fewer slots per replica and more ` +
+        `replicas, each with a core that is not shared with other work.` +
         (split && single32
           ? ` Splitting the same 32 slots over ${split.name.replace(/^.* as /, "")} reached ` +
             `${formatNumber(split.ratio ?? NaN)} of the ideal against ` +

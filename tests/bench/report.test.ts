@@ -200,6 +200,42 @@ describe("renderMarkdown", () => {
     );
   });
 
+  it("says whether model-bound tasks wait for CPU or for the event loop", () => {
+    const modelReport = (cpuMs: number): BenchReport => ({
+      ...report,
+      profile: null,
+      sections: [
+        {
+          id: "model",
+          title: "4. Model-bound scaling",
+          durationMs: 1000,
+          notes: [],
+          figures: [
+            {
+              key: "model.slots.32",
+              name: "32 slots",
+              value: 50,
+              unit: "tasks/s",
+              reference: { label: "ideal", value: 80, unit: "tasks/s" },
+              ratio: 0.625,
+              target: atLeast(0.625, 0.95, "×"),
+            },
+            { key: "model.cpu", name: "cpu per task", value: cpuMs, unit: "ms" },
+            { key: "model.busy", name: "on a CPU", value: 60, unit: "%" },
+          ],
+        },
+      ],
+    });
+    // 80 tasks/s × 10 ms = 80% of a core: enough CPU on average, so the loss is queueing.
+    expect(limitsText(modelReport(10)).join("\n")).toMatch(
+      /10\.0 ms of CPU per task\. That would keep one core 80% busy[^]*wait in line/,
+    );
+    // 20 ms per task caps one replica at 50 tasks/s, under the 80 of the ideal.
+    expect(limitsText(modelReport(20)).join("\n")).toMatch(
+      /can serve at most 50\.0 tasks\/s[^]*63% of the 32-slot ideal/,
+    );
+  });
+
   it("says so when every target was met", () => {
     const good = limitsText({ ...report, sections: [sections[2]!], profile: null });
     expect(good).toEqual(["Every target was met in this run."]);
