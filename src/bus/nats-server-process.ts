@@ -69,6 +69,48 @@ export async function waitForNats(url: string, check: ReadyCheck): Promise<void>
   );
 }
 
+/**
+ * Every node answering is not enough: until each has joined the meta group,
+ * the cluster refuses to place a stream with `replicas` copies ("no suitable
+ * peers for placement"). Ready means a probe stream of that size can be
+ * created (and is deleted again).
+ */
+async function waitForPlacement(
+  urls: string[],
+  replicas: number,
+  timeoutMs: number,
+  failed: () => string | null,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const name = `SQUAD_READY_PROBE_${process.pid}_${Date.now()}`;
+  let last = "";
+  const nc = await connect({ servers: urls, timeout: 2000 });
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 3000 });
+    while (Date.now() < deadline) {
+      const why = failed();
+      if (why) throw new InfrastructureError(why);
+      try {
+        await jsm.streams.add({
+          name,
+          subjects: [`squad-ready-probe.${name}`],
+          num_replicas: replicas,
+        });
+        await jsm.streams.delete(name);
+        return;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      await sleep(250);
+    }
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+  throw new InfrastructureError(
+    `the nats-server cluster could not place a stream with ${replicas} replicas in ${timeoutMs} ms: ${last}`,
+  );
+}
+
 export interface NatsServerProcessSpec {
   /** `nats` alone; `n1`, `n2`... in a cluster. */
   name: string;
@@ -309,6 +351,12 @@ export async function startLocalNatsCluster(
   try {
     for (const s of servers) s.spawn();
     await Promise.all(servers.map((s) => s.waitReady()));
+    await waitForPlacement(
+      servers.map((s) => s.url),
+      n,
+      readyTimeoutMs,
+      () => servers.map((s) => s.failure()).find((f) => f !== null) ?? null,
+    );
   } catch (err) {
     await Promise.all(servers.map((s) => s.kill()));
     await removeAll([root]);

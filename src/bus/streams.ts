@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   DiscardPolicy,
   JetStreamApiError,
@@ -210,6 +211,12 @@ export interface ProvisionResult {
 const STREAM_NOT_FOUND = 10059;
 const STREAM_NAME_IN_USE = 10058;
 const SUBJECTS_OVERLAP = 10065;
+/** "no suitable peers for placement": fewer JetStream servers than replicas, for now or for good. */
+const NO_SUITABLE_PEERS = 10005;
+/** How long a cluster that is still forming gets to offer enough peers. */
+const PLACEMENT_PATIENCE_MS = 20_000;
+/** "replicas > 1 not supported in non-clustered mode". */
+const REPLICAS_WITHOUT_CLUSTER = 10074;
 
 /**
  * Create the five streams of the contract, or check the ones that exist.
@@ -219,7 +226,11 @@ const SUBJECTS_OVERLAP = 10065;
  */
 export async function provisionStreams(
   nc: NatsConnection,
-  opts: StreamOptions & { log?: Logger } = {},
+  opts: StreamOptions & {
+    log?: Logger;
+    /** How long a forming cluster may refuse to place replicas (default 20 s). */
+    placementPatienceMs?: number;
+  } = {},
 ): Promise<ProvisionResult[]> {
   const log = opts.log ?? silentLogger;
   const jsm = await openJetStreamManager(nc);
@@ -229,7 +240,9 @@ export async function provisionStreams(
   // allSettled, not all: when one stream fails, the others' requests must not
   // still be in flight after we return (a caller may delete or retry at once).
   const settled = await Promise.allSettled(
-    squadStreamConfigs({ ...opts, replicas }).map((spec) => ensureStream(jsm, spec, keepReplicas)),
+    squadStreamConfigs({ ...opts, replicas }).map((spec) =>
+      ensureStream(jsm, spec, keepReplicas, opts.placementPatienceMs ?? PLACEMENT_PATIENCE_MS),
+    ),
   );
   const failure = settled.find((r) => r.status === "rejected");
   if (failure) throw failure.reason;
@@ -242,13 +255,14 @@ async function ensureStream(
   jsm: JetStreamManager,
   spec: SquadStreamSpec,
   keepReplicas: boolean,
+  patienceMs: number,
 ): Promise<ProvisionResult> {
   // Two launchers may provision at once: a lost create race is re-checked once.
   for (let round = 0; ; round++) {
     const have = await streamConfig(jsm, spec.name);
     if (!have) {
       try {
-        await jsm.streams.add({ ...spec });
+        await whilePlacementPending(patienceMs, () => jsm.streams.add({ ...spec }));
         return { stream: spec.name, action: "created", changed: [] };
       } catch (err) {
         if (round === 0 && apiCode(err) === STREAM_NAME_IN_USE) continue;
@@ -263,11 +277,29 @@ async function ensureStream(
     const patch: Record<string, unknown> = {};
     for (const c of safe) patch[c.field] = c.want;
     try {
-      await jsm.streams.update(spec.name, patch);
+      await whilePlacementPending(patienceMs, () => jsm.streams.update(spec.name, patch));
     } catch (err) {
       throw wrapStreamError(spec, `update ${safe.map((c) => c.field).join(", ")} of`, err);
     }
     return { stream: spec.name, action: "updated", changed: safe.map((c) => c.field) };
+  }
+}
+
+/**
+ * A cluster that has just started answers JetStream requests before every
+ * server has joined its meta group, and refuses to place a replicated stream
+ * until then: retried for a while. Past that, the cluster really is too
+ * small (wrapStreamError says so).
+ */
+async function whilePlacementPending<T>(patienceMs: number, call: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + patienceMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (apiCode(err) !== NO_SUITABLE_PEERS || Date.now() >= deadline) throw err;
+      await sleep(Math.min(2000, 100 * 2 ** attempt));
+    }
   }
 }
 
@@ -290,6 +322,14 @@ function wrapStreamError(spec: SquadStreamSpec, what: string, err: unknown): Inf
     return new InfrastructureError(
       `could not create stream ${spec.name}: its subjects ${spec.subjects.join(", ")} overlap with another stream`,
       "two streams may not share subjects: find the other stream (`nats stream ls`) and remove it or change its subjects",
+      { cause: err },
+    );
+  }
+  if (apiCode(err) === NO_SUITABLE_PEERS || apiCode(err) === REPLICAS_WITHOUT_CLUSTER) {
+    return new InfrastructureError(
+      `could not ${what} stream ${spec.name}: ${msg} (it asks for ${spec.num_replicas} replicas)`,
+      `a stream with ${spec.num_replicas} replicas needs at least ${spec.num_replicas} JetStream servers in the cluster: ` +
+        "start them, or set SWARM_STREAM_REPLICAS to the number there are (1 on a single server)",
       { cause: err },
     );
   }

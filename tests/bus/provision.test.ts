@@ -18,7 +18,12 @@ import {
 } from "../../src/bus/index.ts";
 import { makeEvent } from "../../src/schema/index.ts";
 import { InfrastructureError } from "../../src/errors.ts";
-import { freePort, startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
+import {
+  freePort,
+  startNatsCluster,
+  startNatsServer,
+  type NatsServerHandle,
+} from "../helpers/nats-server.ts";
 
 let server: NatsServerHandle;
 let nc: NatsConnection;
@@ -183,6 +188,38 @@ describe("connectBus / natsAnswers", () => {
     expect(await natsAnswers(server.url, 2000)).toBe(true);
     expect(await natsAnswers(`127.0.0.1:${server.port}`, 2000)).toBe(true);
   });
+});
+
+describe("more replicas than servers", () => {
+  const expectReplicaHint = (err: unknown, message: RegExp) => {
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).toMatch(/asks for 3 replicas/);
+    expect((err as InfrastructureError).hint).toMatch(
+      /at least 3 JetStream servers[^]*SWARM_STREAM_REPLICAS/,
+    );
+  };
+
+  it("on a single server: refused at once, saying what the replicas need", async () => {
+    const err = await provisionStreams(nc, { replicas: 3 }).catch((e: unknown) => e);
+    expectReplicaHint(err, /not supported in non-clustered mode/);
+  });
+
+  it("on a cluster too small: retried while it may still be forming, then the same advice", async () => {
+    const cluster = await startNatsCluster(2);
+    const c = await connectBus({ servers: cluster.urls, name: "test-r3-on-two" });
+    try {
+      const started = Date.now();
+      const err = await provisionStreams(c, { replicas: 3, placementPatienceMs: 1500 }).catch(
+        (e: unknown) => e,
+      );
+      expectReplicaHint(err, /no suitable peers for placement/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+    } finally {
+      await c.close();
+      await cluster.stop();
+    }
+  }, 60_000);
 });
 
 describe("a server without JetStream", () => {
