@@ -217,6 +217,8 @@ describe("swarm watch", () => {
       ),
     );
     await watcher.waitFor(/builder\/i1 offline: end of test/);
+    // stderr is another pipe: its line may arrive after the stdout ones.
+    await watcher.waitFor(/warning: invalid message on squad\.coordination/);
     await typed.waitFor(/"stream_seq":901/);
 
     const lines = watcher.stdout().trim().split("\n");

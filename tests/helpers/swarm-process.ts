@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
 export const CLI_ENTRY = path.join(REPO_ROOT, "src/cli/main.ts");
@@ -44,6 +45,11 @@ export interface SwarmProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
+function closed(stream: NodeJS.ReadableStream & { closed?: boolean }): Promise<void> {
+  if (stream.closed) return Promise.resolve();
+  return new Promise((resolve) => stream.once("close", () => resolve()));
+}
+
 export function spawnSwarm(
   args: string[],
   env: NodeJS.ProcessEnv,
@@ -72,8 +78,15 @@ export function spawnSwarm(
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on("exit", (code, signal) => {
       live.delete(child);
-      resolve({ code, signal });
-      poke();
+      // "exit" can come before the last output: wait for both pipes to close (a grandchild
+      // that inherited them may hold them open: not longer than 2 s).
+      void Promise.race([
+        Promise.all([closed(child.stdout!), closed(child.stderr!)]),
+        sleep(2000),
+      ]).then(() => {
+        resolve({ code, signal });
+        poke();
+      });
     }),
   );
   return {
