@@ -1,32 +1,13 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectBus, provisionStreams, replayEvents } from "../../src/bus/index.ts";
+import { describe, expect, it } from "vitest";
+import { replayEvents } from "../../src/bus/index.ts";
 import type { SquadEvent } from "../../src/schema/index.ts";
-import { freePort, startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
+import { freePort } from "../helpers/nats-server.ts";
+import { useSwarmBus } from "../helpers/swarm-bus.ts";
 import { killAllSwarms, runSwarm, spawnSwarm, swarmEnv } from "../helpers/swarm-process.ts";
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
-let workspace: string;
-let env: NodeJS.ProcessEnv;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  workspace = await mkdtemp(path.join(os.tmpdir(), "swarm-cancel-test-"));
-  env = swarmEnv(server.url, workspace);
-  nc = await connectBus({ servers: server.url, name: "cancel-test" });
-  await provisionStreams(nc);
-});
-
-afterAll(async () => {
-  await killAllSwarms();
-  await nc?.close();
-  await server?.stop();
-  if (workspace) await rm(workspace, { recursive: true, force: true });
-});
+const bus = useSwarmBus("cancel");
 
 const SLOW_BRIEF = `---
 title: Slow mission
@@ -45,28 +26,28 @@ plan:
 
 async function recorded(missionId: string): Promise<SquadEvent[]> {
   const out: SquadEvent[] = [];
-  for await (const { event } of replayEvents(nc, { missionId })) out.push(event);
+  for await (const { event } of replayEvents(bus.nc, { missionId })) out.push(event);
   return out;
 }
 
 describe("swarm cancel", () => {
   it("cancels a running mission: the request, then the orchestrator's mission_cancelled", async () => {
-    const orchestrator = spawnSwarm(["orchestrator"], env);
-    const worker = spawnSwarm(["worker", "--agent", "builder"], env);
+    const orchestrator = spawnSwarm(["orchestrator"], bus.env);
+    const worker = spawnSwarm(["worker", "--agent", "builder"], bus.env);
     await orchestrator.waitFor(/orchestrator ready/);
     await worker.waitFor(/worker replica online/);
 
-    const briefPath = path.join(workspace, "slow.md");
+    const briefPath = path.join(bus.workspace, "slow.md");
     await writeFile(briefPath, SLOW_BRIEF);
-    const submitted = await runSwarm(["submit", briefPath], env);
+    const submitted = await runSwarm(["submit", briefPath], bus.env);
     expect(submitted.code).toBe(0);
     const missionId = submitted.stdout.trim();
-    const watcher = spawnSwarm(["watch", "--json", "--mission", missionId], env);
+    const watcher = spawnSwarm(["watch", "--json", "--mission", missionId], bus.env);
     await watcher.waitFor(/"type":"task_started"/);
 
     const r = await runSwarm(
       ["cancel", missionId, "--reason", "the test says stop", "--wait"],
-      env,
+      bus.env,
     );
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
@@ -91,7 +72,7 @@ describe("swarm cancel", () => {
     expect(events.some((e) => e.type === "mission_completed")).toBe(false);
 
     // Again: nothing left to cancel, nothing sent.
-    const again = await runSwarm(["cancel", missionId, "--json"], env);
+    const again = await runSwarm(["cancel", missionId, "--json"], bus.env);
     expect(again.code).toBe(0);
     expect(again.stdout).toBe("");
     expect(again.stderr).toMatch(/has already ended \(cancelled\); nothing sent/);
@@ -103,18 +84,18 @@ describe("swarm cancel", () => {
   });
 
   it("refuses a malformed or unknown mission id (exit 2) and says when NATS is down (exit 3)", async () => {
-    const bad = await runSwarm(["cancel", "m.1/x"], env);
+    const bad = await runSwarm(["cancel", "m.1/x"], bus.env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid mission id "m\.1\/x"/);
 
-    const unknown = await runSwarm(["cancel", "m-never-submitted"], env);
+    const unknown = await runSwarm(["cancel", "m-never-submitted"], bus.env);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/no mission m-never-submitted on this server/);
     expect((await recorded("m-never-submitted")).length).toBe(0);
 
     const down = await runSwarm(
       ["cancel", "m-whatever"],
-      swarmEnv(`nats://127.0.0.1:${await freePort()}`, workspace),
+      swarmEnv(`nats://127.0.0.1:${await freePort()}`, bus.workspace),
     );
     expect(down.code).toBe(3);
     expect(down.stderr).toMatch(/NATS is not reachable/);

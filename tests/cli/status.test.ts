@@ -1,45 +1,14 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { jetstream } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  buildDlqRecord,
-  connectBus,
-  createPublisher,
-  ensureWorkerConsumer,
-  provisionStreams,
-  publishDeadLetter,
-  type Publisher,
-} from "../../src/bus/index.ts";
+import { describe, expect, it } from "vitest";
+import { buildDlqRecord, ensureWorkerConsumer, publishDeadLetter } from "../../src/bus/index.ts";
 import type { StatusReport } from "../../src/cli/status-report.ts";
 import { makeEvent } from "../../src/schema/index.ts";
 import { taskAssignedEvent } from "../helpers/example-events.ts";
-import { freePort, startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
+import { freePort } from "../helpers/nats-server.ts";
+import { useSwarmBus } from "../helpers/swarm-bus.ts";
 import { killAllSwarms, runSwarm, spawnSwarm, swarmEnv } from "../helpers/swarm-process.ts";
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
-let pub: Publisher;
-let workspace: string;
-let env: NodeJS.ProcessEnv;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  workspace = await mkdtemp(path.join(os.tmpdir(), "swarm-status-test-"));
-  env = swarmEnv(server.url, workspace);
-  nc = await connectBus({ servers: server.url, name: "status-test" });
-  await provisionStreams(nc);
-  pub = createPublisher(nc);
-});
-
-afterAll(async () => {
-  await killAllSwarms();
-  await nc?.close();
-  await server?.stop();
-  if (workspace) await rm(workspace, { recursive: true, force: true });
-});
+const bus = useSwarmBus("status");
 
 const minutesAgo = (n: number) => new Date(Date.now() - n * 60_000).toISOString();
 
@@ -62,25 +31,25 @@ function planned(missionId: string, title: string, taskIds: string[]) {
 describe("swarm status", () => {
   it("lists agents and replicas, per-agent backlog, in-flight and DLQ counts, and missions by state", async () => {
     // A real replica of builder: online, with its consumer.
-    const worker = spawnSwarm(["worker", "--agent", "builder"], env);
+    const worker = spawnSwarm(["worker", "--agent", "builder"], bus.env);
     await worker.waitFor(/worker replica online/);
 
     // tester: its consumer exists but no replica runs, so its tasks wait.
-    await ensureWorkerConsumer(nc, "tester");
+    await ensureWorkerConsumer(bus.nc, "tester");
     for (const id of ["t1", "t2", "t3"])
-      await pub.publish(taskAssignedEvent("tester", id, { missionId: "m-backlog" }));
+      await bus.publisher.publish(taskAssignedEvent("tester", id, { missionId: "m-backlog" }));
     // reviewer: no consumer was ever created; its tasks sit in SQUAD_TASKS.
     for (const id of ["r1", "r2"])
-      await pub.publish(taskAssignedEvent("reviewer", id, { missionId: "m-backlog" }));
+      await bus.publisher.publish(taskAssignedEvent("reviewer", id, { missionId: "m-backlog" }));
     // Replicas that went quiet, and one that said goodbye.
-    await pub.publish(
+    await bus.publisher.publish(
       makeEvent(
         "agent_heartbeat",
         { mission_id: null, source: "tester/old1", timestamp: minutesAgo(10) },
         { agent: "tester", instance: "old1", in_flight: 1, completed: 4, failed: 1, uptime_s: 600 },
       ),
     );
-    await pub.publish(
+    await bus.publisher.publish(
       makeEvent(
         "agent_offline",
         { mission_id: null, source: "tester/gone1" },
@@ -88,7 +57,7 @@ describe("swarm status", () => {
       ),
     );
     await publishDeadLetter(
-      jetstream(nc),
+      jetstream(bus.nc),
       buildDlqRecord({
         reason: "invalid task_assigned event",
         agent: "tester",
@@ -100,8 +69,8 @@ describe("swarm status", () => {
     );
 
     // Missions in every stage.
-    await pub.publish(planned("m-running", "Running one", ["a", "b", "c"]));
-    await pub.publish(
+    await bus.publisher.publish(planned("m-running", "Running one", ["a", "b", "c"]));
+    await bus.publisher.publish(
       makeEvent(
         "wave_started",
         { mission_id: "m-running", source: "orchestrator" },
@@ -112,7 +81,7 @@ describe("swarm status", () => {
       ["a", "task_started"],
       ["b", "task_started"],
     ] as const) {
-      await pub.publish(
+      await bus.publisher.publish(
         makeEvent(
           type,
           { mission_id: "m-running", task_id: task, source: "builder/i1" },
@@ -120,7 +89,7 @@ describe("swarm status", () => {
         ),
       );
     }
-    await pub.publish(
+    await bus.publisher.publish(
       makeEvent(
         "task_completed",
         { mission_id: "m-running", task_id: "a", source: "builder/i1" },
@@ -138,8 +107,8 @@ describe("swarm status", () => {
         },
       ),
     );
-    await pub.publish(planned("m-done", "Finished one", ["x"]));
-    await pub.publish(
+    await bus.publisher.publish(planned("m-done", "Finished one", ["x"]));
+    await bus.publisher.publish(
       makeEvent(
         "mission_completed",
         { mission_id: "m-done", source: "orchestrator", timestamp: minutesAgo(4) },
@@ -152,8 +121,8 @@ describe("swarm status", () => {
         },
       ),
     );
-    await pub.publish(planned("m-cancelling", "Being cancelled", ["y"]));
-    await pub.publish(
+    await bus.publisher.publish(planned("m-cancelling", "Being cancelled", ["y"]));
+    await bus.publisher.publish(
       makeEvent(
         "mission_cancelled",
         { mission_id: "m-cancelling", source: "cli" },
@@ -161,7 +130,7 @@ describe("swarm status", () => {
       ),
     );
     // Submitted while no orchestrator runs: still in SQUAD_MISSIONS.
-    await pub.publish(
+    await bus.publisher.publish(
       makeEvent(
         "mission_submitted",
         { mission_id: "m-queued", source: "cli" },
@@ -169,7 +138,7 @@ describe("swarm status", () => {
       ),
     );
 
-    const r = await runSwarm(["status", "--json"], env);
+    const r = await runSwarm(["status", "--json"], bus.env);
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout) as StatusReport;
     const agent = (name: string) => report.agents.find((a) => a.agent === name);
@@ -221,7 +190,7 @@ describe("swarm status", () => {
     // m-backlog only has task_assigned, which is not recorded in SQUAD_EVENTS.
     expect(mission("m-backlog")).toBeUndefined();
 
-    const text = await runSwarm(["status"], env);
+    const text = await runSwarm(["status"], bus.env);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^ {2}tester +0 +1 +1 +3 +0 +1$/m);
     expect(text.stdout).toMatch(/^ {2}reviewer +0 +0 +0 +2\* +0 +0$/m);
@@ -236,7 +205,7 @@ describe("swarm status", () => {
   it("exits 3 with a hint when NATS is not reachable", async () => {
     const r = await runSwarm(
       ["status", "--json"],
-      swarmEnv(`nats://127.0.0.1:${await freePort()}`, workspace),
+      swarmEnv(`nats://127.0.0.1:${await freePort()}`, bus.workspace),
     );
     expect(r.code).toBe(3);
     expect(r.stdout).toBe("");

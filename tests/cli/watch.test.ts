@@ -1,14 +1,10 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { jetstream } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   buildDlqRecord,
-  connectBus,
   createPublisher,
-  provisionStreams,
   publishDeadLetter,
   replayEvents,
 } from "../../src/bus/index.ts";
@@ -16,7 +12,8 @@ import { useColor } from "../../src/cli/color.ts";
 import { submitMission } from "../../src/orchestrator/submission.ts";
 import { makeEvent, parseEvent, type SquadEvent } from "../../src/schema/index.ts";
 import { taskAssignedEvent } from "../helpers/example-events.ts";
-import { freePort, startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
+import { freePort } from "../helpers/nats-server.ts";
+import { useSwarmBus } from "../helpers/swarm-bus.ts";
 import {
   REPO_ROOT,
   killAllSwarms,
@@ -25,25 +22,7 @@ import {
   swarmEnv,
 } from "../helpers/swarm-process.ts";
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
-let workspace: string;
-let env: NodeJS.ProcessEnv;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  workspace = await mkdtemp(path.join(os.tmpdir(), "swarm-watch-test-"));
-  env = swarmEnv(server.url, workspace);
-  nc = await connectBus({ servers: server.url, name: "watch-test" });
-  await provisionStreams(nc);
-});
-
-afterAll(async () => {
-  await killAllSwarms();
-  await nc?.close();
-  await server?.stop();
-  if (workspace) await rm(workspace, { recursive: true, force: true });
-});
+const bus = useSwarmBus("watch");
 
 /** Every stdout line as a validated event (parseEvent throws on anything else). */
 function eventLines(stdout: string): SquadEvent[] {
@@ -108,17 +87,19 @@ function expectDemoOrder(events: SquadEvent[], missionId: string, withAssigned: 
 describe("swarm watch", () => {
   it("follows a real mission from submission to its end; a late watcher replays it from SQUAD_EVENTS", async () => {
     const procs = [
-      spawnSwarm(["orchestrator"], env),
-      ...["builder", "tester", "docs_writer"].map((a) => spawnSwarm(["worker", "--agent", a], env)),
+      spawnSwarm(["orchestrator"], bus.env),
+      ...["builder", "tester", "docs_writer"].map((a) =>
+        spawnSwarm(["worker", "--agent", a], bus.env),
+      ),
     ];
     await Promise.all(procs.map((p) => p.waitFor(/orchestrator ready|worker replica online/)));
 
     // The submitter picks the id, so a watcher can start before the mission exists.
     const missionId = "m-watch-demo";
-    const early = spawnSwarm(["watch", "--json", "--mission", missionId], env);
+    const early = spawnSwarm(["watch", "--json", "--mission", missionId], bus.env);
     await early.waitFor(/"msg":"watching"/);
     const briefPath = path.join(REPO_ROOT, "mission-briefs/demo-library.md");
-    await submitMission(nc, {
+    await submitMission(bus.nc, {
       brief: await readFile(briefPath, "utf8"),
       sourcePath: briefPath,
       missionId,
@@ -131,13 +112,13 @@ describe("swarm watch", () => {
     expect(live.filter((e) => e.type === "task_assigned")).toHaveLength(DEMO_TASKS.length);
 
     // Started after the end: the whole recorded history, in stream order, then exit 0 at once.
-    const late = await runSwarm(["watch", "--json", "--mission", missionId], env, {
+    const late = await runSwarm(["watch", "--json", "--mission", missionId], bus.env, {
       timeoutMs: 30_000,
     });
     expect(late.code).toBe(0);
     const replayed = eventLines(late.stdout);
     const recorded: string[] = [];
-    for await (const { event } of replayEvents(nc, { missionId })) recorded.push(event.id);
+    for await (const { event } of replayEvents(bus.nc, { missionId })) recorded.push(event.id);
     expect(replayed.map((e) => e.id)).toEqual(recorded);
     expectDemoOrder(replayed, missionId, false);
     // Live it saw the same lifecycle events, plus what is not recorded in SQUAD_EVENTS.
@@ -149,7 +130,7 @@ describe("swarm watch", () => {
     // --since-start: everything recorded first (here: one mission), then live until Ctrl-C.
     const history = spawnSwarm(
       ["watch", "--since-start", "--json", "--type", "mission_planned,mission_completed"],
-      env,
+      bus.env,
     );
     await history.waitFor(/"msg":"watching"/);
     history.kill("SIGINT");
@@ -164,11 +145,11 @@ describe("swarm watch", () => {
   });
 
   it("filters by agent and type, shows dead letters on their own line and invalid messages as warnings", async () => {
-    const watcher = spawnSwarm(["watch", "--agent", "builder"], env);
-    const typed = spawnSwarm(["watch", "--type", "task_assigned,dead_letter", "--json"], env);
+    const watcher = spawnSwarm(["watch", "--agent", "builder"], bus.env);
+    const typed = spawnSwarm(["watch", "--type", "task_assigned,dead_letter", "--json"], bus.env);
     await Promise.all([watcher, typed].map((w) => w.waitFor(/"msg":"watching"/)));
 
-    const pub = createPublisher(nc);
+    const pub = createPublisher(bus.nc);
     const status = (agent: string, instance: string) =>
       makeEvent(
         "agent_heartbeat",
@@ -193,8 +174,8 @@ describe("swarm watch", () => {
     );
     await pub.publish(status("tester", "i2"));
     await pub.publish(status("builder", "i1"));
-    nc.publish("squad.coordination", "this is not json");
-    const js = jetstream(nc);
+    bus.nc.publish("squad.coordination", "this is not json");
+    const js = jetstream(bus.nc);
     for (const agent of ["tester", "builder"]) {
       await publishDeadLetter(
         js,
@@ -260,16 +241,16 @@ describe("swarm watch", () => {
   });
 
   it("exits 2 on bad flags and 3 when NATS is not reachable", async () => {
-    const badType = await runSwarm(["watch", "--type", "task_done"], env);
+    const badType = await runSwarm(["watch", "--type", "task_done"], bus.env);
     expect(badType.code).toBe(2);
     expect(badType.stderr).toMatch(/unknown event type "task_done"/);
-    const badMission = await runSwarm(["watch", "--mission", "no/such"], env);
+    const badMission = await runSwarm(["watch", "--mission", "no/such"], bus.env);
     expect(badMission.code).toBe(2);
     expect(badMission.stderr).toMatch(/invalid mission id "no\/such"/);
 
     const down = await runSwarm(
       ["watch"],
-      swarmEnv(`nats://127.0.0.1:${await freePort()}`, workspace),
+      swarmEnv(`nats://127.0.0.1:${await freePort()}`, bus.workspace),
     );
     expect(down.code).toBe(3);
     expect(down.stderr).toMatch(/NATS is not reachable/);
