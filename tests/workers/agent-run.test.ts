@@ -10,7 +10,11 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Step } from "../../src/schema/result.ts";
-import { runAgentTask, type AgentRunInput } from "../../src/workers/agent-run.ts";
+import {
+  runAgentTask,
+  type AgentRunInput,
+  type AgentRunOutput,
+} from "../../src/workers/agent-run.ts";
 import {
   lastMessageText,
   parseBody,
@@ -64,6 +68,17 @@ function input(
     deadline: Date.now() + 60_000,
     ...over,
   };
+}
+
+/** A tester task in a fresh workspace, through the real agent run. */
+async function runTester(
+  id: string,
+  env: NodeJS.ProcessEnv,
+  over: Partial<AgentRunInput> = {},
+): Promise<AgentRunOutput> {
+  return runAgentTask(
+    input({ task: makeTask({ id, agent: "tester" }), workspace: await workspace(), env, ...over }),
+  );
 }
 
 /** The task id the prompt names (`# Task t1: ...`). */
@@ -129,14 +144,7 @@ describe("runAgentTask", () => {
       content: `checking again (${req.index + 1})`,
       ...toolCallReply("list_files", {}, { input: 10, output: 2 }),
     }));
-    const out = await runAgentTask(
-      input({
-        task: makeTask({ id: "t1", agent: "tester" }),
-        workspace: await workspace(),
-        env: fake.env,
-        maxModelCalls: 2,
-      }),
-    );
+    const out = await runTester("t1", fake.env, { maxModelCalls: 2 });
     expect(fake.requests).toHaveLength(2);
     expect(out).toEqual({
       summary:
@@ -148,14 +156,7 @@ describe("runAgentTask", () => {
     });
 
     // A second task on the same agent starts with a budget of its own.
-    const again = await runAgentTask(
-      input({
-        task: makeTask({ id: "t2", agent: "tester" }),
-        workspace: await workspace(),
-        env: fake.env,
-        maxModelCalls: 1,
-      }),
-    );
+    const again = await runTester("t2", fake.env, { maxModelCalls: 1 });
     expect(again).toMatchObject({ modelCalls: 1, toolCalls: 1, limitReached: true });
     expect(fake.requests).toHaveLength(3);
   });
@@ -166,14 +167,7 @@ describe("runAgentTask", () => {
         ? toolCallReply("list_files", {})
         : textReply("I would list the files."),
     );
-    const out = await runAgentTask(
-      input({
-        task: makeTask({ id: "t1", agent: "tester" }),
-        workspace: await workspace(),
-        env: fake.env,
-        maxModelCalls: 2,
-      }),
-    );
+    const out = await runTester("t1", fake.env, { maxModelCalls: 2 });
     expect(fake.requests).toHaveLength(2);
     expect(out).toMatchObject({ modelCalls: 2, toolCalls: 1, limitReached: true });
   });
@@ -234,14 +228,7 @@ describe("runAgentTask abort", () => {
   it("cancels an aborted task's model call that the server never answered", async () => {
     const server = await stallingOllama({ silent: true });
     const ctl = new AbortController();
-    const run = runAgentTask(
-      input({
-        task: makeTask({ id: "t1", agent: "tester" }),
-        workspace: await workspace(),
-        env: server.env,
-        signal: ctl.signal,
-      }),
-    );
+    const run = runTester("t1", server.env, { signal: ctl.signal });
     await server.requests(1);
     ctl.abort("timeout");
     // Resolves only when the client dropped the connection: a hung call no longer holds it.
@@ -252,22 +239,8 @@ describe("runAgentTask abort", () => {
   it("one task's abort leaves a concurrent task's model call on the shared agent alone", async () => {
     const server = await stallingOllama();
     const a = new AbortController();
-    const runA = runAgentTask(
-      input({
-        task: makeTask({ id: "t1", agent: "tester" }),
-        workspace: await workspace(),
-        env: server.env,
-        signal: a.signal,
-      }),
-    );
-    const runB = runAgentTask(
-      input({
-        task: makeTask({ id: "t2", agent: "tester" }),
-        workspace: await workspace(),
-        env: server.env,
-        maxModelCalls: 1,
-      }),
-    );
+    const runA = runTester("t1", server.env, { signal: a.signal });
+    const runB = runTester("t2", server.env, { maxModelCalls: 1 });
     await server.requests(2);
     a.abort("cancel");
     await server.closed("t1");
