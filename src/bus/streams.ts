@@ -10,6 +10,7 @@ import {
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { InfrastructureError } from "../errors.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
+import { backoffDelay } from "./retry.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import { STREAMS, subjects } from "../schema/index.ts";
 
@@ -298,7 +299,7 @@ async function whilePlacementPending<T>(patienceMs: number, call: () => Promise<
       return await call();
     } catch (err) {
       if (apiCode(err) !== NO_SUITABLE_PEERS || Date.now() >= deadline) throw err;
-      await sleep(Math.min(2000, 100 * 2 ** attempt));
+      await sleep(backoffDelay(attempt + 1, 100, 2000));
     }
   }
 }

@@ -308,6 +308,14 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
     const draining = new Set<Promise<void>>();
     let failures = 0;
     let retryAt = 0;
+    /** The next pull waits, longer after each failure in a row. */
+    const pullFailed = (err: unknown) => {
+      failures++;
+      const delay = backoffDelay(failures, 250, 5000);
+      retryAt = Date.now() + delay;
+      // "heartbeats missed", no responders, a consumer being recovered: a restart in progress.
+      log.warn({ err: (err as Error).message, delay }, "pull failed; retrying");
+    };
 
     const start = (m: JsMsg) => {
       held++;
@@ -334,13 +342,7 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
         }
         failures = 0;
       } catch (err) {
-        if (!stopping() && !nc.isClosed()) {
-          failures++;
-          const delay = backoffDelay(failures, 250, 5000);
-          retryAt = Date.now() + delay;
-          // "heartbeats missed", no responders, a consumer being recovered: a restart in progress.
-          log.warn({ err: (err as Error).message, delay }, "pull failed; retrying");
-        }
+        if (!stopping() && !nc.isClosed()) pullFailed(err);
       } finally {
         pulls.delete(iter);
         reserved -= asked - received;
@@ -368,10 +370,7 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
       } catch (err) {
         reserved -= want;
         if (stopping() || nc.isClosed()) break;
-        failures++;
-        const delay = backoffDelay(failures, 250, 5000);
-        retryAt = Date.now() + delay;
-        log.warn({ err: (err as Error).message, delay }, "pull failed; retrying");
+        pullFailed(err);
         continue;
       }
       pulls.add(iter);
