@@ -37,13 +37,27 @@ async function sourceFiles(src: string): Promise<string[]> {
     .sort();
 }
 
-/** sha256 of every source file's path and content (and the build format). */
-export async function sourceFingerprint(src = SRC_DIR): Promise<string> {
+interface Source {
+  file: string;
+  code: Buffer;
+}
+
+/** Every source file, read once, in `sourceFiles` order. */
+async function readSources(src: string): Promise<Source[]> {
   const files = await sourceFiles(src);
-  const contents = await Promise.all(files.map((f) => readFile(path.join(src, f))));
+  const codes = await Promise.all(files.map((f) => readFile(path.join(src, f))));
+  return files.map((file, i) => ({ file, code: codes[i]! }));
+}
+
+/** sha256 of every source file's path and content (and the build format). */
+function fingerprintOf(sources: readonly Source[]): string {
   const hash = createHash("sha256").update(`squad-dist ${BUILD_FORMAT}\0`);
-  files.forEach((f, i) => hash.update(`${f}\0`).update(contents[i]!).update("\0"));
+  for (const { file, code } of sources) hash.update(`${file}\0`).update(code).update("\0");
   return hash.digest("hex");
+}
+
+export async function sourceFingerprint(src = SRC_DIR): Promise<string> {
+  return fingerprintOf(await readSources(src));
 }
 
 async function readStamp(dir: string): Promise<string | null> {
@@ -66,7 +80,9 @@ export async function compiledEntry(dirs = REPO_DIRS): Promise<string | null> {
  */
 export async function buildCompiled(dirs = REPO_DIRS): Promise<"fresh" | "built"> {
   const { src, dist } = dirs;
-  const fingerprint = await sourceFingerprint(src); // before reading: a later edit makes it stale
+  // Compiled from the very contents the stamp is made of: an edit during the build makes it stale.
+  const sources = await readSources(src);
+  const fingerprint = fingerprintOf(sources);
   if ((await readStamp(dist)) === fingerprint) return "fresh";
   const { default: ts } = await import("typescript");
   const compilerOptions = {
@@ -78,9 +94,8 @@ export async function buildCompiled(dirs = REPO_DIRS): Promise<"fresh" | "built"
   await mkdir(dist, { recursive: true });
   await rm(path.join(dist, STAMP), { force: true });
   const wanted = new Set<string>();
-  for (const file of await sourceFiles(src)) {
-    const code = await readFile(path.join(src, file), "utf8");
-    const out = ts.transpileModule(code, {
+  for (const { file, code } of sources) {
+    const out = ts.transpileModule(code.toString("utf8"), {
       compilerOptions,
       fileName: file,
       reportDiagnostics: true,
