@@ -188,7 +188,8 @@ export function dispatchSection(
         `KV (a round trip) and publishes task_started (a JetStream publish); the raw reference ` +
         `has only the delivery and one ackAck round trip.`,
       `Each mission here has ${opts.chainLength} tasks; in a mission of n tasks every hop also ` +
-        `pays one mission-machine step, whose cost grows with n (the step figures in section 3).`,
+        `pays one mission-machine step, whose cost does not grow with n (the step figures in ` +
+        `section 3).`,
       `CPU during the chain: orchestrator ${d.cpu.orchestrator.toFixed(1)} s ` +
         `(${busy(d.cpu.orchestrator)}), worker${kind === "shell" ? " with its shell steps" : ""} ` +
         `${d.cpu.worker.toFixed(1)} s ` +
