@@ -399,7 +399,7 @@ const ABOUT: Record<EventType, { by: string; text: string }> = {
   },
   agent_online: {
     by: "worker replica",
-    text: "A replica started. `model` is the model spec it uses for tasks without `run` steps.",
+    text: "A replica started. `model` is the model spec it uses for tasks without a `run` list (an empty `run: []` needs no model either).",
   },
   agent_heartbeat: {
     by: "worker replica",
