@@ -20,6 +20,10 @@ try {
   } else {
     process.stderr.write(`swarm: ${errorMessage(err)}\n`);
     if (err instanceof InfrastructureError && err.hint) process.stderr.write(`hint: ${err.hint}\n`);
-    process.exitCode = exitCodeFor(err);
+    // A command that failed half-way may leave a NATS connection (it reconnects forever) or
+    // timers behind, which would keep the process alive: a launcher would then wait for an
+    // exit that never comes instead of restarting it. The error is written (synchronously
+    // to a pipe or file on Linux): end here.
+    process.exit(exitCodeFor(err));
   }
 }
