@@ -7,7 +7,7 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from "@nats-io/jetstream";
-import { nanos, type NatsConnection } from "@nats-io/transport-node";
+import { errors, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { InfrastructureError } from "../errors.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
 import { backoffDelay } from "./retry.ts";
@@ -289,8 +289,11 @@ async function ensureStream(
 /**
  * A cluster that has just started answers JetStream requests before every
  * server has joined its meta group, and refuses to place a replicated stream
- * until then: retried for a while. Past that, the cluster really is too
- * small (wrapStreamError says so).
+ * until then; a busy one may not answer a create within the request timeout
+ * (the raft group forms meanwhile). Both are retried for a while. Past that,
+ * the cluster really is too small (wrapStreamError says so) or not answering.
+ * A create that did land before its timeout answers "name in use" when
+ * retried, which the caller re-checks.
  */
 async function whilePlacementPending<T>(patienceMs: number, call: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + patienceMs;
@@ -298,7 +301,8 @@ async function whilePlacementPending<T>(patienceMs: number, call: () => Promise<
     try {
       return await call();
     } catch (err) {
-      if (apiCode(err) !== NO_SUITABLE_PEERS || Date.now() >= deadline) throw err;
+      const pending = apiCode(err) === NO_SUITABLE_PEERS || err instanceof errors.TimeoutError;
+      if (!pending || Date.now() >= deadline) throw err;
       await sleep(backoffDelay(attempt + 1, 100, 2000));
     }
   }
