@@ -178,14 +178,9 @@ export function replay(initial: MissionState, inputs: readonly MissionInput[]): 
  * - a mission still planning needs its plan: nothing to resume here.
  */
 export function resume(state: MissionState, now: number): StepResult {
+  if (isFinal(state)) return repeatFinal(state);
   const ctx = newCtx(state, now);
   const s = ctx.s;
-  if (isFinal(s)) {
-    const outcome = s.outcome!;
-    ctx.now = outcome.at;
-    finalCommands(ctx, outcome.status, outcome.reason);
-    return { state: s, commands: ctx.out };
-  }
   for (const t of state.tasks) {
     const a = currentAttempt(t);
     if (!a) continue;
@@ -196,6 +191,18 @@ export function resume(state: MissionState, now: number): StepResult {
     ctx.out.push(replanCommand(s));
   }
   return { state: s, commands: ctx.out };
+}
+
+/**
+ * A final mission's finish and final event again, as first produced (same
+ * ids and times): for a final event whose publish failed, or that a crash
+ * kept from the record.
+ */
+export function repeatFinal(state: MissionState): StepResult {
+  const outcome = state.outcome!;
+  const ctx = newCtx(state, outcome.at);
+  finalCommands(ctx, outcome.status, outcome.reason);
+  return { state: ctx.s, commands: ctx.out };
 }
 
 // ---------------------------------------------------------------- copy on write

@@ -5,7 +5,7 @@ import type { Publisher } from "../bus/index.ts";
 import { makeEvent, type SquadEvent, type TaskResult } from "../schema/index.ts";
 import {
   isFinal,
-  resume,
+  repeatFinal,
   step,
   taskOf,
   type MissionCommand,
@@ -163,7 +163,7 @@ export class MissionRunner {
     if (isFinal(this.state)) {
       // The machine is done but its final event was never published (a publish
       // that failed after its retries): say it again, or nobody ever hears it.
-      if (input.type === "tick") await this.execute(resume(this.state, input.now).commands);
+      if (input.type === "tick") await this.execute(repeatFinal(this.state).commands);
       return;
     }
     const r = step(this.state, input);

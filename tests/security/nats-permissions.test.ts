@@ -25,11 +25,8 @@ import {
 import { InfrastructureError } from "../../src/errors.ts";
 import { makeEvent, type SquadEvent } from "../../src/schema/index.ts";
 import type { RosterAgent } from "../../src/workers/roster.ts";
-import {
-  isPermissionError,
-  startWorkerReplica,
-  type WorkerReplica,
-} from "../../src/workers/worker-replica.ts";
+import { isPermissionError } from "../../src/workers/replica-bus.ts";
+import { startWorkerReplica, type WorkerReplica } from "../../src/workers/worker-replica.ts";
 import { freePort, startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
 import { killAllSwarms, REPO_ROOT, spawnSwarm, swarmEnv } from "../helpers/swarm-process.ts";
 import { EventLog, makeTask, newMission, taskAssigned } from "../workers/worker-harness.ts";

@@ -21,8 +21,8 @@ import { silentLogger } from "../../src/log.ts";
 import { makeEvent } from "../../src/schema/index.ts";
 import type { RosterAgent } from "../../src/workers/roster.ts";
 import { redactSecrets, secretValues } from "../../src/workers/secret-redaction.ts";
+import { missionEndReason } from "../../src/workers/mission-ends.ts";
 import {
-  missionEndReason,
   startWorkerReplica,
   type WorkerReplica,
   type WorkerReplicaOptions,

@@ -1,0 +1,90 @@
+import type { TaskDelivery } from "../bus/task-puller.ts";
+import { errorMessage } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { makeEvent, type SquadEvent, type Step, type TaskResult } from "../schema/index.ts";
+import type { ReplicaCounters } from "./replica-status.ts";
+import { redactSecrets } from "./secret-redaction.ts";
+
+export interface ReportingOptions {
+  /** Publishes one task event, scrubbed of the worker's secrets. */
+  publishTaskEvent: (event: SquadEvent) => Promise<unknown>;
+  /** `<agent>/<instance>`. */
+  worker: string;
+  log: Logger;
+  counters: ReplicaCounters;
+  secrets: readonly string[];
+}
+
+/**
+ * The events of one attempt on squad.coordination: task_started,
+ * task_progress for every step (in order, all before the result), then
+ * task_completed / task_failed. Ids are the claim key's, so a result
+ * published twice (a takeover while finishing) is stored once.
+ */
+export function attemptReporter(
+  opts: ReportingOptions,
+  d: TaskDelivery,
+  key: string,
+  tlog: () => Logger,
+) {
+  const { publishTaskEvent, worker, log } = opts;
+  const task = d.event.payload.task;
+  const fields = {
+    mission_id: d.event.mission_id,
+    task_id: task.id,
+    source: worker,
+    correlation_id: d.event.id,
+  };
+  let progress: Promise<unknown> = Promise.resolve();
+
+  return {
+    started: async (): Promise<void> => {
+      await publishTaskEvent(
+        makeEvent(
+          "task_started",
+          { ...fields, id: `${key}.started.${d.deliveryCount}` },
+          { attempt: task.attempt, worker, delivery: d.deliveryCount },
+        ),
+      );
+      // The start is on the bus (task_started); a log line per event is a measurable share of a
+      // busy replica's CPU, so task lines are debug, bar failures (see "task done").
+      if (log.isLevelEnabled("debug"))
+        tlog().debug({ title: task.title, delivery: d.deliveryCount }, "task started");
+    },
+    onStep: (step: Step): void => {
+      progress = progress.then(() =>
+        publishTaskEvent(
+          makeEvent("task_progress", fields, { attempt: task.attempt, worker, step }),
+        ).catch((err: unknown) =>
+          tlog().warn({ err: errorMessage(err) }, "progress not published"),
+        ),
+      );
+    },
+    /** Every progress event queued so far is out. */
+    flushed: (): Promise<unknown> => progress,
+    result: async (result: TaskResult): Promise<void> => {
+      await progress;
+      const type = result.status === "succeeded" ? "task_completed" : "task_failed";
+      await publishTaskEvent(makeEvent(type, { ...fields, id: `${key}.result` }, { result }));
+      if (result.status === "succeeded") opts.counters.completed++;
+      else opts.counters.failed++;
+      // A failure is an info line; a success is on the bus (task_completed), in the heartbeat's
+      // counts and in the "tasks done" line logged once per heartbeat.
+      const level = result.status === "succeeded" ? "debug" : "info";
+      if (log.isLevelEnabled(level)) {
+        tlog()[level](
+          {
+            title: task.title,
+            delivery: d.deliveryCount,
+            status: result.status,
+            ms: result.duration_ms,
+            error: result.error && redactSecrets(result.error, opts.secrets),
+          },
+          "task done",
+        );
+      }
+    },
+  };
+}
+
+export type AttemptReporter = ReturnType<typeof attemptReporter>;
