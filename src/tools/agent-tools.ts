@@ -73,7 +73,12 @@ const ListFilesArgs = z.object({
     .describe("Directory relative to the workspace; omit for the whole workspace."),
 });
 const SearchFilesArgs = z.object({
-  pattern: z.string().min(1).describe("A JavaScript regular expression, or plain text."),
+  pattern: z
+    .string()
+    .min(1)
+    .describe(
+      "A regular expression (RE2 syntax: like JavaScript's, without lookaround or backreferences), or plain text.",
+    ),
   path: z
     .string()
     .nullish()

@@ -1,17 +1,13 @@
-import {
-  mkdir,
-  opendir,
-  readFile as fsReadFile,
-  realpath,
-  stat,
-  writeFile as fsWriteFile,
-} from "node:fs/promises";
-import path from "node:path";
+import type { FileHandle } from "node:fs/promises";
+import { RE2JS } from "re2js";
+import { sandboxUser, type SandboxUser } from "./sandbox-user.ts";
 import { ToolInputError } from "./tool-input-error.ts";
-import { resolveInWorkspace, workspaceRelative } from "./workspace-path.ts";
+import { WorkspaceDir, type OpenDir } from "./workspace-dir.ts";
 
-// The workspace file tools. Every path goes through resolveInWorkspace, and
-// every result is bounded so one call can not flood a small model's context.
+// The workspace file tools. Every path is opened through WorkspaceDir, which
+// never lets the kernel follow a symlink (a task's shell may be renaming
+// things meanwhile), and every result is bounded so one call can not flood a
+// small model's context.
 
 export const READ_LIMIT_BYTES = 256 * 1024;
 export const WRITE_LIMIT_BYTES = 1024 * 1024;
@@ -22,7 +18,7 @@ const SEARCH_FILE_LIMIT_BYTES = 1024 * 1024;
 /** Directory entries visited by one search. */
 const SEARCH_VISIT_LIMIT = 5_000;
 const SEARCH_LINE_CHARS = 200;
-/** Regexes are matched against at most this much of a line (bounds backtracking). */
+/** Patterns are matched against at most this much of a line (keeps one file's scan short). */
 const SEARCH_LINE_SCAN_CHARS = 2_000;
 
 /** Listed but not descended into: big, generated, or not the task's work. */
@@ -36,24 +32,26 @@ export const SKIPPED_DIRS = new Set([
 ]);
 
 export async function readFile(root: string, relPath: string): Promise<string> {
-  const abs = await resolveInWorkspace(root, relPath, { mustExist: true });
-  const st = await stat(abs);
-  if (st.isDirectory()) {
-    throw new ToolInputError(`'${relPath}' is a directory: use list_files to see what is in it`);
-  }
-  if (st.size > READ_LIMIT_BYTES) {
-    throw new ToolInputError(
-      `'${relPath}' is ${kib(st.size)} KiB; read_file returns at most ${kib(READ_LIMIT_BYTES)} KiB: ` +
-        `use run_shell with head, tail, sed -n or grep to read part of it`,
-    );
-  }
-  const buf = await fsReadFile(abs);
-  if (looksBinary(buf)) {
-    throw new ToolInputError(
-      `'${relPath}' is a binary file (${buf.length} bytes): use run_shell (e.g. file, xxd | head) to inspect it`,
-    );
-  }
-  return buf.toString("utf8");
+  return WorkspaceDir.with(root, async (ws) => {
+    const f = await ws.openFile(relPath);
+    try {
+      if (f.stat.size > READ_LIMIT_BYTES) {
+        throw new ToolInputError(
+          `'${relPath}' is ${kib(f.stat.size)} KiB; read_file returns at most ${kib(READ_LIMIT_BYTES)} KiB: ` +
+            `use run_shell with head, tail, sed -n or grep to read part of it`,
+        );
+      }
+      const buf = await readBounded(f.handle, f.stat.size, READ_LIMIT_BYTES);
+      if (looksBinary(buf)) {
+        throw new ToolInputError(
+          `'${relPath}' is a binary file (${buf.length} bytes): use run_shell (e.g. file, xxd | head) to inspect it`,
+        );
+      }
+      return buf.toString("utf8");
+    } finally {
+      await f.handle.close();
+    }
+  });
 }
 
 export interface WriteResult {
@@ -62,11 +60,21 @@ export interface WriteResult {
   bytes: number;
 }
 
+export interface WriteOptions {
+  /**
+   * Who owns what the call creates (files and directories). Default: the
+   * sandbox user when the worker is root, so the task's shell, which runs as
+   * that user, can change what its tools wrote; null keeps the worker's own.
+   */
+  owner?: SandboxUser | null;
+}
+
 /** Write (create or replace) a text file; parent directories are created. */
 export async function writeFile(
   root: string,
   relPath: string,
   content: string,
+  opts: WriteOptions = {},
 ): Promise<WriteResult> {
   const bytes = Buffer.byteLength(content, "utf8");
   if (bytes > WRITE_LIMIT_BYTES) {
@@ -77,14 +85,18 @@ export async function writeFile(
   if (relPath.trim() === "" || relPath.endsWith("/")) {
     throw new ToolInputError(`write_file needs a file path, got '${relPath}'`);
   }
-  const abs = await resolveInWorkspace(root, relPath);
-  const existing = await stat(abs).catch(() => undefined);
-  if (existing?.isDirectory()) {
-    throw new ToolInputError(`'${relPath}' is a directory: give a file path inside it`);
-  }
-  await mkdir(path.dirname(abs), { recursive: true });
-  await fsWriteFile(abs, content, "utf8");
-  return { path: workspaceRelative(await realpath(root), abs), bytes };
+  const owner = opts.owner === undefined ? sandboxUser() : opts.owner;
+  return WorkspaceDir.with(root, async (ws) => {
+    const f = await ws.createFile(relPath, owner);
+    try {
+      // Through the descriptor just checked: truncating by path could hit another file.
+      await f.handle.truncate(0);
+      await f.handle.writeFile(content, "utf8");
+    } finally {
+      await f.handle.close();
+    }
+    return { path: f.rel, bytes };
+  });
 }
 
 export interface ListResult {
@@ -99,16 +111,19 @@ export async function listFiles(
   relPath = ".",
   limit = LIST_LIMIT,
 ): Promise<ListResult> {
-  const rootReal = await realpath(root);
-  const abs = await resolveInWorkspace(root, relPath, { mustExist: true });
-  const st = await stat(abs);
-  if (!st.isDirectory()) return { entries: [workspaceRelative(rootReal, abs)], truncated: false };
-  const entries: string[] = [];
-  const truncated = !(await walk(abs, limit, (entry) => {
-    entries.push(workspaceRelative(rootReal, entry.path) + (entry.dir ? "/" : ""));
-    return entries.length < limit;
-  }));
-  return { entries, truncated };
+  return WorkspaceDir.with(root, async (ws) => {
+    const start = await ws.openEntry(relPath);
+    if (start.kind === "file") {
+      await start.handle.close();
+      return { entries: [start.rel], truncated: false };
+    }
+    const entries: string[] = [];
+    const truncated = !(await walk(ws, start.dir, limit, (entry) => {
+      entries.push(entry.rel + (entry.isDir ? "/" : ""));
+      return entries.length < limit;
+    }));
+    return { entries, truncated };
+  });
 }
 
 export interface SearchResult {
@@ -120,8 +135,8 @@ export interface SearchResult {
 }
 
 /**
- * Lines matching `pattern` under `relPath`: a JavaScript regex when it
- * compiles, plain text otherwise. Binary and very large files are skipped.
+ * Lines matching `pattern` under `relPath`: a regular expression when RE2
+ * accepts it, plain text otherwise. Binary and very large files are skipped.
  */
 export async function searchFiles(
   root: string,
@@ -131,101 +146,121 @@ export async function searchFiles(
 ): Promise<SearchResult> {
   if (pattern === "") throw new ToolInputError("search_files needs a non-empty pattern");
   const { test, mode } = compilePattern(pattern);
-  const rootReal = await realpath(root);
-  const abs = await resolveInWorkspace(root, relPath, { mustExist: true });
-  const matches: string[] = [];
-  const searchOne = async (file: string): Promise<boolean> => {
-    const st = await stat(file).catch(() => undefined);
-    if (!st?.isFile() || st.size > SEARCH_FILE_LIMIT_BYTES) return true;
-    const buf = await fsReadFile(file).catch(() => undefined);
-    if (!buf || looksBinary(buf)) return true;
-    const rel = workspaceRelative(rootReal, file);
-    const lines = buf.toString("utf8").split("\n");
-    for (const [i, line] of lines.entries()) {
-      if (!test(line.slice(0, SEARCH_LINE_SCAN_CHARS))) continue;
-      matches.push(`${rel}:${i + 1}: ${line.trim().slice(0, SEARCH_LINE_CHARS)}`);
-      if (matches.length >= limit) return false;
-    }
-    return true;
-  };
-  const st = await stat(abs);
-  let complete: boolean;
-  if (st.isDirectory()) {
-    let visited = 0;
-    const files: string[] = [];
-    complete = await walk(abs, SEARCH_VISIT_LIMIT, (entry) => {
-      if (!entry.dir) files.push(entry.path);
-      return ++visited < SEARCH_VISIT_LIMIT;
-    });
-    for (const f of files) {
-      if (!(await searchOne(f))) {
-        complete = false;
-        break;
+  return WorkspaceDir.with(root, async (ws) => {
+    const matches: string[] = [];
+    /** Searches one open file (and closes it); false once the match limit is reached. */
+    const searchOne = async (f: { handle: FileHandle; rel: string; size: number }) => {
+      let buf: Buffer;
+      try {
+        if (f.size > SEARCH_FILE_LIMIT_BYTES) return true;
+        buf = await readBounded(f.handle, f.size, SEARCH_FILE_LIMIT_BYTES);
+      } finally {
+        await f.handle.close();
       }
+      if (looksBinary(buf)) return true;
+      const lines = buf.toString("utf8").split("\n");
+      for (const [i, line] of lines.entries()) {
+        if (!test(line.slice(0, SEARCH_LINE_SCAN_CHARS))) continue;
+        matches.push(`${f.rel}:${i + 1}: ${line.trim().slice(0, SEARCH_LINE_CHARS)}`);
+        if (matches.length >= limit) return false;
+      }
+      return true;
+    };
+    const start = await ws.openEntry(relPath);
+    if (start.kind === "file") {
+      const complete = await searchOne({ ...start, size: start.stat.size });
+      return { matches, truncated: !complete, mode };
     }
-  } else {
-    complete = await searchOne(abs);
-  }
-  return { matches, truncated: !complete, mode };
+    let visited = 0;
+    let stoppedByMatches = false;
+    const complete = await walk(ws, start.dir, SEARCH_VISIT_LIMIT, async (entry) => {
+      if (++visited > SEARCH_VISIT_LIMIT) return false;
+      if (entry.isDir) return true;
+      const f = await ws.openChildFile(entry.parent, entry.name);
+      if (f && !(await searchOne({ ...f, size: f.stat.size }))) {
+        stoppedByMatches = true;
+        return false;
+      }
+      return true;
+    });
+    return { matches, truncated: !complete || stoppedByMatches, mode };
+  });
 }
 
 /**
- * A regex if it compiles, else the literal text. Nested quantifiers such as
- * `(a+)+` can take exponential time on one line and would block the worker's
- * event loop, so such patterns are refused.
+ * RE2 (re2js, pure JavaScript) when the pattern compiles there, else the
+ * literal text. RE2 matches in time linear in the line, whatever the
+ * pattern, so a model's `(a|a?)+b` can not stall the worker's event loop
+ * the way a backtracking RegExp does. Patterns RE2 refuses (backreferences,
+ * lookahead) are searched as plain text.
  */
 function compilePattern(pattern: string): {
   test: (line: string) => boolean;
   mode: "regex" | "text";
 } {
-  let re: RegExp | undefined;
+  let re: RE2JS | undefined;
   try {
-    re = new RegExp(pattern);
+    re = RE2JS.compile(pattern);
   } catch {
     re = undefined;
   }
   if (!re) return { test: (line) => line.includes(pattern), mode: "text" };
-  if (/\([^)]*[+*][^)]*\)\s*[+*{]/.test(pattern)) {
-    throw new ToolInputError(
-      `pattern /${pattern}/ nests repetitions (like (a+)+), which can take forever: simplify it`,
-    );
-  }
   const compiled = re;
   return { test: (line) => compiled.test(line), mode: "regex" };
 }
 
 interface WalkEntry {
-  path: string;
-  dir: boolean;
+  rel: string;
+  name: string;
+  isDir: boolean;
+  /** The open directory the entry is in. */
+  parent: OpenDir;
 }
 
 /**
  * Depth-first, sorted, not following symlinks (a link is listed, never
- * entered, so a walk can not leave the workspace). `visit` returns false to
- * stop; walk returns false when stopped early. `budget` bounds directories
- * opened as well, so a huge tree costs bounded time.
+ * entered, and each directory is opened by name from its open parent, so a
+ * walk can not leave the workspace even if a task renames things under it).
+ * `visit` returns false to stop; walk returns false when stopped early.
+ * `budget` bounds directories opened as well, so a huge tree costs bounded
+ * time. Each directory is closed as the walk leaves it.
  */
 async function walk(
-  dir: string,
+  ws: WorkspaceDir,
+  start: OpenDir,
   budget: number,
-  visit: (e: WalkEntry) => boolean,
+  visit: (e: WalkEntry) => boolean | Promise<boolean>,
 ): Promise<boolean> {
   let opened = 0;
-  const recurse = async (d: string): Promise<boolean> => {
-    if (++opened > budget) return false;
-    const names: Array<{ name: string; dir: boolean }> = [];
-    for await (const ent of await opendir(d)) {
-      names.push({ name: ent.name, dir: ent.isDirectory() });
+  const recurse = async (d: OpenDir): Promise<boolean> => {
+    try {
+      if (++opened > budget) return false;
+      for (const ent of await ws.entries(d)) {
+        const isDir = ent.isDirectory();
+        const rel = d.rel === "." ? ent.name : `${d.rel}/${ent.name}`;
+        if (!(await visit({ rel, name: ent.name, isDir, parent: d }))) return false;
+        if (!isDir || SKIPPED_DIRS.has(ent.name)) continue;
+        const child = await ws.openChildDir(d, ent.name);
+        if (child && !(await recurse(child))) return false;
+      }
+      return true;
+    } finally {
+      await d.handle.close();
     }
-    names.sort((a, b) => a.name.localeCompare(b.name));
-    for (const { name, dir: isDir } of names) {
-      const p = path.join(d, name);
-      if (!visit({ path: p, dir: isDir })) return false;
-      if (isDir && !SKIPPED_DIRS.has(name) && !(await recurse(p))) return false;
-    }
-    return true;
   };
-  return recurse(dir);
+  return recurse(start);
+}
+
+/** At most `limit` bytes from an open file of `size` bytes at its stat (it may have grown). */
+async function readBounded(handle: FileHandle, size: number, limit: number): Promise<Buffer> {
+  const buf = Buffer.alloc(Math.min(size, limit) + 1);
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await handle.read(buf, got, buf.length - got, got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, Math.min(got, limit));
 }
 
 /** A NUL byte in the first 8 KiB: what git and grep call binary. */

@@ -93,7 +93,24 @@ describe("file tools", () => {
     expect(bounded).toMatchObject({ matches: ["src/index.ts:3: // TODO: more"], truncated: true });
   });
 
-  it("search_files refuses patterns that could backtrack forever", async () => {
-    await expect(searchFiles(root, "(a+)+$")).rejects.toThrow(/nests repetitions/);
+  it("search_files takes nested repetitions (RE2 matches them in linear time)", async () => {
+    await fsWriteFile(path.join(root, "as.txt"), `${"a".repeat(5000)}\nab\n`);
+    expect(await searchFiles(root, "(a+)+$", "as.txt")).toMatchObject({
+      mode: "regex",
+      matches: [`as.txt:1: ${"a".repeat(200)}`],
+    });
+    expect((await searchFiles(root, "(a|a?)+b", "as.txt")).matches).toEqual(["as.txt:2: ab"]);
+    // RE2 has no backreferences: such a pattern is searched as text.
+    expect(await searchFiles(root, "(a)\\1", "as.txt")).toMatchObject({
+      mode: "text",
+      matches: [],
+    });
+  });
+
+  it("list_files and search_files list a symlink but never enter it", async () => {
+    await symlink(base, path.join(root, "up"));
+    expect((await listFiles(root)).entries).toContain("up");
+    expect((await searchFiles(root, "TODO outside")).matches).toEqual([]);
+    await expect(listFiles(root, "up")).rejects.toThrow(/leaves the workspace/);
   });
 });
