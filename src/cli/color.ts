@@ -1,10 +1,16 @@
+import tty from "node:tty";
+
 /**
- * Colour only for a person at a terminal: stdout is a TTY and NO_COLOR is
- * unset or empty (https://no-color.org). Pipes, files and `--json` get plain text.
+ * Colour for a person: Node's own colour detection (`tty.WriteStream#hasColors`),
+ * so FORCE_COLOR, NO_COLOR (https://no-color.org), NODE_DISABLE_COLORS and
+ * TERM=dumb mean here what they mean to every Node program. Without
+ * FORCE_COLOR, pipes, files and `--json` get plain text.
  */
 export function useColor(
   stream: { isTTY?: boolean } = process.stdout,
   env: NodeJS.ProcessEnv = process.env,
 ): boolean {
-  return stream.isTTY === true && !env.NO_COLOR;
+  if (stream.isTTY !== true && env.FORCE_COLOR === undefined) return false;
+  // hasColors reads only the environment (and the platform), never the stream itself.
+  return tty.WriteStream.prototype.hasColors.call(stream, 16, env);
 }

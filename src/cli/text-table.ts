@@ -1,4 +1,4 @@
-import { stripVTControlCharacters } from "node:util";
+import stringWidth from "string-width";
 
 export interface TableOptions {
   /** Per column; default left. Numbers read better right-aligned. */
@@ -11,7 +11,8 @@ export interface TableOptions {
 
 /**
  * A plain-text table: a header row and aligned columns, no borders. Cells may
- * hold ANSI colour; widths count only the visible characters.
+ * hold ANSI colour; widths are terminal columns (a CJK character or an emoji
+ * takes two), so tables stay aligned whatever the titles are written in.
  */
 export function renderTable(
   header: readonly string[],
@@ -36,8 +37,31 @@ export function renderTable(
     .join("\n");
 }
 
+/** Terminal columns `s` takes, ANSI colour codes not counted. */
 export function visibleWidth(s: string): number {
-  return [...stripVTControlCharacters(s)].length;
+  return stringWidth(s);
 }
 
 export { oneLine } from "../text.ts";
+
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
+/** `s` cut to at most `columns` terminal columns, with "…" when cut (plain text, no ANSI). */
+export function truncateToWidth(s: string, columns: number): string {
+  if (visibleWidth(s) <= columns) return s;
+  if (columns <= 1) return "…";
+  let out = "";
+  let used = 0;
+  for (const { segment } of graphemes.segment(s)) {
+    const w = visibleWidth(segment);
+    if (used + w > columns - 1) break;
+    out += segment;
+    used += w;
+  }
+  return `${out}…`;
+}
+
+/** `s` padded with spaces on the right to `columns` terminal columns. */
+export function padEndToWidth(s: string, columns: number): string {
+  return s + " ".repeat(Math.max(0, columns - visibleWidth(s)));
+}

@@ -257,10 +257,15 @@ describe("swarm watch", () => {
     expect(down.stderr).toMatch(/hint: /);
   });
 
-  it("colours only on a terminal and never with NO_COLOR", () => {
-    expect(useColor({ isTTY: true }, {})).toBe(true);
-    expect(useColor({ isTTY: true }, { NO_COLOR: "1" })).toBe(false);
-    expect(useColor({ isTTY: false }, {})).toBe(false);
-    expect(useColor({}, {})).toBe(false);
+  it("colours as Node's own detection says: a colour terminal, FORCE_COLOR, never NO_COLOR", () => {
+    const term = { TERM: "xterm-256color" };
+    expect(useColor({ isTTY: true }, term)).toBe(true);
+    expect(useColor({ isTTY: true }, { ...term, NO_COLOR: "1" })).toBe(false);
+    expect(useColor({ isTTY: true }, { TERM: "dumb" })).toBe(false);
+    expect(useColor({ isTTY: false }, term)).toBe(false);
+    expect(useColor({}, term)).toBe(false);
+    // FORCE_COLOR turns it on for pipes too (CI logs), and FORCE_COLOR=0 off on a terminal.
+    expect(useColor({ isTTY: false }, { FORCE_COLOR: "1" })).toBe(true);
+    expect(useColor({ isTTY: true }, { ...term, FORCE_COLOR: "0" })).toBe(false);
   });
 });

@@ -3,6 +3,7 @@ import { replayEvents } from "../../bus/index.ts";
 import { BadInputError } from "../../errors.ts";
 import { buildAudit, type AuditRow } from "../../orchestrator/audit.ts";
 import { MissionId, type SquadEvent } from "../../schema/index.ts";
+import { renderTable } from "../text-table.ts";
 import { resolveCommon, withCommonOptions, type CommonFlags } from "../options.ts";
 import { connectCliBus } from "./approve.ts";
 
@@ -76,15 +77,7 @@ export function formatAuditTable(rows: readonly AuditRow[], mission: string): st
     r.approval_id ? `${r.decision ?? "?"}${r.by ? ` by ${r.by}` : ""} (${r.approval_id})` : "-",
     oneLine(r.command ?? JSON.stringify(r.args)),
   ]);
-  const widths = header
-    .slice(0, -1)
-    .map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const fmt = (cols: string[]) =>
-    cols
-      .map((c, i) => (i < widths.length ? c.padEnd(widths[i]!) : c))
-      .join("  ")
-      .trimEnd();
-  return `${[fmt(header), ...lines.map(fmt)].join("\n")}\n`;
+  return `${renderTable(header, lines)}\n`;
 }
 
 function oneLine(s: string): string {

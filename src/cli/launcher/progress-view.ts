@@ -9,6 +9,7 @@ import { Stream } from "node:stream";
 import { styleText } from "node:util";
 import type { SquadEvent } from "../../schema/index.ts";
 import { formatEventLine } from "../event-line.ts";
+import { padEndToWidth, truncateToWidth, visibleWidth } from "../text-table.ts";
 import {
   applyProgress,
   describeSupervisorEvent,
@@ -81,15 +82,14 @@ interface Seg {
   bold?: boolean;
 }
 
-/** Truncate a line of segments to `width` visible characters, then colour it. */
+/** Truncate a line of segments to `width` terminal columns, then colour it. */
 export function renderLine(segs: readonly Seg[], width: number, color: boolean): string {
   let room = Math.max(1, width);
   let out = "";
   for (const seg of segs) {
     if (room <= 0) break;
-    let text = seg.text;
-    if (text.length > room) text = room > 1 ? `${text.slice(0, room - 1)}…` : "…";
-    room -= text.length;
+    const text = truncateToWidth(seg.text, room);
+    room -= visibleWidth(text);
     out += color ? paint(seg, text) : text;
   }
   return out;
@@ -186,7 +186,7 @@ type Widths = Record<
 
 function columnWidths(tasks: readonly TaskCells[]): Widths {
   const w = (k: keyof Widths, min: number, max: number) =>
-    Math.min(max, Math.max(min, ...tasks.map((t) => t[k].length)));
+    Math.min(max, Math.max(min, ...tasks.map((t) => visibleWidth(t[k]))));
   return {
     id: w("id", 4, 24),
     agent: w("agent", 5, 16),
@@ -199,7 +199,7 @@ function columnWidths(tasks: readonly TaskCells[]): Widths {
 }
 
 function taskLine(t: TaskCells, w: Widths): Seg[] {
-  const cell = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n));
+  const cell = (s: string, n: number) => padEndToWidth(truncateToWidth(s, n), n);
   return [
     { text: `    ${t.mark} `, tone: t.tone },
     { text: cell(t.id, w.id), bold: true },
