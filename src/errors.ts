@@ -4,6 +4,8 @@ export const ExitCode = {
   missionFailed: 1,
   badInput: 2,
   infrastructure: 3,
+  /** A defect of Squad itself (an error nothing anticipated): please report it. */
+  internal: 4,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -24,12 +26,25 @@ export class InfrastructureError extends Error {
   }
 }
 
-/** Exit code for any error thrown out of a command. */
-export function exitCodeFor(err: unknown): ExitCode {
+/** The work itself ran and failed (a planner that gave up, say): exit 1, like a failed mission. */
+export class WorkFailedError extends Error {
+  override readonly name: string = "WorkFailedError";
+  readonly exitCode = ExitCode.missionFailed;
+}
+
+/**
+ * Exit code for any error thrown out of a command. `infrastructure` says
+ * whether the caller recognised it as a failure of NATS or another service
+ * (src/bus/bus-errors.ts knows the client's error classes; this file sits
+ * below every layer and imports none of them). Anything unrecognised is a
+ * defect of ours, with its own code, never "mission failed".
+ */
+export function exitCodeFor(err: unknown, infrastructure = false): ExitCode {
   if (err instanceof BadInputError) return ExitCode.badInput;
-  if (err instanceof InfrastructureError) return ExitCode.infrastructure;
   if (err instanceof Error && err.name === "SchemaValidationError") return ExitCode.badInput;
-  return ExitCode.missionFailed;
+  if (err instanceof InfrastructureError || infrastructure) return ExitCode.infrastructure;
+  if (err instanceof WorkFailedError) return ExitCode.missionFailed;
+  return ExitCode.internal;
 }
 
 export function errorMessage(err: unknown): string {

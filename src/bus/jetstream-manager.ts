@@ -1,5 +1,6 @@
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
+import { busErrorHint } from "./bus-errors.ts";
 import { InfrastructureError } from "../errors.ts";
 import { retryTransient } from "./retry.ts";
 
@@ -20,6 +21,13 @@ export async function openJetStreamManager(
       maxDelayMs: 1000,
     });
   } catch (err) {
+    if (err instanceof PermissionViolationError) {
+      throw new InfrastructureError(
+        `NATS at ${nc.getServer()} refused this user the JetStream API: ${err.message}`,
+        busErrorHint(err),
+        { cause: err },
+      );
+    }
     throw new InfrastructureError(
       `JetStream is not available on ${nc.getServer()}: ${(err as Error).message}`,
       "run nats-server with JetStream enabled (`nats-server -js`, or `jetstream {}` in nats.conf)",

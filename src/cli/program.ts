@@ -15,7 +15,7 @@ export function packageVersion(): string {
 export function createProgram(): Command {
   const program = new Command("swarm")
     .description("Squad: an event-driven AI agent swarm on NATS JetStream")
-    .version(packageVersion(), "-v, --version")
+    .version(packageVersion(), "-V, --version")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
     .addHelpText(
@@ -26,7 +26,8 @@ Examples:
   $ swarm watch                                             follow every event on squad.>
   $ swarm status --json                                     agents, backlog and missions
 
-Exit codes: 0 success, 1 mission failed, 2 bad input, 3 infrastructure unavailable.
+Exit codes: 0 success, 1 mission failed, 2 bad input, 3 infrastructure unavailable,
+            4 internal error (a defect of swarm: please report it).
 Environment: NATS_URL, SWARM_WORKSPACE, SWARM_ROSTER, SWARM_PLANNER_MODEL, SWARM_WORKER_MODEL,
              OLLAMA_HOST, OPENAI_BASE_URL, OPENAI_API_KEY.`,
     );

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
-import { connectBus } from "../../src/bus/index.ts";
+import { connectBus, provisionStreams } from "../../src/bus/index.ts";
 import { ExitCode } from "../../src/errors.ts";
 import { startNatsServer } from "../helpers/nats-server.ts";
 import { runSwarm, swarmEnv } from "../helpers/swarm-process.ts";
@@ -34,6 +34,44 @@ describe("a command that fails with its NATS connection open", () => {
       expect(r.code).toBe(ExitCode.infrastructure);
     } finally {
       await nc.close();
+      await server.stop();
+      await rm(workspace, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("exits 3 with a hint, not 1 or 4, when the NATS user may not do what the command needs", async () => {
+    // A user that may read the account and stream info, and nothing else (as a watcher
+    // without the consumer permissions `swarm status` needs).
+    const server = await startNatsServer({
+      configText: [
+        "authorization {",
+        "  users: [",
+        '    { user: "admin", password: "admin-pw" }',
+        '    { user: "nobody", password: "nobody-pw", permissions: { publish: { allow: ["$JS.API.INFO", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.NAMES"] }, subscribe: { allow: ["_INBOX.>"] } } }',
+        "  ]",
+        "}",
+        // The suite's readiness check connects without credentials.
+        "no_auth_user: admin",
+      ].join("\n"),
+    });
+    const workspace = await mkdtemp(path.join(os.tmpdir(), "swarm-denied-command-"));
+    const admin = await connectBus({
+      servers: server.url.replace("nats://", "nats://admin:admin-pw@"),
+      name: "denied-command-admin",
+    });
+    try {
+      await provisionStreams(admin);
+      const url = server.url.replace("nats://", "nats://nobody:nobody-pw@");
+      const r = await runSwarm(["status", "--json"], swarmEnv(url, workspace), {
+        timeoutMs: 30_000,
+      });
+      expect(r.code, r.stderr).toBe(ExitCode.infrastructure);
+      expect(r.stderr).toMatch(/Permissions Violation/);
+      expect(r.stderr).toMatch(/hint: the NATS user this command connected as may not do that/);
+      expect(r.stderr).not.toMatch(/nobody-pw/);
+      expect(r.stderr).not.toMatch(/defect of swarm/);
+    } finally {
+      await admin.close();
       await server.stop();
       await rm(workspace, { recursive: true, force: true });
     }

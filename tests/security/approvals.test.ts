@@ -155,8 +155,14 @@ describe("approvals", () => {
       makeTask({ id: "ship", agent: "gated", run: ["echo deploy-prod > deployed.txt"] }),
     );
     await requested(mission);
-    const denied = await cli("deny", `${mission}.ship.1.1`);
+    const denied = await cli("deny", `${mission}.ship.1.1`, "--json");
     expect(denied.code, denied.stderr).toBe(0);
+    expect(JSON.parse(denied.stdout)).toEqual({
+      approval_id: `${mission}.ship.1.1`,
+      decision: "denied",
+      worker: "gated/gated1",
+      command: "echo deploy-prod > deployed.txt",
+    });
     const done = await bus.events.result(mission, "ship");
     expect(done.type).toBe("task_failed");
     expect(done.payload.result.error).toBe(

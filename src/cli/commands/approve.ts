@@ -95,14 +95,23 @@ export function registerDecisionCommand(
         "the id of the approval_requested event: <mission>.<task>.<attempt>.<n>",
       ),
   )
-    .addHelpText("after", `\nExample:\n  $ swarm ${name} m-20240101-abcd.t3.1.1`)
-    .action(async (approvalId: string, flags: CommonFlags) => {
+    .option("--json", "print the decision as one JSON object")
+    .addHelpText(
+      "after",
+      `\nExamples:\n  $ swarm ${name} m-20240101-abcd.t3.1.1\n  $ swarm ${name} m-20240101-abcd.t3.1.1 --json`,
+    )
+    .action(async (approvalId: string, flags: CommonFlags & { json?: boolean }) => {
       const common = resolveCommon(flags);
       approvalMission(approvalId.trim());
       const nc = await connectCliBus(common, `swarm-${name}`);
       try {
-        const { command, worker } = await decideApproval(nc, approvalId.trim(), decision);
-        process.stdout.write(`${decision} ${approvalId} (${worker}): ${command}\n`);
+        const id = approvalId.trim();
+        const { command, worker } = await decideApproval(nc, id, decision);
+        process.stdout.write(
+          flags.json
+            ? `${JSON.stringify({ approval_id: id, decision, worker, command })}\n`
+            : `${decision} ${id} (${worker}): ${command}\n`,
+        );
       } finally {
         await nc.drain();
       }

@@ -1,5 +1,5 @@
 import { Option, type Command } from "commander";
-import { BadInputError, errorMessage } from "../../errors.ts";
+import { BadInputError, errorMessage, WorkFailedError } from "../../errors.ts";
 import { planFromBrief, type PlanOutcome } from "../../orchestrator/explicit-plan.ts";
 import type { Brief } from "../../orchestrator/brief.ts";
 import type { Roster } from "../../workers/roster.ts";
@@ -15,7 +15,7 @@ interface PlanFlags {
 }
 
 /** The planner model gave up: its last problems, for a person to read (exit 1). */
-export class PlanningFailedError extends Error {
+export class PlanningFailedError extends WorkFailedError {
   override readonly name = "PlanningFailedError";
   readonly problems: string[];
   constructor(spec: string, attempts: number, problems: string[]) {
@@ -114,6 +114,6 @@ async function planWithModel(spec: string, brief: Brief, roster: Roster): Promis
   } catch (err) {
     const classified = classifyModelError(err, spec, resolveModelEndpoint(spec).url);
     if (classified instanceof ModelUnavailableError) throw classified;
-    throw new Error(`the planner call failed: ${errorMessage(err)}`, { cause: err });
+    throw new WorkFailedError(`the planner call failed: ${errorMessage(err)}`, { cause: err });
   }
 }

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { connectBus, readSwarmSnapshot } from "../../bus/index.ts";
+import { connectBus, readSwarmSnapshot, splitCredentials } from "../../bus/index.ts";
 import { silentLogger } from "../../log.ts";
 import { loadRoster } from "../../workers/roster.ts";
 import { useColor } from "../color.ts";
@@ -66,7 +66,8 @@ Exit codes: 0 ok, 2 bad flags, 3 NATS not reachable.`,
       try {
         const snapshot = await readSwarmSnapshot(nc);
         const report = buildStatusReport(snapshot, {
-          nats: common.natsUrl,
+          // Never the credentials a URL may carry: the report goes to terminals and files.
+          nats: splitCredentials(common.natsUrl).servers.join(","),
           knownAgents: roster.agents.map((a) => a.name),
           heartbeatIntervalS: flags.heartbeatInterval,
         });
