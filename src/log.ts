@@ -22,10 +22,17 @@ export const REDACT_PATHS = [
 
 /**
  * JSON logs on stderr (stdout is reserved for command output such as
- * `--json`); pretty when stderr is a terminal. SWARM_LOG_LEVEL sets the level.
+ * `--json`); pretty when stderr is a terminal. SWARM_LOG_LEVEL sets the level;
+ * without it, services (orchestrator, workers) log at info and the commands a
+ * person runs (watch, submit, ...) at `defaultLevel` "warn": their output is
+ * the answer, the log only what went wrong.
  */
-export function createLogger(name: string, bindings: Record<string, unknown> = {}): Logger {
-  const level = process.env.SWARM_LOG_LEVEL ?? "info";
+export function createLogger(
+  name: string,
+  bindings: Record<string, unknown> = {},
+  opts: { defaultLevel?: "info" | "warn" } = {},
+): Logger {
+  const level = process.env.SWARM_LOG_LEVEL ?? opts.defaultLevel ?? "info";
   const pretty = process.stderr.isTTY && process.env.SWARM_LOG_FORMAT !== "json";
   const transport = pretty
     ? pino.transport({ target: "pino-pretty", options: { destination: 2, colorize: true } })

@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
   deny: async () => (await import("./commands/deny.ts")).registerDenyCommand,
   audit: async () => (await import("./commands/audit.ts")).registerAuditCommand,
   bench: async () => (await import("./commands/bench.ts")).registerBenchCommand,
+  completion: async () => (await import("./commands/completion.ts")).registerCompletionCommand,
 };
 
 /** Names of every subcommand, in help order. */
@@ -29,13 +30,17 @@ export const COMMAND_NAMES = Object.keys(COMMANDS);
 /**
  * Registers the subcommand `args` names (args as after `node main.ts`), or
  * every subcommand when it names none of them (`--help`, `help worker`, a
- * typo: commander then lists or suggests them all as before). The program
- * itself takes no option with a value, so the first word that is not an
- * option is the subcommand.
+ * typo: commander then lists or suggests them all as before), or when it is
+ * `completion`, whose script lists them all. The program itself takes no
+ * option with a value, so the first word that is not an option is the
+ * subcommand.
  */
 export async function registerCommands(program: Command, args: readonly string[]): Promise<void> {
   const named = args.find((a) => !a.startsWith("-"));
-  const names = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : COMMAND_NAMES;
+  const names =
+    named !== undefined && named !== "completion" && Object.hasOwn(COMMANDS, named)
+      ? [named]
+      : COMMAND_NAMES;
   const registers = await Promise.all(names.map((n) => COMMANDS[n]!()));
   for (const register of registers) register(program);
 }

@@ -69,7 +69,7 @@ failed or was cancelled, 2 bad flags, 3 NATS not reachable.`,
       const agent = flags.agent === undefined ? undefined : checkAgentName(flags.agent);
       const types = flags.type === undefined ? undefined : parseTypeList(flags.type);
       const common = resolveCommon(flags);
-      const log = createLogger("watch");
+      const log = createLogger("watch", {}, { defaultLevel: "warn" });
       const color = useColor();
       const filter = createWatchFilter({
         ...(missionId ? { missionId } : {}),
