@@ -3,6 +3,7 @@
 // stripping); an installed package ships only the compiled build in dist/
 // (Node never strips types under node_modules), so it runs that.
 import { existsSync } from "node:fs";
+import { URL } from "node:url";
 
 const [major, minor] = process.versions.node.split(".").map(Number);
 if (major < 22 || (major === 22 && minor < 18)) {
