@@ -2,6 +2,7 @@ import path from "node:path";
 import { Option, type Command } from "commander";
 import { readEnv, type SwarmEnv } from "../config.ts";
 import { BadInputError } from "../errors.ts";
+import { ALLOW_WORKSPACE_FLAG } from "../orchestrator/workspace-seed.ts";
 
 export interface CommonFlags {
   nats?: string;
@@ -26,6 +27,17 @@ export function withCommonOptions(cmd: Command): Command {
       ),
     )
     .addOption(new Option("--roster <file>", "roster file (YAML or JSON)").env("SWARM_ROSTER"));
+}
+
+/**
+ * `--allow-workspace DIR`, repeatable: a directory outside the brief's own
+ * tree that its `workspace:` may name (see workspace-seed.ts).
+ */
+export function allowWorkspaceOption(): Option {
+  return new Option(
+    `${ALLOW_WORKSPACE_FLAG} <dir>`,
+    "let the brief's workspace: name this directory (or one inside it) outside the brief's directory; repeatable",
+  ).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
 }
 
 export function resolveCommon(flags: CommonFlags): Resolved {

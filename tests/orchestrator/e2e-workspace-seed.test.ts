@@ -71,6 +71,32 @@ describe("a brief's workspace: seeds the mission workspace", () => {
     expect(r.stderr).toMatch(/workspace: "\.\/nope" is not a directory/);
   });
 
+  it("seeds from outside the brief's tree only with --allow-workspace naming it", async () => {
+    const briefs = path.join(dir, "briefs");
+    await mkdir(briefs, { recursive: true });
+    const file = path.join(briefs, "outside.md");
+    await writeFile(
+      file,
+      briefText({
+        title: "work on a sibling directory",
+        workspace: "../project",
+        plan: plan([{ id: "t", agent: "builder", run: ["cat src/input.txt"], verify: [] }]),
+      }),
+    );
+    const refused = await runSwarm(["submit", file], swarm.env());
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`--allow-workspace ${path.join(dir, "project")}`);
+    const r = await runSwarm(
+      ["submit", file, "--allow-workspace", path.join(dir, "project"), "--wait"],
+      swarm.env(),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const missionId = r.stdout.split("\n")[0]!;
+    expect(await readFile(path.join(swarm.workspace, missionId, "src/input.txt"), "utf8")).toBe(
+      "seeded\n",
+    );
+  });
+
   it("resolves relative to the brief and copies into <root>/<mission>", async () => {
     const brief = parseBrief(briefText({ title: "x", workspace: "project" }, "# do it\n"), {});
     const seed = await resolveWorkspaceSeed(brief, path.join(dir, "brief.md"));

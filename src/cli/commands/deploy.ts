@@ -1,10 +1,17 @@
 import { Option, type Command } from "commander";
 import { deployMission } from "../launcher/deploy-mission.ts";
-import { positiveInt, resolveCommon, withCommonOptions, type CommonFlags } from "../options.ts";
+import {
+  allowWorkspaceOption,
+  positiveInt,
+  resolveCommon,
+  withCommonOptions,
+  type CommonFlags,
+} from "../options.ts";
 
 interface DeployFlags extends CommonFlags {
   replicas: number;
   json?: boolean;
+  allowWorkspace?: string[];
 }
 
 export function registerDeployCommand(program: Command): void {
@@ -21,7 +28,8 @@ export function registerDeployCommand(program: Command): void {
           .argParser(positiveInt("--replicas"))
           .default(2),
       )
-      .option("--json", "print one JSON summary line on stdout (progress goes to stderr)"),
+      .option("--json", "print one JSON summary line on stdout (progress goes to stderr)")
+      .addOption(allowWorkspaceOption()),
   )
     .addHelpText(
       "after",
@@ -46,6 +54,7 @@ Examples:
         workspaceRoot: common.workspaceRoot,
         rosterPath: common.rosterPath,
         json: flags.json === true,
+        allowWorkspace: flags.allowWorkspace ?? [],
         env: common.env,
       });
     });

@@ -4,7 +4,7 @@ import { planFromBrief, type PlanOutcome } from "../../orchestrator/explicit-pla
 import type { Brief } from "../../orchestrator/brief.ts";
 import type { Roster } from "../../workers/roster.ts";
 import { useColor } from "../color.ts";
-import { resolveCommon } from "../options.ts";
+import { allowWorkspaceOption, resolveCommon } from "../options.ts";
 import { formatPlan } from "../plan-view.ts";
 import { readBriefFile } from "./submit.ts";
 
@@ -12,6 +12,7 @@ interface PlanFlags {
   roster?: string;
   planner?: string;
   json?: boolean;
+  allowWorkspace?: string[];
 }
 
 /** The planner model gave up: its last problems, for a person to read (exit 1). */
@@ -39,6 +40,7 @@ export function registerPlanCommand(program: Command): void {
       ),
     )
     .addOption(new Option("--roster <file>", "roster file (YAML or JSON)").env("SWARM_ROSTER"))
+    .addOption(allowWorkspaceOption())
     .addHelpText(
       "after",
       `
@@ -56,7 +58,7 @@ Exit codes: 0 ok, 1 the planner gave up, 2 bad brief or no planner model,
     )
     .action(async (file: string, flags: PlanFlags) => {
       const common = resolveCommon({ ...(flags.roster ? { roster: flags.roster } : {}) });
-      const { brief, roster } = await readBriefFile(file, common.rosterPath);
+      const { brief, roster } = await readBriefFile(file, common.rosterPath, flags.allowWorkspace);
       const agents = roster.agents.map((a) => a.name);
       let planner: string | null = null;
       let outcome: PlanOutcome;

@@ -15,6 +15,7 @@ import { resolveWorkspaceSeed, seedMissionWorkspace } from "../../orchestrator/w
 import { loadRoster } from "../../workers/roster.ts";
 import { formatEventLine } from "../event-line.ts";
 import {
+  allowWorkspaceOption,
   natsConnectOptions,
   resolveCommon,
   withCommonOptions,
@@ -24,10 +25,19 @@ import {
 interface SubmitFlags extends CommonFlags {
   wait?: boolean;
   json?: boolean;
+  allowWorkspace?: string[];
 }
 
-/** Reads a brief file and checks it like the orchestrator will (exit 2 before anything is sent). */
-export async function readBriefFile(file: string, rosterPath: string | undefined) {
+/**
+ * Reads a brief file and checks it like the orchestrator will (exit 2 before
+ * anything is sent), its `workspace:` included: inside the brief's tree or
+ * one of `allowWorkspace` (the --allow-workspace flags).
+ */
+export async function readBriefFile(
+  file: string,
+  rosterPath: string | undefined,
+  allowWorkspace: readonly string[] = [],
+) {
   const sourcePath = path.resolve(file);
   let text: string;
   try {
@@ -37,7 +47,7 @@ export async function readBriefFile(file: string, rosterPath: string | undefined
   }
   const roster = await loadRoster(rosterPath);
   const brief = parseBrief(text, { sourcePath, knownAgents: roster.agents.map((a) => a.name) });
-  const seed = await resolveWorkspaceSeed(brief, sourcePath);
+  const seed = await resolveWorkspaceSeed(brief, sourcePath, { allowed: allowWorkspace });
   return { text, sourcePath, brief, roster, seed };
 }
 
@@ -48,12 +58,17 @@ export function registerSubmitCommand(program: Command): void {
       .description("submit a mission brief; prints the mission id")
       .argument("<brief>", "mission brief (Markdown)")
       .option("--wait", "follow the mission to its end; exit 0 only if it completed")
-      .option("--json", "with --wait: print each event as JSON"),
+      .option("--json", "with --wait: print each event as JSON")
+      .addOption(allowWorkspaceOption()),
   )
     .addHelpText("after", "\nExamples:\n  $ swarm submit mission-briefs/demo-library.md --wait")
     .action(async (file: string, flags: SubmitFlags) => {
       const common = resolveCommon(flags);
-      const { text, sourcePath, seed } = await readBriefFile(file, common.rosterPath);
+      const { text, sourcePath, seed } = await readBriefFile(
+        file,
+        common.rosterPath,
+        flags.allowWorkspace,
+      );
       const nc = await connectBus({
         ...natsConnectOptions(common, "swarm-submit"),
         log: silentLogger,

@@ -56,6 +56,8 @@ export interface DeployOptions {
   workspaceRoot: string;
   rosterPath: string | undefined;
   json: boolean;
+  /** --allow-workspace: directories outside the brief's tree its workspace: may name. */
+  allowWorkspace?: readonly string[];
   env: SwarmEnv;
   /** How long a cancelled mission may take to report its end. Default 10 s. */
   cancelWaitMs?: number;
@@ -69,6 +71,7 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
   const { text, sourcePath, brief, roster, seed } = await readBriefFile(
     opts.briefFile,
     opts.rosterPath,
+    opts.allowWorkspace,
   );
   if (!brief.plan && !opts.env.SWARM_PLANNER_MODEL) {
     throw new BadInputError(
