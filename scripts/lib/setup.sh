@@ -119,9 +119,34 @@ squad_ensure_bwrap() {
   return 0
 }
 
+# setpriv and prlimit (util-linux) and chown (coreutils): a worker running as
+# root drops every command to an unprivileged uid with setpriv, after setting
+# its hard limits with prlimit, and hands the workspace to that uid with
+# chown (docs/security.md). Debian has them in the base system; a minimal
+# image may not. Never fails the set-up: without them the sandbox probe
+# refuses bwrap and says why.
+squad_ensure_confinement_tools() {
+  local missing=""
+  for tool in setpriv prlimit chown; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+  done
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    squad_log "missing:$missing; installing Debian's util-linux and coreutils (the workers' confinement)"
+    if (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux coreutils >&2) &&
+      command -v setpriv >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1; then
+      return 0
+    fi
+  fi
+  squad_log "warning:$missing not installed: workers running as root can't drop privileges for commands."
+  squad_log "Install util-linux (setpriv, prlimit) and coreutils (chown)."
+  return 0
+}
+
 squad_setup() {
   squad_ensure_node || return $?
   squad_ensure_packages || return $?
   squad_ensure_build
   squad_ensure_bwrap
+  squad_ensure_confinement_tools
 }

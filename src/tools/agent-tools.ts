@@ -209,9 +209,9 @@ function buildTools(
             const end = describeShellEnd(r, timeoutMs);
             return {
               text: `${end}\n${r.output === "" ? "(no output)" : r.output}`,
-              ok: r.exit_code === 0 && !r.timed_out && !r.aborted,
+              ok: r.exit_code === 0 && !r.timed_out && !r.aborted && !r.limit,
               exit_code: r.exit_code,
-              stepOutput: r.timed_out || r.aborted ? `${end}\n${r.output}` : r.output,
+              stepOutput: r.timed_out || r.aborted || r.limit ? `${end}\n${r.output}` : r.output,
               ...(admitted?.approval ? { extraArgs: { approval_id: admitted.approval.id } } : {}),
             };
           });

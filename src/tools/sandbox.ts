@@ -1,80 +1,158 @@
 /**
  * The OS sandbox of shell commands: bubblewrap (`bwrap`, Debian's
- * `bubblewrap` package). A sandboxed command sees
+ * `bubblewrap` package), entered as an unprivileged user. A sandboxed command
  *
- * - its mission's workspace read-write, and nothing else writable but a
- *   private /tmp;
- * - the rest of the system read-only, minus what is hidden behind an empty
- *   tmpfs: the workspace root (other missions' workspaces and the reports),
- *   the worker user's home (keys, tokens, package-manager credentials), /run
- *   (sockets such as docker.sock) and the host's /tmp;
- * - its own PID namespace and /proc, so the worker process (and its
+ * - runs as the sandbox user (sandbox-user.ts: uid 65534 unless configured)
+ *   when the worker is root: `setpriv` drops to it before bwrap starts, and
+ *   bwrap then makes an unprivileged user namespace. (Root inside a user
+ *   namespace that root created is still root to the host's permission
+ *   checks: /proc/sys would be writable, /etc/shadow readable.) So the
+ *   host's kernel settings (/proc/sys, /proc/sysrq-trigger) are not
+ *   writable, and /sys is not there at all;
+ * - sees only an allow-list of the system, read-only (sandbox-view.ts):
+ *   /usr and its /bin, /lib* symlinks, a minimal /etc, the toolchains on its
+ *   PATH; plus its mission's workspace read-write and a private /tmp of
+ *   bounded size. No /root, /home, /var, /run, no other mission, no state
+ *   directory;
+ * - has its own PID namespace and /proc, so the worker process (and its
  *   environment, `/proc/$PPID/environ`) does not exist for it;
- * - no network (its own empty network namespace) unless the agent's policy
- *   says `network: true`;
- * - no capabilities (`--cap-drop ALL`): as root, bwrap would otherwise keep
- *   them, and CAP_SYS_ADMIN can remount `/` read-write.
+ * - has no network (its own empty network namespace) unless the agent's
+ *   policy says `network: true`;
+ * - has no capabilities, and its own cgroup and hard rlimits (see shell.ts,
+ *   cgroup.ts, task-limits.ts).
  *
  * Nothing it starts outlives it: bwrap's PID 1 dies with the command and
- * the kernel then kills the whole namespace.
+ * the kernel then kills the whole namespace; the cgroup is killed too.
  */
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, realpath, rm, stat } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, realpath, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { BadInputError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { detectCgroups, type CgroupSupport } from "./cgroup.ts";
+import { sandboxUser, type SandboxUser } from "./sandbox-user.ts";
+import {
+  ETC_ALLOWED,
+  SYSTEM_DIRS,
+  depth,
+  hostEntries,
+  isWithin,
+  readableBy,
+  toolchainDirs,
+  type ViewEntry,
+} from "./sandbox-view.ts";
+import {
+  DEFAULT_LIMITS,
+  MIB,
+  resolveLimits,
+  type TaskLimits,
+  type TaskLimitsSpec,
+} from "./task-limits.ts";
+
+export { isWithin };
 
 export const SandboxMode = z.enum(["bwrap", "none"]);
 export type SandboxMode = z.infer<typeof SandboxMode>;
 
-/** How run_shell confines commands (absent: not at all). */
-export interface ShellSandbox {
+/** What confines a command whatever the sandbox: who it runs as, its limits, its cgroup. */
+export interface Confinement {
+  /** The uid commands run as when the worker is root (sandbox-user.ts); null: the worker's own. */
+  user?: SandboxUser | null;
+  /** Absent: no limits (a bare runShell); a worker always sets them. */
+  limits?: TaskLimits;
+  /** Per-command cgroups; null or absent where they can't be used (rlimits only). */
+  cgroups?: CgroupSupport | null;
+}
+
+/** How run_shell confines commands: bwrap, or `none` (no sandbox, still user, limits, cgroup). */
+export type ShellSandbox = BwrapSandbox | NoSandbox;
+
+export interface NoSandbox extends Confinement {
+  kind: "none";
+}
+
+export interface BwrapSandbox extends Confinement {
   kind: "bwrap";
   bin: string;
   /** Hidden; the command's own workspace, below it, is bound back read-write. */
   workspaceRoot: string;
-  /** Other directories replaced by an empty tmpfs (existing, real paths). */
+  /** The system allow-list (sandbox-view.ts); absent: /usr and merged-/usr symlinks only. */
+  system?: ViewEntry[];
+  /** Never visible, even where a bound directory holds them (state directory, workspace root). */
   hide: string[];
-  /** Paths under a hidden directory bound back read-only (toolchains on PATH, resolv.conf). */
+  /** Toolchain directories on PATH outside the system view, bound read-only. */
   expose: string[];
   network: boolean;
 }
 
-/** Is `p` equal to `dir` or inside it? (Both absolute and normalised.) */
-export function isWithin(p: string, dir: string): boolean {
-  if (dir === "/") return true;
-  return p === dir || p.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
-}
-
-const depth = (p: string) => p.split("/").filter(Boolean).length;
+/** The view when none was computed: a merged-/usr system. */
+const MERGED_USR: ViewEntry[] = [
+  { bind: "/usr" },
+  { symlink: "/bin", target: "usr/bin" },
+  { symlink: "/sbin", target: "usr/sbin" },
+  { symlink: "/lib", target: "usr/lib" },
+  { symlink: "/lib64", target: "usr/lib64" },
+];
 
 /**
  * bwrap's arguments for one command in `workspace` (a real path inside the
  * workspace root), up to and excluding the command itself (pure). Mount
- * order matters: parents before children, the workspace last.
+ * order matters: parents before children, the workspace after what holds it,
+ * then what must stay hidden inside anything bound.
  */
-export function bwrapArgs(sb: ShellSandbox, workspace: string): string[] {
-  const args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
-  // A hidden directory that holds the workspace is fine: bwrap makes the mount points inside the tmpfs.
+export function bwrapArgs(sb: BwrapSandbox, workspace: string): string[] {
+  const limits = sb.limits ?? DEFAULT_LIMITS;
+  const args = ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts"];
+  args.push("--unshare-cgroup-try");
+  if (!sb.network) args.push("--unshare-net");
+  const bound: string[] = [];
+  for (const e of sb.system ?? MERGED_USR) {
+    if ("bind" in e) {
+      args.push("--ro-bind", e.bind, e.bind);
+      bound.push(e.bind);
+    } else {
+      args.push("--symlink", e.target, e.symlink);
+    }
+  }
+  args.push("--dev", "/dev", "--proc", "/proc");
+  args.push("--size", String(limits.tmp_mb * MIB), "--tmpfs", "/tmp");
+  args.push("--dir", "/var", "--symlink", "../tmp", "/var/tmp");
+  for (const p of sb.expose) {
+    if (!isWithin(p, sb.workspaceRoot)) {
+      args.push("--ro-bind-try", p, p);
+      bound.push(p);
+    }
+  }
+  // The root's other entries (missions, reports) are never there: an empty tmpfs under the workspace.
+  args.push("--tmpfs", sb.workspaceRoot, "--bind", workspace, workspace);
+  bound.push(workspace);
   const hide = [...new Set(sb.hide)]
-    .filter((d) => d !== "/" && !isWithin(d, workspace))
+    .filter((d) => d !== "/" && d !== sb.workspaceRoot && bound.some((b) => isWithin(d, b)))
     .sort((a, b) => depth(a) - depth(b));
   for (const d of hide) args.push("--tmpfs", d);
-  for (const p of sb.expose) {
-    if (!isWithin(p, sb.workspaceRoot)) args.push("--ro-bind-try", p, p);
-  }
-  args.push("--tmpfs", sb.workspaceRoot, "--bind", workspace, workspace);
-  args.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try");
-  if (!sb.network) args.push("--unshare-net");
   args.push("--die-with-parent", "--cap-drop", "ALL", "--chdir", workspace);
   return args;
 }
 
 /** The full argv after the bwrap binary: sandbox, then `bash -c <script>`. */
-export function bwrapCommand(sb: ShellSandbox, workspace: string, script: string): string[] {
+export function bwrapCommand(sb: BwrapSandbox, workspace: string, script: string): string[] {
   return [...bwrapArgs(sb, workspace), "--", "/bin/bash", "-c", script];
+}
+
+/** `setpriv` dropping to the sandbox user (pure); [] when there is no user to drop to. */
+export function dropArgs(user: SandboxUser | null | undefined): string[] {
+  if (!user) return [];
+  return [
+    "setpriv",
+    `--reuid=${user.uid}`,
+    `--regid=${user.gid}`,
+    "--clear-groups",
+    // setuid binaries (su, sudo, mount) can't give the privileges back.
+    "--no-new-privs",
+    "--",
+  ];
 }
 
 export type BwrapProbe =
@@ -83,21 +161,41 @@ export type BwrapProbe =
 const probes = new Map<string, Promise<BwrapProbe>>();
 
 /**
- * Is bubblewrap usable here? Present, and a trivial command runs in exactly
- * the sandbox commands get (user namespaces may be disabled, a container may
- * forbid mounts). Probed once per binary per process.
+ * Is bubblewrap usable here, and does it confine? Present, a trivial command
+ * runs in exactly the sandbox commands get (as the sandbox user; user
+ * namespaces may be disabled, a container may forbid mounts), and from
+ * inside it the host's kernel settings are not writable and /etc/shadow is
+ * not readable. Probed once per binary and user per process.
  */
-export function probeBwrap(bin?: string): Promise<BwrapProbe> {
-  const key = bin ?? "";
+export function probeBwrap(
+  bin?: string,
+  user: SandboxUser | null = sandboxUser(),
+): Promise<BwrapProbe> {
+  const key = `${bin ?? ""}|${user ? `${user.uid}:${user.gid}` : "self"}`;
   let p = probes.get(key);
   if (!p) {
-    p = runProbe(bin);
+    p = runProbe(bin, user);
     probes.set(key, p);
   }
   return p;
 }
 
-async function runProbe(explicit?: string): Promise<BwrapProbe> {
+/** Each check prints a line only when the sandbox fails it (opening for writing writes nothing). */
+const PROBE_SCRIPT = [
+  "touch ok || exit 1",
+  ...["/proc/sys/kernel/core_pattern", "/proc/sys/vm/swappiness", "/proc/sysrq-trigger"].map(
+    (f) => `( exec 3>${f} ) 2>/dev/null && echo "UNSAFE: ${f} is writable"`,
+  ),
+  '( exec 3</etc/shadow ) 2>/dev/null && echo "UNSAFE: /etc/shadow is readable"',
+  'test -w /usr && echo "UNSAFE: /usr is writable"',
+  'test "$(id -u)" = 0 && echo "UNSAFE: the command runs as uid 0"',
+  "echo probe-done",
+].join("\n");
+
+async function runProbe(
+  explicit: string | undefined,
+  user: SandboxUser | null,
+): Promise<BwrapProbe> {
   const bin = explicit ?? (await findOnPath("bwrap")) ?? null;
   if (!bin) {
     return { ok: false, bin: null, reason: "bwrap is not installed (apt-get install bubblewrap)" };
@@ -114,23 +212,49 @@ async function runProbe(explicit?: string): Promise<BwrapProbe> {
   const workspace = path.join(root, "mission");
   try {
     await mkdir(workspace);
-    const sb: ShellSandbox = {
+    await openRootToUser(root, user);
+    if (user) await chown(workspace, user.uid, user.gid);
+    const sb: BwrapSandbox = {
       kind: "bwrap",
       bin,
       workspaceRoot: root,
-      hide: await existingDirs(["/tmp", "/run"]),
+      system: await systemView(),
+      hide: [],
       expose: [],
       network: false,
+      user,
     };
-    const r = await runBounded(bin, bwrapCommand(sb, workspace, "touch ok && test ! -w /usr"), {
+    const argv = [...dropArgs(user), bin, ...bwrapCommand(sb, workspace, PROBE_SCRIPT)];
+    const r = await runBounded(argv[0]!, argv.slice(1), {
       timeoutMs: 10_000,
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
     });
-    if (r.code !== 0) {
+    if (r.code !== 0 || !r.output.includes("probe-done")) {
+      const why = r.output.trim() || r.ended;
       return {
         ok: false,
         bin,
-        reason: `a sandboxed \`true\` failed: ${r.output.trim() || r.ended}`,
+        reason:
+          /ENOENT/.test(why) && user
+            ? `setpriv (util-linux) is needed to drop root before bwrap: ${why}`
+            : `a sandboxed \`true\` failed: ${why}`,
+      };
+    }
+    const unsafe = r.output
+      .split("\n")
+      .filter((l) => l.startsWith("UNSAFE: "))
+      .map((l) => l.slice(8));
+    if (unsafe.length) {
+      return {
+        ok: false,
+        bin,
+        reason:
+          `the sandbox does not confine here: ${unsafe.join("; ")} from inside it` +
+          (user
+            ? ` (commands run as uid ${user.uid}: check that this uid owns none of these, or set SWARM_SANDBOX_UID to an unused uid)`
+            : process.getuid?.() === 0
+              ? " (bwrap was entered as root: commands must drop to an unprivileged uid first, see sandbox-user.ts)"
+              : " (run the worker as a user that owns none of these)"),
       };
     }
     const written = await stat(path.join(workspace, "ok")).then(
@@ -144,6 +268,44 @@ async function runProbe(explicit?: string): Promise<BwrapProbe> {
     return { ok: false, bin, reason: err instanceof Error ? err.message : String(err) };
   } finally {
     await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** The host's system allow-list (sandbox-view.ts), read once per process. */
+let view: Promise<ViewEntry[]> | undefined;
+export function systemView(): Promise<ViewEntry[]> {
+  view ??= hostEntries([...SYSTEM_DIRS, ...ETC_ALLOWED]);
+  return view;
+}
+
+/**
+ * Lets the sandbox user reach its missions under `workspaceRoot`: the root
+ * gets o+x (bwrap, running as that user, opens the path to bind it; listing
+ * stays denied when it was), and every directory above it must already let
+ * the user pass: a BadInputError says which does not. (The missions
+ * themselves are handed to the user before each command, see shell.ts.)
+ */
+export async function openRootToUser(
+  workspaceRoot: string,
+  user: SandboxUser | null | undefined,
+): Promise<void> {
+  if (!user) return;
+  const s = await stat(workspaceRoot);
+  if ((s.mode & 0o001) === 0) await chmod(workspaceRoot, (s.mode & 0o7777) | 0o001);
+  for (let d = path.dirname(workspaceRoot); ; d = path.dirname(d)) {
+    const a = await stat(d);
+    const passes =
+      (a.mode & 0o001) !== 0 ||
+      (a.uid === user.uid && (a.mode & 0o100) !== 0) ||
+      (a.gid === user.gid && (a.mode & 0o010) !== 0);
+    if (!passes) {
+      throw new BadInputError(
+        `the sandbox user (uid ${user.uid}) cannot reach the workspace ${workspaceRoot}: ${d} is mode ` +
+          `${(a.mode & 0o777).toString(8)}. Put SWARM_WORKSPACE under a directory others may pass through ` +
+          `(e.g. /var/lib/squad), or chmod o+x ${d}.`,
+      );
+    }
+    if (d === "/") break;
   }
 }
 
@@ -203,10 +365,24 @@ function runBounded(
   });
 }
 
+/** SWARM_STATE_DIR (default `.swarm/state`): credentials live there; no command may see it. */
+export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.SWARM_STATE_DIR?.trim() || ".swarm/state");
+}
+
+let cgroupProbe: ReturnType<typeof detectCgroups> | undefined;
+/** This process's cgroups, checked once (cgroup.ts). */
+export function cgroupsHere(
+  env: NodeJS.ProcessEnv = process.env,
+): ReturnType<typeof detectCgroups> {
+  cgroupProbe ??= detectCgroups(env);
+  return cgroupProbe;
+}
+
 /**
- * The sandbox for one agent's commands: what to hide on this machine, and
- * which toolchains on the commands' PATH must stay visible because they live
- * under a hidden directory (e.g. a Node installed in the home directory).
+ * The sandbox for one agent's commands: the system view of this machine,
+ * the toolchains on the commands' PATH outside it, and what must stay
+ * hidden (the workspace root's other entries, the state directory).
  */
 export async function prepareBwrapSandbox(opts: {
   bin: string;
@@ -214,44 +390,47 @@ export async function prepareBwrapSandbox(opts: {
   network: boolean;
   /** The PATH commands get. */
   path: string;
-  home?: string;
-}): Promise<ShellSandbox> {
+  /** Default: sandboxUser() (the unprivileged uid when the worker is root). */
+  user?: SandboxUser | null;
+  limits?: TaskLimitsSpec;
+  /** Default: this process's cgroups when usable, else none. */
+  cgroups?: CgroupSupport | null;
+  env?: NodeJS.ProcessEnv;
+}): Promise<BwrapSandbox> {
+  const env = opts.env ?? process.env;
   await mkdir(opts.workspaceRoot, { recursive: true });
   const workspaceRoot = await realpath(opts.workspaceRoot);
-  const hide = await existingDirs(["/tmp", "/run", "/var/run", opts.home ?? os.homedir()]);
-  const hiddenBy = (p: string) => hide.some((d) => d !== "/" && isWithin(p, d));
-  const expose: string[] = [];
-  for (const entry of opts.path.split(":")) {
-    if (!path.isAbsolute(entry)) continue;
-    const real = await realpath(entry).catch(() => null);
-    if (!real || !hiddenBy(real) || isWithin(real, workspaceRoot)) continue;
-    // .../bin of a toolchain: its lib/ holds what the binaries load, so the prefix is bound.
-    expose.push(path.basename(real) === "bin" ? path.dirname(real) : real);
-  }
-  if (opts.network) {
-    const resolv = await realpath("/etc/resolv.conf").catch(() => null);
-    if (resolv && hiddenBy(resolv)) expose.push(resolv);
-  }
+  const system = await systemView();
+  const visible = await Promise.all(
+    system.map((e) => ("bind" in e ? realpath(e.bind).catch(() => e.bind) : e.symlink)),
+  );
+  const state = stateDir(env);
+  const realState = await realpath(state).catch(() => state);
+  const hide = [...new Set([workspaceRoot, state, realState])];
+  const user = opts.user === undefined ? sandboxUser(env) : opts.user;
+  const expose = await toolchainDirs({
+    path: opts.path,
+    visible,
+    secret: hide,
+    ...(user ? { readable: (d: string) => readableBy(d, user.uid, user.gid) } : {}),
+  });
+  await openRootToUser(workspaceRoot, user);
+  const cgroups =
+    opts.cgroups === undefined
+      ? ((c) => (c.ok ? c.support : null))(await cgroupsHere(env))
+      : opts.cgroups;
   return {
     kind: "bwrap",
     bin: opts.bin,
     workspaceRoot,
+    system,
     hide,
-    expose: [...new Set(expose)].sort((a, b) => depth(a) - depth(b)),
+    expose,
     network: opts.network,
+    user,
+    limits: resolveLimits(opts.limits),
+    cgroups,
   };
-}
-
-async function existingDirs(dirs: string[]): Promise<string[]> {
-  const out = new Set<string>();
-  for (const d of dirs) {
-    if (!d || !path.isAbsolute(d)) continue;
-    const real = await realpath(d).catch(() => null);
-    if (!real || real === "/") continue;
-    const s = await stat(real).catch(() => null);
-    if (s?.isDirectory()) out.add(real);
-  }
-  return [...out];
 }
 
 async function findOnPath(name: string): Promise<string | undefined> {
@@ -296,10 +475,11 @@ export function sandboxUnavailable(agent: string, requestedBy: string, why: stri
 }
 
 /**
- * The sandbox of one agent's commands, or undefined for none; probes bwrap
- * (once per process). Asked-for bwrap that can't work is a BadInputError
- * (the worker refuses to start); an unasked fallback to none is logged
- * loudly, with what it means.
+ * The sandbox of one agent's commands; probes bwrap and the cgroups (once
+ * per process). Asked-for bwrap that can't work is a BadInputError (the
+ * worker refuses to start); an unasked fallback to none is logged loudly,
+ * with what it means. Under none as under bwrap, commands run as the sandbox
+ * user when the worker is root, with the agent's limits and their own cgroup.
  */
 export async function sandboxForAgent(opts: {
   agent: string;
@@ -310,35 +490,62 @@ export async function sandboxForAgent(opts: {
   workspaceRoot: string;
   network: boolean;
   log: Logger;
-  /** PATH of the commands (toolchains under hidden directories stay visible). */
+  /** The roster entry's `limits`, over the defaults. */
+  limits?: TaskLimitsSpec;
+  /** PATH of the commands (toolchains outside the system view stay visible). */
   path?: string;
   bwrapBin?: string;
-}): Promise<ShellSandbox | undefined> {
-  const probe = await probeBwrap(opts.bwrapBin);
+  env?: NodeJS.ProcessEnv;
+}): Promise<ShellSandbox> {
+  const env = opts.env ?? process.env;
+  const user = sandboxUser(env);
+  const probe = await probeBwrap(opts.bwrapBin, user);
   const r = resolveSandbox(opts.requested, probe);
   if ("error" in r) throw sandboxUnavailable(opts.agent, opts.requestedBy, r.error);
+  const limits = resolveLimits(opts.limits);
+  const cg = await cgroupsHere(env);
+  const cgroups = cg.ok ? cg.support : null;
+  if (!cg.ok) {
+    opts.log.warn(
+      { agent: opts.agent, reason: cg.reason },
+      "cgroups are not usable here, so commands get rlimits only: memory is not limited, the process " +
+        `limit (${limits.processes}) is RLIMIT_NPROC, which counts every process of the sandbox user on this ` +
+        "machine (all tasks together), and under sandbox: none a process that leaves its process group " +
+        "(setsid) can outlive its task. Run the worker as root, or delegate a cgroup v2 subtree to it " +
+        "(SWARM_CGROUP) to get per-command limits.",
+    );
+  }
   if (r.mode === "none") {
     if (r.requested === "none") {
       opts.log.warn(
-        { agent: opts.agent, sandbox: "none" },
-        `sandbox: none (${opts.requestedBy}): shell commands run unconfined as this worker's user`,
+        { agent: opts.agent, sandbox: "none", user: user?.uid ?? "self" },
+        `sandbox: none (${opts.requestedBy}): shell commands run without a sandbox, ` +
+          (user ? `as uid ${user.uid}` : "as this worker's user") +
+          " (see docs/security.md for what that does not protect)",
       );
     } else {
       opts.log.error(
         { agent: opts.agent, sandbox: "none", reason: r.reason },
-        "NO SANDBOX: bubblewrap is not usable here, so shell commands run unconfined as this worker's " +
-          "user: they can write anywhere that user can, read other missions' workspaces and open network " +
+        "NO SANDBOX: bubblewrap is not usable here, so shell commands run unconfined " +
+          (user ? `as uid ${user.uid}` : "as this worker's user") +
+          ": they can write anywhere that user can, read other missions' workspaces and open network " +
           "connections. Install bubblewrap (apt-get install bubblewrap), or set sandbox: none in the roster " +
           "(or SWARM_SANDBOX=none) to accept this explicitly.",
       );
     }
-    return undefined;
+    await mkdir(opts.workspaceRoot, { recursive: true });
+    await openRootToUser(await realpath(opts.workspaceRoot), user);
+    return { kind: "none", user, limits, cgroups };
   }
   const sb = await prepareBwrapSandbox({
     bin: r.bin,
     workspaceRoot: opts.workspaceRoot,
     network: opts.network,
-    path: opts.path ?? process.env.PATH ?? "/usr/bin:/bin",
+    path: opts.path ?? env.PATH ?? "/usr/bin:/bin",
+    user,
+    limits,
+    cgroups,
+    env,
   });
   opts.log.info(
     {
@@ -346,7 +553,10 @@ export async function sandboxForAgent(opts: {
       sandbox: "bwrap",
       version: r.version,
       network: sb.network,
-      hidden: sb.hide,
+      user: user?.uid ?? "self",
+      exposed: sb.expose,
+      limits,
+      cgroups: cgroups ? `v${cgroups.version}` : "none",
     },
     "shell commands run in the bwrap sandbox",
   );

@@ -1,8 +1,20 @@
 import { readdir, readFile, realpath } from "node:fs/promises";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { bwrapCommand, type ShellSandbox } from "./sandbox.ts";
+import { errorMessage } from "../errors.ts";
+import { createCommandCgroup, type CgroupHits, type CommandCgroup } from "./cgroup.ts";
+import { confinedArgv, innerCommand, parseTmpReport } from "./command-line.ts";
+import { bwrapArgs, dropArgs, type ShellSandbox } from "./sandbox.ts";
+import {
+  MIB,
+  limitMessage,
+  rlimitArgs,
+  rlimitHitFromExit,
+  type LimitHit,
+  type TaskLimits,
+} from "./task-limits.ts";
 import { CappedOutput } from "./truncate.ts";
+import { chownWorkspace, workspaceUsage } from "./workspace-usage.ts";
 
 export interface ShellOptions {
   command: string;
@@ -17,8 +29,16 @@ export interface ShellOptions {
   maxOutputBytes?: number;
   /** How long processes get between SIGTERM and SIGKILL. */
   killGraceMs?: number;
-  /** Run inside this OS sandbox (sandbox.ts); absent: as the worker's own user, unconfined. */
+  /**
+   * Confine it (sandbox.ts): bwrap, or `none` (still the sandbox user, limits and a
+   * cgroup); absent: as the worker's own user, unconfined, no limits.
+   */
   sandbox?: ShellSandbox;
+  /**
+   * Argv put in front of the uid drop and the sandbox, run as the worker inside the
+   * command's cgroup (e.g. `ip netns exec <ns>` for a task's own network namespace).
+   */
+  prefix?: string[];
 }
 
 export interface ShellResult {
@@ -31,6 +51,8 @@ export interface ShellResult {
   duration_ms: number;
   /** The signal that ended the command, if one did. */
   signal: string | null;
+  /** A resource limit it ran into (task-limits.ts); the command then counts as failed. */
+  limit?: LimitHit;
 }
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
@@ -66,32 +88,65 @@ export async function runShell(opts: ShellOptions): Promise<ShellResult> {
   }
   const graceMs = opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const output = new CappedOutput(opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES);
+  const sb = opts.sandbox;
+  const failedToStart = (why: string): ShellResult => ({
+    exit_code: null,
+    output: `failed to start the command: ${why}\n`,
+    timed_out: false,
+    aborted: false,
+    duration_ms: elapsed(),
+    signal: null,
+  });
 
   // One pipe for both streams keeps their true order (two pipes race); stderr
   // is still read for what bash says before the redirect runs (syntax errors).
   const script = `exec 2>&1; ${opts.command}`;
-  let file = "/bin/bash";
-  let argv = ["-c", script];
-  let home = opts.cwd;
-  if (opts.sandbox) {
-    // bwrap binds real paths; a symlinked workspace would otherwise bind the link.
-    home = await realpath(opts.cwd).catch(() => opts.cwd);
-    file = opts.sandbox.bin;
-    // --info-fd: bwrap writes the pid of the sandbox's PID 1 there (then closes it; the command never sees it).
-    argv = ["--info-fd", "3", ...bwrapCommand(opts.sandbox, home, script)];
+  // bwrap binds real paths; a symlinked workspace would otherwise bind the link.
+  const home = sb ? await realpath(opts.cwd).catch(() => opts.cwd) : opts.cwd;
+  const limits = sb?.limits;
+  let cgroup: CommandCgroup | null = null;
+  if (sb?.user) {
+    // The command runs as the sandbox user: what the submitter copied in or the worker
+    // wrote as root must become its own, or it could not change its own workspace.
+    try {
+      if ((await workspaceUsage(home, sb.user.uid)).foreign) await chownWorkspace(home, sb.user);
+    } catch (err) {
+      return failedToStart(`cannot hand the workspace to uid ${sb.user.uid}: ${errorMessage(err)}`);
+    }
   }
+  if (sb?.cgroups && limits) {
+    try {
+      cgroup = await createCommandCgroup(sb.cgroups, limits);
+    } catch (err) {
+      return failedToStart(`cannot create the command's cgroup: ${errorMessage(err)}`);
+    }
+  }
+  const inner =
+    sb?.kind === "bwrap"
+      ? // --info-fd: bwrap writes the pid of the sandbox's PID 1 there (then closes it; the command never sees it).
+        [sb.bin, "--info-fd", "3", ...bwrapArgs(sb, home), "--", ...innerCommand(script)]
+      : ["/bin/bash", "-c", script];
+  const [file, ...argv] = confinedArgv({
+    ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}),
+    ...(opts.prefix ? { prefix: opts.prefix } : {}),
+    ...(limits ? { rlimits: rlimitArgs(limits, { nproc: !cgroup }) } : {}),
+    drop: dropArgs(sb?.user),
+    command: inner,
+  }) as [string, ...string[]];
+
   // Loaded on the first command, not with this module: a replica that only waits for
   // tasks then never holds execa (several MB of resident memory, docs/benchmarks.md).
   const { execa } = await import("execa");
+  const boxed = sb?.kind === "bwrap";
   const child = execa(file, argv, {
     cwd: opts.cwd,
     // bwrap passes its own environment on: the allow-list, nothing of the worker's.
-    env: buildShellEnv(opts.env, { home, ...(opts.sandbox ? { tmpdir: "/tmp" } : {}) }),
+    env: buildShellEnv(opts.env, { home, ...(boxed ? { tmpdir: "/tmp" } : {}) }),
     extendEnv: false,
     // Own process group (execa spawns it detached) and kills signal the whole group;
     // unlike a bare `detached: true`, execa still kills it if the worker exits.
     killDescendants: true,
-    stdio: opts.sandbox ? ["ignore", "pipe", "pipe", "pipe"] : ["ignore", "pipe", "pipe"],
+    stdio: boxed ? ["ignore", "pipe", "pipe", "pipe", "pipe"] : ["ignore", "pipe", "pipe"],
     buffer: false,
     reject: false,
     forceKillAfterDelay: false,
@@ -107,18 +162,23 @@ export async function runShell(opts: ShellOptions): Promise<ShellResult> {
     const m = /"child-pid":\s*(\d+)[,\s}]/.exec(info);
     if (m) sandboxInit = Number(m[1]);
   });
+  let tmpReport = "";
+  child.stdio[4]?.on("data", (b: Buffer) => {
+    if (tmpReport.length < 256) tmpReport += b.toString();
+  });
 
   let timedOut = false;
   let aborted = false;
   let terminating: Promise<void> | undefined;
   const terminate = () => {
     const pgid = child.pid;
-    if (pgid === undefined) return Promise.resolve();
+    if (pgid === undefined) return cgroup ? cgroup.kill() : Promise.resolve();
     // Sandboxed, every process of the group but bwrap itself lives in the sandbox's PID
     // namespace, and once its PID 1 has exited the kernel has killed and reaped all the
     // others: those two processes say whether the group lives, no /proc scan needed.
     const members = () => (sandboxInit === undefined ? null : [pgid, sandboxInit]);
-    terminating ??= terminateGroup(pgid, graceMs, members);
+    // Then the cgroup: whatever left the process group (setsid) is still in it.
+    terminating ??= terminateGroup(pgid, graceMs, members).then(() => cgroup?.kill());
     return terminating;
   };
   const timer = setTimeout(() => {
@@ -135,9 +195,25 @@ export async function runShell(opts: ShellOptions): Promise<ShellResult> {
   // bash is done: whatever it left in the background goes too (else it holds the pipes open).
   child.nodeChildProcess.once("exit", () => void terminate());
 
+  // While it runs, the limits the kernel does not enforce by itself (workspace size, the
+  // command's total CPU time) are watched, and a limit the kernel enforced ends it.
+  let hit: LimitHit | null = null;
+  const watch = limits
+    ? watchLimits({
+        workspace: home,
+        limits,
+        cgroup,
+        onHit: (h) => {
+          hit ??= h;
+          void terminate();
+        },
+      })
+    : null;
+
   const result = await child;
   clearTimeout(timer);
   opts.signal?.removeEventListener("abort", onAbort);
+  await watch?.stop();
   await terminate();
 
   if (child.pid === undefined || (result.exitCode === undefined && !result.signal)) {
@@ -147,6 +223,18 @@ export async function runShell(opts: ShellOptions): Promise<ShellResult> {
       ),
     );
   }
+  if (limits) {
+    hit ??= await limitAfter({
+      workspace: home,
+      limits,
+      cgroup,
+      exitCode: result.exitCode ?? null,
+      output: output.text(),
+      tmp: boxed ? parseTmpReport(tmpReport) : null,
+    });
+  }
+  await cgroup?.remove();
+  if (hit) output.push(Buffer.from(`\n[squad: ${hit.message}]\n`));
   return {
     exit_code: result.exitCode ?? null,
     output: output.text(),
@@ -154,7 +242,126 @@ export async function runShell(opts: ShellOptions): Promise<ShellResult> {
     aborted,
     duration_ms: elapsed(),
     signal: result.signal ?? null,
+    ...(hit ? { limit: hit } : {}),
   };
+}
+
+/** Cgroup counters are cheap to read; a workspace walk is not, so it runs at most every second. */
+const CGROUP_POLL_MS = 200;
+const WALK_MIN_INTERVAL_MS = 1000;
+
+/**
+ * Watches a running command: the kernel's limit events (a refused fork, an
+ * OOM kill) and its CPU time in the cgroup, and the workspace's size. Calls
+ * `onHit` once with the first limit seen. Never blocks the event loop.
+ */
+function watchLimits(o: {
+  workspace: string;
+  limits: TaskLimits;
+  cgroup: CommandCgroup | null;
+  onHit: (h: LimitHit) => void;
+}): { stop(): Promise<void> } {
+  let stopped = false;
+  let lastWalk = 0;
+  let walkCost = 0;
+  // Stopping cuts the wait short: the command's end must not wait for the next poll.
+  const wake = new AbortController();
+  const loop = (async () => {
+    while (!stopped) {
+      await sleep(CGROUP_POLL_MS, undefined, { signal: wake.signal }).catch(() => {});
+      if (stopped) break;
+      const h = o.cgroup ? cgroupHit(await o.cgroup.hits(), o.limits) : null;
+      if (h) return o.onHit(h);
+      // A big workspace costs a walk; walk no more than a twentieth of the time.
+      if (Date.now() - lastWalk >= Math.max(WALK_MIN_INTERVAL_MS, walkCost * 20)) {
+        const t = Date.now();
+        const u = await workspaceUsage(o.workspace);
+        walkCost = Date.now() - t;
+        lastWalk = Date.now();
+        if (u.bytes > o.limits.workspace_mb * MIB) {
+          return o.onHit(workspaceHit(u.bytes, o.limits));
+        }
+      }
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      wake.abort();
+      await loop;
+    },
+  };
+}
+
+function cgroupHit(h: CgroupHits, limits: TaskLimits): LimitHit | null {
+  if (h.pidsMax > 0) {
+    return {
+      limit: "processes",
+      message: limitMessage("processes", limits, `${h.pidsMax} fork(s) refused`),
+    };
+  }
+  if (h.oomKills > 0) {
+    return {
+      limit: "memory",
+      message: limitMessage("memory", limits, `${h.oomKills} process(es) killed by the kernel`),
+    };
+  }
+  if (h.cpuS !== null && h.cpuS >= limits.cpu_s) {
+    return { limit: "cpu", message: limitMessage("cpu", limits, `${h.cpuS.toFixed(1)} s used`) };
+  }
+  return null;
+}
+
+const workspaceHit = (bytes: number, limits: TaskLimits): LimitHit => ({
+  limit: "workspace",
+  message: limitMessage("workspace", limits, `${(bytes / MIB).toFixed(1)} MiB in the workspace`),
+});
+
+/** After the command: which limit, if any, it ran into (the watch may have missed a quick one). */
+async function limitAfter(o: {
+  workspace: string;
+  limits: TaskLimits;
+  cgroup: CommandCgroup | null;
+  exitCode: number | null;
+  output: string;
+  tmp: { total: number; free: number } | null;
+}): Promise<LimitHit | null> {
+  const fromCgroup = o.cgroup ? cgroupHit(await o.cgroup.hits(), o.limits) : null;
+  if (fromCgroup) return fromCgroup;
+  const u = await workspaceUsage(o.workspace);
+  if (u.bytes > o.limits.workspace_mb * MIB) return workspaceHit(u.bytes, o.limits);
+  const fileLimit = o.limits.file_mb * MIB;
+  const r = rlimitHitFromExit(o.exitCode, o.output);
+  if (r === "file_size" || u.largest >= fileLimit) {
+    return {
+      limit: "file_size",
+      message: limitMessage(
+        "file_size",
+        o.limits,
+        u.largest >= fileLimit
+          ? `a file of ${(u.largest / MIB).toFixed(1)} MiB`
+          : "a write was refused",
+      ),
+    };
+  }
+  if (r === "cpu") {
+    return {
+      limit: "cpu",
+      message: limitMessage("cpu", o.limits, "a process used all its CPU time"),
+    };
+  }
+  // Full: less than 1% or 64 KiB left (the tmpfs rounds to pages).
+  if (o.tmp && o.tmp.free <= Math.max(64 * 1024, o.tmp.total / 100)) {
+    return {
+      limit: "tmp",
+      message: limitMessage(
+        "tmp",
+        o.limits,
+        `${(o.tmp.total / MIB).toFixed(1)} MiB in /tmp, none left`,
+      ),
+    };
+  }
+  return null;
 }
 
 /** One line for logs, results and the model: how the command ended. */
@@ -164,6 +371,7 @@ export function describeShellEnd(r: ShellResult, timeoutMs: number): string {
   }
   if (r.aborted)
     return "aborted (task cancelled); the command and everything it started were killed";
+  if (r.limit) return `stopped: ${r.limit.message}`;
   if (r.exit_code === null) return `killed by ${r.signal ?? "a signal"}`;
   return `exit_code: ${r.exit_code}`;
 }

@@ -1,5 +1,6 @@
 import { BadInputError } from "../errors.ts";
 import { SandboxMode, probeBwrap, resolveSandbox, sandboxUnavailable } from "../tools/sandbox.ts";
+import { sandboxUser } from "../tools/sandbox-user.ts";
 import type { RosterAgent } from "./roster.ts";
 
 /** Which sandbox the agent asks for, and who asked: the roster entry, else SWARM_SANDBOX. */
@@ -27,6 +28,6 @@ export function sandboxRequest(
  */
 export async function checkSandbox(agent: RosterAgent, env: NodeJS.ProcessEnv): Promise<void> {
   const req = sandboxRequest(agent, env);
-  const r = resolveSandbox(req.requested, await probeBwrap(req.bwrapBin));
+  const r = resolveSandbox(req.requested, await probeBwrap(req.bwrapBin, sandboxUser(env)));
   if ("error" in r) throw sandboxUnavailable(req.agent, req.requestedBy, r.error);
 }

@@ -8,6 +8,7 @@ import { parseModelSpec } from "../llm/model-spec.ts";
 import { AgentName } from "../schema/identifiers.ts";
 import { CommandPolicySpec } from "../tools/command-policy.ts";
 import { SandboxMode } from "../tools/sandbox.ts";
+import { TaskLimitsSpec } from "../tools/task-limits.ts";
 import { TOOL_NAMES } from "../tools/tool-names.ts";
 
 /** One roster entry: an agent is data (what the planner reads, what the worker is told). */
@@ -45,6 +46,11 @@ export const RosterAgent = z
     sandbox: SandboxMode.optional(),
     /** Which commands may run, which wait for `swarm approve`, and network access. */
     policy: CommandPolicySpec.optional(),
+    /**
+     * Resource limits of each of its commands, over the defaults (task-limits.ts):
+     * `{ processes, memory_mb, file_mb, workspace_mb, tmp_mb, cpu_s }`.
+     */
+    limits: TaskLimitsSpec.optional(),
   })
   .strict();
 export type RosterAgent = z.infer<typeof RosterAgent>;

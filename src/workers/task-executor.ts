@@ -64,7 +64,10 @@ export async function executeTask(task: Task, ctx: ExecuteTaskContext): Promise<
   const sandbox = ctx.sandbox ? { sandbox: ctx.sandbox } : {};
   const admit = async (command: string): Promise<GateOutcome> =>
     ctx.gate ? ctx.gate.admit(command, ctx.signal) : { run: true };
-  /** A plan command the policy refused or a person denied: another attempt would meet the same answer. */
+  /**
+   * A plan command the policy refused, a person denied, or that hit a resource limit:
+   * another attempt would meet the same answer.
+   */
   let refusedForGood = false;
   const isFinal = (o: Extract<GateOutcome, { run: false }>) =>
     !o.approval || o.approval.decision === "denied";
@@ -95,7 +98,7 @@ export async function executeTask(task: Task, ctx: ExecuteTaskContext): Promise<
         signal: ctx.signal,
         ...sandbox,
       });
-      const ok = r.exit_code === 0 && !r.timed_out && !r.aborted;
+      const ok = r.exit_code === 0 && !r.timed_out && !r.aborted && !r.limit;
       record({
         tool: "run_shell",
         args: { command, ...approval },
@@ -105,9 +108,13 @@ export async function executeTask(task: Task, ctx: ExecuteTaskContext): Promise<
         output: truncateText(r.output, STEP_OUTPUT_LIMIT),
       });
       if (!ok) {
-        error = r.timed_out
-          ? `run step ${i + 1} timed out: ${command}`
-          : `run step ${i + 1} exited with code ${r.exit_code ?? "(killed)"}: ${command}`;
+        // The same command would meet the same limit again: no point in another attempt.
+        if (r.limit) refusedForGood = true;
+        error = r.limit
+          ? `run step ${i + 1} stopped: ${r.limit.message}: ${command}`
+          : r.timed_out
+            ? `run step ${i + 1} timed out: ${command}`
+            : `run step ${i + 1} exited with code ${r.exit_code ?? "(killed)"}: ${command}`;
         break;
       }
     }
@@ -164,7 +171,7 @@ export async function executeTask(task: Task, ctx: ExecuteTaskContext): Promise<
         signal: ctx.signal,
         ...sandbox,
       });
-      const ok = r.exit_code === 0 && !r.timed_out && !r.aborted;
+      const ok = r.exit_code === 0 && !r.timed_out && !r.aborted && !r.limit;
       verification.push({
         command,
         ok,
@@ -172,9 +179,12 @@ export async function executeTask(task: Task, ctx: ExecuteTaskContext): Promise<
         output: truncateText(r.output, STEP_OUTPUT_LIMIT),
       });
       if (!ok && !error) {
-        error = r.timed_out
-          ? `verification timed out: ${command}`
-          : `verification failed: \`${command}\` exited with code ${r.exit_code ?? "(killed)"}`;
+        if (r.limit) refusedForGood = true;
+        error = r.limit
+          ? `verification stopped: ${r.limit.message}: \`${command}\``
+          : r.timed_out
+            ? `verification timed out: ${command}`
+            : `verification failed: \`${command}\` exited with code ${r.exit_code ?? "(killed)"}`;
       }
     }
     if (ctx.signal.aborted) error = abortMessage(ctx.signal, task);

@@ -110,6 +110,8 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
     ...sandboxRequest(agent, env),
     workspaceRoot: opts.workspaceRoot,
     network: policy.network,
+    ...(agent.limits ? { limits: agent.limits } : {}),
+    env,
     log,
   });
 

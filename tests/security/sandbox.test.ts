@@ -5,7 +5,7 @@
  * sandbox that silently does nothing fails these tests.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -19,6 +19,7 @@ import {
   probeBwrap,
   resolveSandbox,
   sandboxForAgent,
+  sandboxUnavailable,
   type ShellSandbox,
 } from "../../src/tools/sandbox.ts";
 import { runShell, type ShellOptions } from "../../src/tools/shell.ts";
@@ -44,6 +45,8 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), "squad-sbx-root-"));
   // Outside the workspace root and outside /tmp (which the sandbox replaces with its own).
   outside = await mkdtemp(path.join("/var/tmp", "squad-sbx-outside-"));
+  // The sandbox user (when this runs as root) must reach the test's fake bwrap binaries.
+  await chmod(outside, 0o711);
   mine = path.join(root, "mission-a");
   other = path.join(root, "mission-b");
   await mkdir(mine);
@@ -79,7 +82,8 @@ describe("the bwrap sandbox", () => {
     const target = path.join(outside, "written-from-sandbox");
     const r = await sh(`echo inside > made.txt && echo out > ${target}`, boxed);
     expect(r.exit_code).not.toBe(0);
-    expect(r.output).toMatch(/Read-only file system/);
+    // Not even there: /var is not part of the sandbox's view of the system.
+    expect(r.output).toMatch(/No such file or directory/);
     expect(await readFile(path.join(mine, "made.txt"), "utf8")).toBe("inside\n");
     expect(await exists(target)).toBe(false);
     // Nor the system, nor a sibling mission (hidden), nor the workspace root.
@@ -139,7 +143,7 @@ describe("the bwrap sandbox", () => {
     const cmd = `tr '\\0' '\\n' < /proc/${process.pid}/environ | grep -c '^PATH='; tr '\\0' ' ' < /proc/$PPID/cmdline`;
     const r = await sh(cmd, boxed);
     expect(r.output).toMatch(/No such file or directory\n0\n/);
-    expect(r.output).toContain("bwrap"); // $PPID is the sandbox's own init
+    expect(r.output).toContain("squad-sh"); // $PPID is the sandbox's own shell
     const pids = await sh("ls /proc | grep -E '^[0-9]+$' | wc -l", boxed);
     expect(Number(pids.output.trim())).toBeLessThan(10);
 
@@ -175,25 +179,39 @@ describe("the bwrap sandbox", () => {
     expect(await processesMatching(marker)).toEqual([]);
   });
 
-  it("mounts parents before children and the mission's workspace last", () => {
+  it("shows an allow-list of the system, read-only, the mission's workspace last, hidden paths after", () => {
     const args = bwrapArgs(
       {
         kind: "bwrap",
         bin: "bwrap",
         workspaceRoot: "/home/u/ws",
-        hide: ["/home/u", "/tmp", "/run"],
-        expose: ["/home/u/.nvm/versions/node/v24"],
+        system: [{ bind: "/usr" }, { symlink: "/bin", target: "usr/bin" }, { bind: "/etc/passwd" }],
+        hide: ["/home/u/ws", "/home/u/.nvm/state"],
+        expose: ["/home/u/.nvm/versions/node/v24", "/home/u/.nvm"],
         network: false,
       },
       "/home/u/ws/m1",
     );
     const joined = args.join(" ");
-    expect(joined).toMatch(
-      /^--ro-bind \/ \/ --dev \/dev --proc \/proc --tmpfs \/tmp --tmpfs \/run --tmpfs \/home\/u --ro-bind-try \/home\/u\/\.nvm\/versions\/node\/v24 \S+ --tmpfs \/home\/u\/ws --bind \/home\/u\/ws\/m1 \/home\/u\/ws\/m1 /,
+    expect(joined).toBe(
+      "--unshare-user --unshare-pid --unshare-ipc --unshare-uts --unshare-cgroup-try --unshare-net " +
+        "--ro-bind /usr /usr --symlink usr/bin /bin --ro-bind /etc/passwd /etc/passwd " +
+        "--dev /dev --proc /proc --size 536870912 --tmpfs /tmp --dir /var --symlink ../tmp /var/tmp " +
+        "--ro-bind-try /home/u/.nvm/versions/node/v24 /home/u/.nvm/versions/node/v24 " +
+        "--ro-bind-try /home/u/.nvm /home/u/.nvm " +
+        "--tmpfs /home/u/ws --bind /home/u/ws/m1 /home/u/ws/m1 " +
+        // A hidden path inside something bound is covered; the workspace root already is.
+        "--tmpfs /home/u/.nvm/state " +
+        "--die-with-parent --cap-drop ALL --chdir /home/u/ws/m1",
     );
-    expect(args).toContain("--unshare-net");
-    expect(joined).toContain("--cap-drop ALL");
-    expect(joined).toContain("--unshare-pid");
+    // Nothing of the host's root is bound as a whole.
+    expect(joined).not.toMatch(/--(ro-)?bind \/ \//);
+    const networked = bwrapArgs(
+      { kind: "bwrap", bin: "bwrap", workspaceRoot: "/w", hide: [], expose: [], network: true },
+      "/w/m",
+    );
+    expect(networked).not.toContain("--unshare-net");
+    expect(networked).toContain("--unshare-user");
   });
 });
 
@@ -236,6 +254,19 @@ describe("choosing the sandbox", () => {
       bin: refusing,
       reason: "a sandboxed `true` failed: bwrap: No permissions to create new namespace",
     });
+    // A sandbox that runs but does not confine is refused, saying what it let through:
+    // here bwrap entered as root (no drop to the sandbox user), which leaves /proc/sys writable.
+    if (process.getuid?.() === 0) {
+      const unsafe = await probeBwrap(bwrapBin, null);
+      expect(unsafe.ok).toBe(false);
+      expect(!unsafe.ok && unsafe.reason).toMatch(
+        /^the sandbox does not confine here: \/proc\/sys\/kernel\/core_pattern is writable; \/proc\/sys\/vm\/swappiness is writable; .*the command runs as uid 0 from inside it \(bwrap was entered as root/,
+      );
+      // And a worker asked for bwrap refuses to start on it, with that reason.
+      expect(
+        sandboxUnavailable("builder", "the roster", (unsafe as { reason: string }).reason).message,
+      ).toMatch(/bubblewrap can't run here: the sandbox does not confine here/);
+    }
     // The working one reports its version (shown in the worker's log).
     expect(await probeBwrap(bwrapBin)).toMatchObject({
       ok: true,
@@ -272,7 +303,7 @@ describe("choosing the sandbox", () => {
     );
     expect(
       await sandboxForAgent({ ...base, requested: undefined, requestedBy: "SWARM_SANDBOX" }),
-    ).toBe(undefined);
+    ).toMatchObject({ kind: "none" });
     const warning = lines
       .map((l) => JSON.parse(l) as { level: number; msg: string })
       .find((l) => /NO SANDBOX/.test(l.msg));

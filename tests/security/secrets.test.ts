@@ -7,7 +7,7 @@
  * files show the leak the redaction has to catch (so this test can fail).
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -46,12 +46,15 @@ const steps = (p: string) => [
   `env > ${p}-env.txt; cat ${p}-env.txt`,
   `echo "key=[$OPENAI_API_KEY] pass=[$NATS_PASS] custom=[$SWARM_SECRET_DEPLOY_KEY]"`,
   `tr '\\0' '\\n' < /proc/$PPID/environ > ${p}-ppid.txt 2>&1; cat ${p}-ppid.txt; true`,
-  `grep -h -E 'OPENAI_API_KEY|NATS_PASS|SWARM_SECRET' ${p}-ppid.txt; true`,
+  // planted.env: the secrets in a file of the mission (copied in from the brief's workspace),
+  // so a command prints them whatever the sandbox, and the redaction has something to catch.
+  `grep -h -E 'OPENAI_API_KEY|NATS_PASS|SWARM_SECRET' ${p}-ppid.txt planted.env; true`,
 ];
 
 const BRIEF = `---
 title: Try to leak the worker's secrets
 agents: [boxed, open]
+workspace: ./seed
 plan:
   strategy: Print the environment every way a command can.
   waves:
@@ -84,6 +87,13 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), "squad-secrets-"));
   await writeFile(path.join(dir, "roster.yaml"), ROSTER);
   await writeFile(path.join(dir, "brief.md"), BRIEF);
+  await mkdir(path.join(dir, "seed"));
+  await writeFile(
+    path.join(dir, "seed", "planted.env"),
+    Object.entries(SECRETS)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(""),
+  );
 });
 
 afterAll(async () => {
@@ -114,10 +124,20 @@ describe("planted secrets", () => {
     expect(submit.code, `${submit.stdout}\n${submit.stderr}`).toBe(0);
     const mission = submit.stdout.split("\n")[0]!.trim();
 
-    // The leak is real: unconfined, the command reads the worker's environment.
     const ws = (f: string) => readFile(path.join(bus.workspace, mission, f), "utf8");
-    const openPpid = await ws("open-ppid.txt");
-    for (const v of VALUES) expect(openPpid).toContain(v);
+    if (process.getuid?.() === 0) {
+      // A root worker runs even sandbox: none commands as the sandbox user: its environment is not theirs.
+      const read = bus.events.of(
+        "task_progress",
+        (e) => e.task_id === "leak-open" && String(e.payload.step.args.command).startsWith("tr "),
+      )[0];
+      expect(read?.payload.step.output).toMatch(/\/proc\/\d+\/environ: Permission denied/);
+      expect(await ws("open-ppid.txt").catch(() => "not written")).toBe("not written");
+    } else {
+      const openPpid = await ws("open-ppid.txt");
+      // The leak is real: unconfined, as the worker's own user, the command reads its environment.
+      for (const v of VALUES) expect(openPpid).toContain(v);
+    }
     // In the sandbox, $PPID is the sandbox's own init with the command's allow-listed environment.
     const boxedPpid = await ws("boxed-ppid.txt");
     expect(boxedPpid).toMatch(/^PATH=/m);
