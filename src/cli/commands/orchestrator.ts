@@ -12,6 +12,7 @@ import {
   withCommonOptions,
   type CommonFlags,
 } from "../options.ts";
+import { followNatsLink, healthListen, healthReport, startHealthServer } from "../health-server.ts";
 import { onShutdownSignal } from "../signals.ts";
 
 /**
@@ -47,32 +48,52 @@ export function registerOrchestratorCommand(program: Command): void {
   )
     .addHelpText(
       "after",
-      "\nEnvironment: SWARM_PLANNER_MODEL (for briefs without a plan), SWARM_START_TIMEOUT_S,\nSWARM_MISSION_LEASE_S, SWARM_MAX_REPLANS.",
+      "\nEnvironment: SWARM_PLANNER_MODEL (for briefs without a plan), SWARM_START_TIMEOUT_S,\nSWARM_MISSION_LEASE_S, SWARM_MAX_REPLANS,\nSWARM_HEALTH_PORT / SWARM_HEALTH_HOST (GET /healthz: 200 while connected and not stopping).",
     )
     .action(async (flags: CommonFlags) => {
       const common = resolveCommon(flags);
       const tuning = readOrchestratorEnv();
       const roster = await loadRoster(common.rosterPath);
       const log = createLogger("orchestrator");
+      const listen = healthListen(process.env);
       const nc = await connectBus({ ...natsConnectOptions(common, "orchestrator"), log });
+      const instance = `orchestrator-${newInstanceId()}`;
       const orchestrator = await startOrchestrator({
         nc,
         log,
         workspaceRoot: common.workspaceRoot,
         roster,
-        instance: `orchestrator-${newInstanceId()}`,
+        instance,
         leaseMs: tuning.SWARM_MISSION_LEASE_S * 1000,
         ...(common.env.SWARM_PLANNER_MODEL ? { plannerModel: common.env.SWARM_PLANNER_MODEL } : {}),
         ...(tuning.SWARM_START_TIMEOUT_S ? { startTimeoutS: tuning.SWARM_START_TIMEOUT_S } : {}),
         ...(tuning.SWARM_MAX_REPLANS !== undefined ? { maxReplans: tuning.SWARM_MAX_REPLANS } : {}),
       });
+      let stopping = false;
+      const link = followNatsLink(nc);
+      const health = listen
+        ? await startHealthServer({
+            ...listen,
+            log,
+            report: () =>
+              healthReport({
+                role: "orchestrator",
+                instance,
+                nats: link(),
+                stopping,
+                missions: orchestrator.active().length,
+              }),
+          })
+        : null;
       await new Promise<void>((resolve) =>
         onShutdownSignal(async (signal) => {
           log.info({ signal }, "stopping");
+          stopping = true;
           await orchestrator.stop();
           resolve();
         }),
       );
+      await health?.close();
       await nc.drain();
     });
 }

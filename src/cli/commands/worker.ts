@@ -17,6 +17,7 @@ import {
   type CommonFlags,
 } from "../options.ts";
 import { packageVersion } from "../program.ts";
+import { followNatsLink, healthListen, healthReport, startHealthServer } from "../health-server.ts";
 import { onShutdownSignal, PARENT_PID_ENV } from "../signals.ts";
 
 /**
@@ -101,14 +102,16 @@ export function registerWorkerCommand(program: Command): void {
         return;
       }
       const log = createLogger("worker", { agent: agent.name });
+      const listen = healthListen(process.env);
       const nc = await connectBus({
         ...natsConnectOptions(common, `worker-${agent.name}`),
         log,
       });
+      const instance = newInstanceId();
       const replica = await startWorkerReplica({
         nc,
         agent,
-        instance: newInstanceId(),
+        instance,
         concurrency: flags.concurrency ?? agent.concurrency ?? 1,
         workspaceRoot: common.workspaceRoot,
         defaultModel: common.env.SWARM_WORKER_MODEL,
@@ -123,13 +126,33 @@ export function registerWorkerCommand(program: Command): void {
         maxModelCalls: tuning.SWARM_MAX_MODEL_CALLS,
         env: process.env,
       });
+      let stopping = false;
+      const link = followNatsLink(nc);
+      const health = listen
+        ? await startHealthServer({
+            ...listen,
+            log,
+            report: () =>
+              healthReport({
+                role: "worker",
+                agent: agent.name,
+                instance,
+                nats: link(),
+                stopping,
+                in_flight: replica.inFlight(),
+              }),
+          })
+        : null;
       onShutdownSignal(async (signal) => {
         log.info({ signal }, "draining");
+        stopping = true;
         await replica.stop(`received ${signal}`);
       });
       releaseStartupMemory();
       await replica.done;
+      stopping = true;
       await replica.stop();
+      await health?.close();
       await nc.drain();
     });
 }
@@ -193,8 +216,9 @@ async function superviseReplicas(flags: WorkerFlags): Promise<void> {
       name: `${flags.agent}#${i}`,
       command: self.command,
       args: [...self.args, "worker", "--agent", flags.agent, ...passOn],
-      // Each replica stops by itself if this process is SIGKILLed.
-      env: { [PARENT_PID_ENV]: String(process.pid) },
+      // Each replica stops by itself if this process is SIGKILLed. One health port
+      // cannot serve N processes: run one replica per container to have one.
+      env: { [PARENT_PID_ENV]: String(process.pid), SWARM_HEALTH_PORT: "" },
     });
   }
   onShutdownSignal(async () => wake());
