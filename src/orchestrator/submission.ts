@@ -6,7 +6,9 @@ import {
   openJetStreamManager,
   provisionStreams,
 } from "../bus/index.ts";
+import { BadInputError } from "../errors.ts";
 import { makeEvent, STREAMS, type SquadEvent } from "../schema/index.ts";
+import { DEFAULT_MAX_PAYLOAD, HEADER_ALLOWANCE, jsonBytes } from "../workers/result-size.ts";
 
 /** `m-20261121-134501-3fa2`: sortable by time, unique, subject- and file-safe. */
 export function newMissionId(now = new Date()): string {
@@ -20,14 +22,23 @@ export async function submitMission(
   opts: { brief: string; sourcePath: string | null; missionId?: string },
 ): Promise<string> {
   const missionId = opts.missionId ?? newMissionId();
-  await provisionStreams(nc);
-  await createPublisher(nc).publish(
-    makeEvent(
-      "mission_submitted",
-      { id: `${missionId}.submitted`, mission_id: missionId, source: "cli" },
-      { brief: opts.brief, source_path: opts.sourcePath },
-    ),
+  const event = makeEvent(
+    "mission_submitted",
+    { id: `${missionId}.submitted`, mission_id: missionId, source: "cli" },
+    { brief: opts.brief, source_path: opts.sourcePath },
   );
+  // A brief the server can not carry is the submitter's to fix (exit 2), not an outage.
+  const maxPayload = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+  const bytes = jsonBytes(event) + HEADER_ALLOWANCE;
+  if (bytes > maxPayload) {
+    throw new BadInputError(
+      `the brief makes a ${bytes}-byte mission_submitted message, and this NATS server accepts at ` +
+        `most ${maxPayload} bytes (its max_payload): shorten the brief (put long commands in a ` +
+        "script in the workspace) or raise max_payload in the server's configuration",
+    );
+  }
+  await provisionStreams(nc);
+  await createPublisher(nc).publish(event);
   return missionId;
 }
 

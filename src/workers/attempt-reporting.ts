@@ -3,6 +3,15 @@ import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { makeEvent, type SquadEvent, type Step, type TaskResult } from "../schema/index.ts";
 import type { ReplicaCounters } from "./replica-status.ts";
+import {
+  DEFAULT_MAX_PAYLOAD,
+  fitResult,
+  fitStep,
+  HEADER_ALLOWANCE,
+  jsonBytes,
+  oversizedResult,
+  payloadBudget,
+} from "./result-size.ts";
 import { redactSecrets } from "./secret-redaction.ts";
 
 export interface ReportingOptions {
@@ -13,6 +22,8 @@ export interface ReportingOptions {
   log: Logger;
   counters: ReplicaCounters;
   secrets: readonly string[];
+  /** The server's max_payload (the connection's INFO); absent: nats-server's 1 MiB default. */
+  maxPayload?: () => number | undefined;
 }
 
 /**
@@ -36,6 +47,33 @@ export function attemptReporter(
     correlation_id: d.event.id,
   };
   let progress: Promise<unknown> = Promise.resolve();
+  const resultEvent = (result: TaskResult) =>
+    makeEvent(
+      result.status === "succeeded" ? "task_completed" : "task_failed",
+      { ...fields, id: `${key}.result` },
+      { result },
+    );
+  /** The result as it fits the server's max_payload (result-size.ts), or the small failure. */
+  const sizedResult = (result: TaskResult, maxPayload: number): TaskResult => {
+    const eventBytes = jsonBytes(resultEvent(result));
+    if (eventBytes + HEADER_ALLOWANCE <= maxPayload) return result;
+    const fit = fitResult(result, payloadBudget(maxPayload, eventBytes - jsonBytes(result)));
+    if (fit.ok) {
+      tlog().warn({ bytes: eventBytes, max_payload: maxPayload }, "result cut to fit max_payload");
+      return fit.result;
+    }
+    tlog().warn({ bytes: eventBytes, max_payload: maxPayload }, "result too large; task failed");
+    return oversizedResult(result, fit.bytes, maxPayload);
+  };
+  const sizedProgress = (step: Step) => {
+    const event = makeEvent("task_progress", fields, { attempt: task.attempt, worker, step });
+    const maxPayload = opts.maxPayload?.() ?? DEFAULT_MAX_PAYLOAD;
+    const eventBytes = jsonBytes(event);
+    if (eventBytes + HEADER_ALLOWANCE <= maxPayload) return event;
+    const budget = payloadBudget(maxPayload, eventBytes - jsonBytes(step));
+    const fitted = fitStep(step, budget) ?? { ...step, args: {}, output: "" };
+    return makeEvent("task_progress", fields, { attempt: task.attempt, worker, step: fitted });
+  };
 
   return {
     started: async (): Promise<void> => {
@@ -53,19 +91,25 @@ export function attemptReporter(
     },
     onStep: (step: Step): void => {
       progress = progress.then(() =>
-        publishTaskEvent(
-          makeEvent("task_progress", fields, { attempt: task.attempt, worker, step }),
-        ).catch((err: unknown) =>
+        publishTaskEvent(sizedProgress(step)).catch((err: unknown) =>
           tlog().warn({ err: errorMessage(err) }, "progress not published"),
         ),
       );
     },
     /** Every progress event queued so far is out. */
     flushed: (): Promise<unknown> => progress,
-    result: async (result: TaskResult): Promise<void> => {
+    result: async (full: TaskResult): Promise<void> => {
       await progress;
-      const type = result.status === "succeeded" ? "task_completed" : "task_failed";
-      await publishTaskEvent(makeEvent(type, { ...fields, id: `${key}.result` }, { result }));
+      const maxPayload = opts.maxPayload?.() ?? DEFAULT_MAX_PAYLOAD;
+      let result = sizedResult(full, maxPayload);
+      try {
+        await publishTaskEvent(resultEvent(result));
+      } catch (err) {
+        if (!isOverPayload(err)) throw err;
+        // Measured to fit, refused anyway (redaction grew it?): fail now, never redeliver.
+        result = oversizedResult(full, jsonBytes(full), maxPayload);
+        await publishTaskEvent(resultEvent(result));
+      }
       if (result.status === "succeeded") opts.counters.completed++;
       else opts.counters.failed++;
       // A failure is an info line; a success is on the bus (task_completed), in the heartbeat's
@@ -88,3 +132,12 @@ export function attemptReporter(
 }
 
 export type AttemptReporter = ReturnType<typeof attemptReporter>;
+
+/** nats.js refuses a message over the server's max_payload before sending it. */
+function isOverPayload(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; depth++) {
+    if (/max_payload/i.test(e.message)) return true;
+    e = e.cause;
+  }
+  return false;
+}

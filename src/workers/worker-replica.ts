@@ -179,7 +179,14 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       policy,
       approvals,
     },
-    reporting: { publishTaskEvent, worker, log, counters: status.counters, secrets },
+    reporting: {
+      publishTaskEvent,
+      worker,
+      log,
+      counters: status.counters,
+      secrets,
+      maxPayload: () => nc.info?.max_payload,
+    },
   });
   const puller = createTaskPuller(nc, { agent: agent.name, slots: opts.concurrency, log });
   const done = puller.run(handle);

@@ -35,7 +35,11 @@ import {
 } from "../../src/orchestrator/submission.ts";
 import { makeEvent, type EventOf, type SquadEvent } from "../../src/schema/index.ts";
 import type { FakeReply, FakeRequest, FakeScript } from "../helpers/fake-ollama.ts";
-import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
+import {
+  startNatsServer,
+  type NatsServerHandle,
+  type NatsServerOptions,
+} from "../helpers/nats-server.ts";
 import {
   killAllSwarms,
   spawnSwarm,
@@ -124,8 +128,11 @@ export interface MissionReportJson {
   }>;
 }
 
-export async function startSwarm(baseEnv: Record<string, string | undefined> = {}): Promise<Swarm> {
-  const nats = await startNatsServer();
+export async function startSwarm(
+  baseEnv: Record<string, string | undefined> = {},
+  natsOptions: NatsServerOptions = {},
+): Promise<Swarm> {
+  const nats = await startNatsServer(natsOptions);
   const workspace = await mkdtemp(path.join(os.tmpdir(), "squad-e2e-"));
   const nc = await connectBus({ servers: nats.url, name: "e2e-test", log: silentLogger });
   const dispatches: Dispatch[] = [];
