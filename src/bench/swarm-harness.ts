@@ -4,7 +4,7 @@
  * --concurrency C`), an event probe, and missions submitted as briefs with
  * explicit plans (written to files, then published as `swarm submit` does).
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -75,6 +75,8 @@ export async function startHarness(
   opts: { orchestratorNodeArgs?: string[] } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `squad-bench-${name}-`));
+  // The workspace is below it: the sandbox user (an unprivileged uid) must pass through.
+  await chmod(dir, 0o711);
   await mkdir(path.join(dir, "briefs"), { recursive: true });
   let server: BenchNatsServer | null = null;
   let nc: NatsConnection | null = null;

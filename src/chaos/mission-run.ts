@@ -9,7 +9,7 @@
  * damage. At the end the mission is accounted for from its recorded events
  * and its run logs (accounting.ts).
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { retryTransient } from "../bus/index.ts";
@@ -117,6 +117,8 @@ export async function runMission<T>(
 ): Promise<{ run: MissionRunResult; injected: T }> {
   const log = setup.log ?? (() => undefined);
   const dir = await mkdtemp(path.join(os.tmpdir(), "squad-chaos-"));
+  // The workspace is below it: the sandbox user (an unprivileged uid) must pass through.
+  await chmod(dir, 0o711);
   const workspace = path.join(dir, "ws");
   let nats: ChaosNats | null = null;
   let model: FaultModelServer | null = null;
