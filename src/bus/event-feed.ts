@@ -11,12 +11,18 @@ import {
   type EventType,
   type SquadEvent,
 } from "../schema/index.ts";
+import type { ReceivedMessage } from "./event-guard.ts";
 import { SQUAD_TYPE_HEADER } from "./publisher.ts";
 
 export interface EventFeedOptions {
   /** First stream sequence to deliver (e.g. the last replayed one + 1). */
   fromSeq: number;
   onEvent: (event: SquadEvent, seq: number) => void;
+  /**
+   * Checked before onEvent, in stream order (the next event waits for it):
+   * false drops the event (the event guard's check; it logs and counts).
+   */
+  admit?: (event: SquadEvent, msg: ReceivedMessage) => boolean | Promise<boolean>;
   /**
    * Events of these types are skipped unread when their Squad-Type header
    * names the type (decoding and validating is most of an event's cost);
@@ -79,15 +85,21 @@ export async function followEvents(nc: NatsConnection, opts: EventFeedOptions): 
   let reopen = false;
 
   const skip = opts.skipTypes?.length ? new Set<string>(opts.skipTypes) : null;
-  const deliver = (data: Uint8Array, seq: number) => {
+  const deliver = async (m: ReceivedMessage, seq: number) => {
     let event: SquadEvent;
     try {
-      event = decodeEvent(data);
+      event = decodeEvent(m.data);
     } catch (err) {
       log.warn({ seq, err: errorMessage(err) }, "skipping an invalid message in SQUAD_EVENTS");
       return;
     }
     if (skip?.has(event.type)) return;
+    try {
+      if (opts.admit && !(await opts.admit(event, m))) return;
+    } catch (err) {
+      log.error({ seq, err: errorMessage(err) }, "event check failed; event dropped");
+      return;
+    }
     try {
       opts.onEvent(event, seq);
     } catch (err) {
@@ -142,7 +154,7 @@ export async function followEvents(nc: NatsConnection, opts: EventFeedOptions): 
           const type = m.headers?.get(SQUAD_TYPE_HEADER);
           if (type && skip.has(type)) continue;
         }
-        deliver(m.data, m.seq);
+        await deliver(m, m.seq);
       }
       if (stopped || !reopen || nc.isClosed()) return;
       for (let attempt = 1; !stopped; attempt++) {

@@ -63,6 +63,7 @@ export {
   type WatchOptions,
   type EventWatch,
   type ReplayOptions,
+  type ReplayedEvent,
 } from "./watcher.ts";
 export {
   openLeaseStore,
@@ -70,6 +71,7 @@ export {
   LeaseValue,
   CLAIMS_BUCKET,
   MISSIONS_BUCKET,
+  claimKey,
   type LeaseStore,
   type AcquireResult,
 } from "./leases.ts";
@@ -82,3 +84,33 @@ export {
   type WorkerConsumerStats,
   type SnapshotOptions,
 } from "./swarm-status.ts";
+export {
+  openEventGuard,
+  openModeGuard,
+  type Admission,
+  type EventGuard,
+  type EventGuardOptions,
+  type ReceivedMessage,
+} from "./event-guard.ts";
+export {
+  authorize,
+  approverOf,
+  type AuthorityContext,
+  type AuthorityVerdict,
+} from "./event-authority.ts";
+export {
+  checkSignature,
+  createEventSigner,
+  publicKeyOfSeed,
+  signedBytes,
+  EVENT_SIGNATURE_CONTEXT,
+  type EventSigner,
+} from "./event-signing.ts";
+export {
+  IDENTITIES_BUCKET,
+  IdentityRegistry,
+  openIdentityRegistry,
+  publishIdentities,
+  readIdentityRegistryFile,
+  readSeedFile,
+} from "./identity-registry.ts";

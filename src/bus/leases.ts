@@ -7,9 +7,23 @@ import { openJetStreamManager } from "./jetstream-manager.ts";
 import { replicasFromEnv } from "./streams.ts";
 import { parseWith } from "../schema/index.ts";
 
-/** Buckets of the design: worker claims (`<mission>.<task>.<attempt>`) and orchestrator missions (`<mission>`). */
+/** Buckets of the design: worker claims (claimKey) and orchestrator missions (`<mission>`). */
 export const CLAIMS_BUCKET = "squad_claims";
 export const MISSIONS_BUCKET = "squad_missions";
+
+/**
+ * The claim key of one attempt: `<agent>.<mission>.<task>.<attempt>`. The
+ * agent comes first so that NATS permissions can give a worker
+ * `$KV.squad_claims.<agent>.>` only; ids hold no dots.
+ */
+export function claimKey(
+  agent: string,
+  missionId: string,
+  taskId: string,
+  attempt: number,
+): string {
+  return `${agent}.${missionId}.${taskId}.${attempt}`;
+}
 
 /** The JSON value of one lease key. */
 export const LeaseValue = z.object({

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { InfrastructureError } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import { AgentName, ensureEvent, parseWith, subjects, type SquadEvent } from "../schema/index.ts";
+import type { EventSigner } from "./event-signing.ts";
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from "./retry.ts";
 
 /** Headers that let a subscriber filter without decoding the JSON. */
@@ -31,6 +32,8 @@ export interface PublisherOptions {
   log?: Logger;
   /** Bounded retry of transient failures (no stream yet, timeout during a restart). */
   retry?: Partial<RetryPolicy>;
+  /** Signs every event (headers Squad-Signer / Squad-Signature, see event-signing.ts); none in open mode. */
+  signer?: EventSigner | null;
 }
 
 /** A status event's instance id ends up in the subject, so it's stricter than the payload schema. */
@@ -85,6 +88,9 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions = 
       h.set(SQUAD_TYPE_HEADER, valid.type);
       if (valid.mission_id) h.set(SQUAD_MISSION_HEADER, valid.mission_id);
       const data = encoder.encode(JSON.stringify(valid));
+      if (options.signer) {
+        for (const [k, v] of Object.entries(options.signer.sign(subject, data))) h.set(k, v);
+      }
       try {
         const ack = await retryTransient(
           () =>

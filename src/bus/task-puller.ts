@@ -16,7 +16,9 @@ import {
   decodeEvent,
   workerDurable,
   type EventOf,
+  type SquadEvent,
 } from "../schema/index.ts";
+import type { ReceivedMessage } from "./event-guard.ts";
 import { buildDlqRecord, publishDeadLetter } from "./dead-letter.ts";
 import { backoffDelay, isTransientNatsError } from "./retry.ts";
 
@@ -53,6 +55,14 @@ export interface TaskPullerOptions {
   log?: Logger;
   /** Delay of the nak after a handler threw, by delivery count. Default 1 s, 2 s, 4 s ... 60 s. */
   nakDelayMs?: (deliveryCount: number) => number;
+  /**
+   * The event guard's check of each task_assigned before any handler sees it:
+   * a refused one is dead-lettered with the reason, never run.
+   */
+  admit?: (
+    event: SquadEvent,
+    msg: ReceivedMessage,
+  ) => { accept: true } | { accept: false; reason: string };
 }
 
 export interface TaskPuller {
@@ -216,6 +226,10 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
         m,
         `task ${event.payload.task.id} is for agent ${event.payload.task.agent}, not ${agent}`,
       );
+    }
+    const admission = opts.admit?.(event, m);
+    if (admission && !admission.accept) {
+      return deadLetter(m, `refused: ${admission.reason}`);
     }
     if (!hasMission(event)) {
       // The schema allows a null mission id on other events; a task without one is unusable.

@@ -12,12 +12,14 @@ import {
   type EventType,
   type SquadEvent,
 } from "../schema/index.ts";
+import type { ReceivedMessage } from "./event-guard.ts";
 import { SQUAD_TYPE_HEADER } from "./publisher.ts";
 
 export interface WatchOptions {
   /** Default `squad.>`: everything. */
   subject?: string;
-  onEvent: (event: SquadEvent, subject: string) => void;
+  /** `msg`: the message as received, for the event guard's signature check. */
+  onEvent: (event: SquadEvent, subject: string, msg: ReceivedMessage) => void;
   /**
    * Only events of these types reach onEvent; others are skipped, unread when
    * their Squad-Type header names the type (default: every type).
@@ -77,7 +79,7 @@ export function watchEvents(nc: NatsConnection, opts: WatchOptions): EventWatch 
       }
       if (only && !only.has(event.type)) return;
       try {
-        opts.onEvent(event, msg.subject);
+        opts.onEvent(event, msg.subject, msg);
       } catch (e) {
         // A throwing handler must not end the subscription for everything after it.
         log.error(
@@ -98,6 +100,13 @@ export function watchEvents(nc: NatsConnection, opts: WatchOptions): EventWatch 
   };
 }
 
+/** One stored event; `message` for the event guard's signature check. */
+export interface ReplayedEvent {
+  event: SquadEvent;
+  seq: number;
+  message: ReceivedMessage;
+}
+
 export interface ReplayOptions {
   /** Only this mission's events. */
   missionId?: string;
@@ -116,7 +125,7 @@ export interface ReplayOptions {
 export async function* replayEvents(
   nc: NatsConnection,
   opts: ReplayOptions = {},
-): AsyncGenerator<{ event: SquadEvent; seq: number }> {
+): AsyncGenerator<ReplayedEvent> {
   const log = opts.log ?? silentLogger;
   // No up-front API check: it needs a meta leader, reading a stream does not.
   const jsm = await openJetStreamManager(nc, { check: false });
@@ -153,9 +162,9 @@ export async function* replayEvents(
   }
 }
 
-function decode(m: JsMsg, log: Logger): { event: SquadEvent; seq: number } | null {
+function decode(m: JsMsg, log: Logger): ReplayedEvent | null {
   try {
-    return { event: decodeEvent(m.data), seq: m.seq };
+    return { event: decodeEvent(m.data), seq: m.seq, message: m };
   } catch (err) {
     log.warn(
       { seq: m.seq, err: (err as Error).message },

@@ -8,11 +8,13 @@ import {
   MISSIONS_BUCKET,
   MISSIONS_DURABLE,
   openJetStreamManager,
+  openEventGuard,
   openLeaseStore,
   provisionStreams,
   replayEvents,
   replicasFromEnv,
   type EventFeed,
+  type EventGuard,
   type LeaseStore,
   type Publisher,
 } from "../bus/index.ts";
@@ -20,6 +22,7 @@ import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { STREAMS } from "../schema/index.ts";
 import type { Roster } from "../workers/roster.ts";
+import { createEventIntake } from "./event-intake.ts";
 import { startForeignTaskSweeper } from "./foreign-tasks.ts";
 import { createMissionAdoption } from "./mission-adoption.ts";
 import { MissionBook } from "./mission-book.ts";
@@ -54,6 +57,8 @@ export interface OrchestratorOptions {
    * is unset too, new ones get 1 and existing ones keep theirs.
    */
   streamReplicas?: number;
+  /** Signs and checks events (event-guard.ts); default: from `env` (SWARM_IDENTITIES, NATS_NKEY). */
+  guard?: EventGuard;
 }
 
 export interface Orchestrator {
@@ -61,6 +66,8 @@ export interface Orchestrator {
   stop(): Promise<void>;
   /** Missions this orchestrator is running now. */
   active(): string[];
+  /** Events refused by the event guard since start (forged, unsigned, from the wrong role). */
+  refusedEvents(): number;
 }
 
 export const DEFAULT_MISSION_LEASE_MS = 15_000;
@@ -91,10 +98,18 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
   const replicas = opts.streamReplicas ?? replicasFromEnv(opts.env ?? process.env);
   await provisionStreams(nc, { replicas, log });
   await ensureMissionsConsumer(nc);
-  const publisher = createPublisher(nc, { log });
+  const guard =
+    opts.guard ??
+    (await openEventGuard(nc, {
+      env: opts.env ?? process.env,
+      log,
+      expect: { role: "orchestrator" },
+      publishRegistry: replicas !== undefined ? { replicas } : {},
+    }));
+  const publisher = createPublisher(nc, { log, signer: guard.signer });
   const leases = await openLeaseStore(nc, MISSIONS_BUCKET, { replicas });
   // The workers' claims too: a worker user may open the bucket but not create it (nats.conf).
-  await openLeaseStore(nc, CLAIMS_BUCKET, { replicas });
+  const claims = await openLeaseStore(nc, CLAIMS_BUCKET, { replicas });
   const sweeper = startForeignTaskSweeper(nc, {
     roster: agentNames,
     log,
@@ -103,6 +118,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
   const jsm = await openJetStreamManager(nc, { check: false });
   const runners = new Map<string, MissionRunner>();
   const book = new MissionBook();
+  const events = createEventIntake({ guard, book, claims, log });
   let stopping = false;
   const isStopping = () => stopping;
   /** Aborts planner calls when the orchestrator stops. */
@@ -157,9 +173,9 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
 
   // ---- what was recorded before we started
   let lastSeq = 0;
-  for await (const { event, seq } of replayEvents(nc, { log })) {
+  for await (const { event, seq, message } of replayEvents(nc, { log })) {
     lastSeq = seq;
-    book.add(event);
+    if (await events.admit(event, message)) book.add(event);
   }
 
   // ---- live events, from right after what was replayed
@@ -168,6 +184,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
     log,
     // Neither the machine nor the book uses progress events (the report's steps are in results).
     skipTypes: ["task_progress"],
+    admit: events.admit,
     onEvent: (event) => {
       book.add(event);
       const runner = event.mission_id ? runners.get(event.mission_id) : undefined;
@@ -192,6 +209,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
     book,
     runners,
     leases,
+    guard,
     instance,
     leaseMs,
     log,
@@ -218,6 +236,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
 
   return {
     active: () => [...runners.keys()],
+    refusedEvents: () => guard.refused(),
     async stop() {
       if (stopping) return;
       stopping = true;
@@ -237,6 +256,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
         ),
       );
       runners.clear();
+      if (!opts.guard) await guard.stop();
     },
   };
 }

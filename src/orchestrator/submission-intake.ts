@@ -5,6 +5,7 @@ import {
   buildDlqRecord,
   isTransientNatsError,
   publishDeadLetter,
+  type EventGuard,
   type LeaseStore,
 } from "../bus/index.ts";
 import { errorMessage } from "../errors.ts";
@@ -21,6 +22,8 @@ export interface SubmissionIntakeOptions {
   book: MissionBook;
   runners: Map<string, MissionRunner>;
   leases: LeaseStore;
+  /** A submission only from an operator (or the orchestrator); a refused one goes to the DLQ. */
+  guard: EventGuard;
   instance: string;
   leaseMs: number;
   log: Logger;
@@ -30,8 +33,8 @@ export interface SubmissionIntakeOptions {
 
 /**
  * Intake: submitted missions from SQUAD_MISSIONS, one at a time. A
- * submission that is not a mission_submitted with a mission id goes to the
- * DLQ; a mission planned already (here or elsewhere) is dropped; otherwise
+ * submission that is not a mission_submitted with a mission id, or that the
+ * event guard refuses (not signed by an operator), goes to the DLQ; a mission planned already (here or elsewhere) is dropped; otherwise
  * its lease is taken and it is planned, the submission and the lease kept
  * alive while the planner thinks. Resolves when the orchestrator stops.
  */
@@ -70,6 +73,8 @@ async function takeSubmission(opts: SubmissionIntakeOptions, m: JsMsg): Promise<
     if (event.type !== "mission_submitted")
       throw new Error(`expected mission_submitted, got ${event.type}`);
     if (!event.mission_id) throw new Error("mission_submitted without mission_id");
+    const admission = opts.guard.admit(m, event);
+    if (!admission.accept) throw new Error(`refused: ${admission.reason}`);
   } catch (err) {
     await publishDeadLetter(
       jetstream(opts.nc),

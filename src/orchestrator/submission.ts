@@ -5,6 +5,9 @@ import {
   followEvents,
   openJetStreamManager,
   provisionStreams,
+  type EventGuard,
+  type EventSigner,
+  type ReceivedMessage,
 } from "../bus/index.ts";
 import { BadInputError } from "../errors.ts";
 import { makeEvent, STREAMS, type SquadEvent } from "../schema/index.ts";
@@ -19,7 +22,13 @@ export function newMissionId(now = new Date()): string {
 /** Publishes `mission_submitted`; the mission id is the submitter's. */
 export async function submitMission(
   nc: NatsConnection,
-  opts: { brief: string; sourcePath: string | null; missionId?: string },
+  opts: {
+    brief: string;
+    sourcePath: string | null;
+    missionId?: string;
+    /** The operator's signature (a registry-configured orchestrator refuses an unsigned submission). */
+    signer?: EventSigner | null;
+  },
 ): Promise<string> {
   const missionId = opts.missionId ?? newMissionId();
   const event = makeEvent(
@@ -38,7 +47,7 @@ export async function submitMission(
     );
   }
   await provisionStreams(nc);
-  await createPublisher(nc).publish(event);
+  await createPublisher(nc, { signer: opts.signer ?? null }).publish(event);
   return missionId;
 }
 
@@ -63,12 +72,20 @@ export function isFinalMissionEvent(e: SquadEvent): e is FinalMissionEvent {
  */
 export async function followMission(
   nc: NatsConnection,
-  opts: { missionId: string; fromSeq: number; onEvent?: (e: SquadEvent) => void },
+  opts: {
+    missionId: string;
+    fromSeq: number;
+    onEvent?: (e: SquadEvent) => void;
+    /** Only events the guard admits count (a forged mission_completed must not end the wait). */
+    guard?: EventGuard;
+  },
 ): Promise<FinalMissionEvent> {
+  const guard = opts.guard;
   let resolve!: (e: FinalMissionEvent) => void;
   const done = new Promise<FinalMissionEvent>((r) => (resolve = r));
   const feed = await followEvents(nc, {
     fromSeq: opts.fromSeq,
+    ...(guard ? { admit: (e: SquadEvent, m: ReceivedMessage) => guard.admit(m, e).accept } : {}),
     onEvent: (e) => {
       if (e.mission_id !== opts.missionId) return;
       opts.onEvent?.(e);

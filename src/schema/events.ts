@@ -97,6 +97,8 @@ export const EventPayloads = {
     completed: z.number().int().nonnegative(),
     failed: z.number().int().nonnegative(),
     uptime_s: z.number().nonnegative(),
+    /** Events this replica refused since start (forged, unsigned, from the wrong role). */
+    refused_events: z.number().int().nonnegative().optional(),
   }),
   agent_offline: z.object({
     agent: AgentName,

@@ -12,6 +12,8 @@
  * approvals of one attempt from 1; mission and task ids hold no dots.
  */
 import { randomUUID } from "node:crypto";
+import { approverOf } from "../bus/event-authority.ts";
+import type { IdentityRecord } from "../bus/identity.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { makeEvent, type SquadEvent } from "../schema/index.ts";
@@ -40,8 +42,14 @@ export interface ApprovalRequest {
 }
 
 export interface ApprovalBroker {
-  /** Feed it every event seen on squad.coordination; it picks the decisions. */
-  onEvent(event: SquadEvent): void;
+  /**
+   * Feed it the decisions seen on squad.coordination (checked by the event
+   * guard first); `signer`: the verified sender, whose identity is then the
+   * decision's `by` (not the payload's), null in open mode.
+   */
+  onEvent(event: SquadEvent, signer?: IdentityRecord | null): void;
+  /** This replica waits for a decision on this approval id. */
+  waitsFor(approvalId: string): boolean;
   /** Publish the request and wait for a decision, the timeout or the abort. */
   request(req: ApprovalRequest): Promise<ApprovalDecision>;
   /** Approvals being waited for now. */
@@ -73,11 +81,13 @@ export function createApprovalBroker(opts: ApprovalBrokerOptions): ApprovalBroke
     );
 
   return {
-    onEvent(e) {
+    onEvent(e, signer = null) {
       if (e.type !== "approval_resolved") return;
       const wake = waiting.get(e.payload.approval_id);
-      if (wake) wake({ decision: e.payload.decision, by: e.payload.by });
+      if (wake) wake({ decision: e.payload.decision, by: approverOf(e, signer) });
     },
+
+    waitsFor: (approvalId) => waiting.has(approvalId),
 
     async request(req) {
       const log = opts.log.child({ approval_id: req.approvalId });

@@ -29,8 +29,8 @@ export interface ReportingOptions {
 /**
  * The events of one attempt on squad.coordination: task_started,
  * task_progress for every step (in order, all before the result), then
- * task_completed / task_failed. Ids are the claim key's, so a result
- * published twice (a takeover while finishing) is stored once.
+ * task_completed / task_failed. Ids are the attempt's (`<mission>.<task>.<attempt>`),
+ * so a result published twice (a takeover while finishing) is stored once.
  */
 export function attemptReporter(
   opts: ReportingOptions,

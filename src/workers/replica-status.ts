@@ -12,6 +12,8 @@ export interface ReplicaStatusOptions {
   heartbeatMs: number;
   /** Attempts running now (for the heartbeat). */
   inFlight: () => number;
+  /** Events the replica's event guard refused since start (for the heartbeat). */
+  refused?: () => number;
 }
 
 /** Results reported by one replica since it started. */
@@ -74,6 +76,7 @@ export function createReplicaStatus(opts: ReplicaStatusOptions) {
             completed: counters.completed,
             failed: counters.failed,
             uptime_s: Math.round((Date.now() - startedAt) / 1000),
+            ...(opts.refused ? { refused_events: opts.refused() } : {}),
           }),
         );
       }, opts.heartbeatMs);

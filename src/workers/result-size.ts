@@ -11,7 +11,7 @@ import { truncateText } from "../tools/truncate.ts";
 
 /** nats-server's own default, used when the connection has not said (no INFO yet). */
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-/** Kept free for the message headers (Nats-Msg-Id, Squad-Type, Squad-Mission) and slack. */
+/** Kept free for the message headers (Nats-Msg-Id, Squad-Type, Squad-Mission, the ~200 bytes of Squad-Signer/Squad-Signature) and slack. */
 export const HEADER_ALLOWANCE = 1024;
 
 /** How hard one level cuts: string caps in bytes, and how many steps/checks are kept at each end. */

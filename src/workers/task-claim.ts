@@ -7,13 +7,15 @@ import { decideDelivery, type DeliveryTuning } from "./delivery-policy.ts";
 
 /**
  * The claim of one attempt in KV (`squad_claims`, key
- * `<mission>.<task>.<attempt>`): a redelivered or re-published attempt is
+ * `<agent>.<mission>.<task>.<attempt>`, see claimKey): a redelivered or re-published attempt is
  * never worked twice at once. Held by a lease renewed while the attempt runs,
  * so a dead replica's claim lapses; marked done once the result is stored.
  */
 export interface Claim {
   /** Renew the lease every leaseMs/3; `onLost` when another replica took it. Returns the stop. */
   keepRenewed(onLost: () => void, tlog: () => Logger): () => void;
+  /** Renew it now: true while it is still ours (for a lease period more). */
+  confirm(): Promise<boolean>;
   /** Give the claim up, so a redelivery can run at once. */
   release(): Promise<void>;
   /** The result is stored: mark it done (a takeover while finishing is only a log line). */
@@ -45,6 +47,10 @@ export function createClaims(opts: ClaimsOptions) {
           );
         }, leaseMs / 3);
         return () => clearInterval(renew);
+      },
+      confirm: () => {
+        revision = undefined;
+        return leases.renew(key, instance, leaseMs);
       },
       release: () => leases.release(key, instance),
       complete: (tlog) =>

@@ -1,3 +1,4 @@
+import { claimKey } from "../bus/leases.ts";
 import type { TaskDelivery, TaskHandler } from "../bus/task-puller.ts";
 import type { Logger } from "../log.ts";
 import { attemptReporter, type ReportingOptions } from "./attempt-reporting.ts";
@@ -21,6 +22,11 @@ export interface TaskHandlerOptions {
   mustHandBack: () => boolean;
   execution: ExecutionOptions;
   reporting: ReportingOptions;
+  /**
+   * Signatures are on: the orchestrator takes a result only from the claim's
+   * holder, so the claim is confirmed (renewed) right before the result goes out.
+   */
+  confirmsClaim: () => boolean;
 }
 
 /**
@@ -37,7 +43,9 @@ export function createTaskHandler(opts: TaskHandlerOptions): TaskHandler {
     const task = d.event.payload.task;
     // Never null here: the puller dead-letters a task_assigned without one.
     const mission = d.event.mission_id;
-    const key = `${mission}.${task.id}.${task.attempt}`;
+    const key = claimKey(opts.execution.agent.name, mission, task.id, task.attempt);
+    /** The attempt's event ids (without the claim key's agent prefix). */
+    const attemptId = `${mission}.${task.id}.${task.attempt}`;
     // The task's child logger, made on first use: a task that goes well logs nothing at info.
     let child: Logger | undefined;
     const tlog = (): Logger =>
@@ -65,7 +73,7 @@ export function createTaskHandler(opts: TaskHandlerOptions): TaskHandler {
       tlog().warn("claim lost (lease lapsed and taken over); attempt abandoned");
       abort(LEASE_LOST_REASON);
     }, tlog);
-    const report = attemptReporter(opts.reporting, d, key, tlog);
+    const report = attemptReporter(opts.reporting, d, attemptId, tlog);
     const startedAt = Date.now();
     try {
       await report.started();
@@ -91,6 +99,14 @@ export function createTaskHandler(opts: TaskHandlerOptions): TaskHandler {
           d.nak(decision.delayMs);
           return;
         case "report": {
+          // Lost meanwhile (a lapsed lease taken over): the new holder reports; this copy, with
+          // the same event id, would shadow its result and be refused.
+          if (opts.confirmsClaim() && !(await claim.confirm())) {
+            tlog().warn("claim lost before the result went out; the new holder reports");
+            await report.flushed();
+            d.nak(tuning.leaseMs);
+            return;
+          }
           const result =
             decision.retryable === undefined
               ? x.result

@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 // The bus modules themselves, not the barrel (bus/index.ts): a replica then never loads
 // what only the CLI and the orchestrator use (event feed, swarm status).
+import { openEventGuard, type EventGuard } from "../bus/event-guard.ts";
 import { CLAIMS_BUCKET } from "../bus/leases.ts";
 import { createPublisher } from "../bus/publisher.ts";
 import { createTaskPuller } from "../bus/task-puller.ts";
@@ -10,6 +11,7 @@ import { subjects, type SquadEvent } from "../schema/index.ts";
 import { compileCommandPolicy } from "../tools/command-policy.ts";
 import { sandboxForAgent } from "../tools/sandbox.ts";
 import { createApprovalBroker } from "./approvals.ts";
+import { createCoordinationIntake } from "./coordination-intake.ts";
 import type { DeliveryTuning } from "./delivery-policy.ts";
 import { InFlightTasks } from "./in-flight-tasks.ts";
 import { EndedMissions, MISSION_END_TYPES } from "./mission-ends.ts";
@@ -59,6 +61,8 @@ export interface WorkerReplicaOptions {
    * SWARM_BWRAP_BIN the bubblewrap binary (default: bwrap on PATH).
    */
   env?: NodeJS.ProcessEnv;
+  /** Signs and checks events (event-guard.ts); default: from `env` (SWARM_IDENTITIES, NATS_NKEY). */
+  guard?: EventGuard;
 }
 
 export interface WorkerReplica {
@@ -67,6 +71,8 @@ export interface WorkerReplica {
   /** Resolves when the pull loop has ended; rejects if the NATS connection closed under it. */
   done: Promise<void>;
   inFlight(): number;
+  /** Events refused by the event guard since start (also in every heartbeat). */
+  refusedEvents(): number;
 }
 
 const MAX_MODEL_RETRY_MS = 30_000;
@@ -115,11 +121,14 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
     log,
   });
 
+  const guard =
+    opts.guard ??
+    (await openEventGuard(nc, { env, log, expect: { role: "worker", agent: agent.name } }));
   await prepareBus(nc, agent.name, log, {
     ...(opts.ackWaitMs ? { ackWaitMs: opts.ackWaitMs } : {}),
     ...(opts.maxDeliver ? { maxDeliver: opts.maxDeliver } : {}),
   });
-  const publisher = createPublisher(nc, { log });
+  const publisher = createPublisher(nc, { log, signer: guard.signer });
   const leases = await openClaims(nc);
   const inFlight = new InFlightTasks();
   const ended = new EndedMissions();
@@ -139,11 +148,16 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
     // Every task event of every replica passes here too: decode only what this replica acts on.
     types: [...MISSION_END_TYPES, "approval_resolved"],
     log,
-    onEvent: (e) => {
-      approvals.onEvent(e);
-      const reason = ended.note(e);
-      if (reason && e.mission_id) inFlight.abortMission(e.mission_id, reason);
-    },
+    // Only what the event guard admits: a forged decision or mission end is refused there.
+    onEvent: createCoordinationIntake({
+      guard,
+      agent: agent.name,
+      approvals,
+      onMissionEnd: (e) => {
+        const reason = ended.note(e);
+        if (reason && e.mission_id) inFlight.abortMission(e.mission_id, reason);
+      },
+    }),
   });
   await endWatch.ready;
 
@@ -154,6 +168,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
     instance,
     heartbeatMs: opts.heartbeatMs ?? 5_000,
     inFlight: () => inFlight.size,
+    refused: () => guard.refused(),
   });
   await status.online({
     concurrency: opts.concurrency,
@@ -187,8 +202,15 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       secrets,
       maxPayload: () => nc.info?.max_payload,
     },
+    confirmsClaim: () => guard.mode() === "signed",
   });
-  const puller = createTaskPuller(nc, { agent: agent.name, slots: opts.concurrency, log });
+  // A task_assigned the guard refuses (not the orchestrator's) is dead-lettered, never run.
+  const puller = createTaskPuller(nc, {
+    agent: agent.name,
+    slots: opts.concurrency,
+    log,
+    admit: (event, msg) => guard.admit(msg, event),
+  });
   const done = puller.run(handle);
   become({ type: "online", now: Date.now() });
   log.info({ agent: agent.name, instance, concurrency: opts.concurrency }, "worker replica online");
@@ -210,10 +232,11 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       await endWatch.stop();
       await status.offline(reason);
       become({ type: "drained" });
+      if (!opts.guard) await guard.stop();
       log.info({ reason }, "worker replica offline");
     })();
     return stopping;
   }
 
-  return { stop, done, inFlight: () => inFlight.size };
+  return { stop, done, inFlight: () => inFlight.size, refusedEvents: () => guard.refused() };
 }

@@ -10,6 +10,7 @@ import pino from "pino";
 import { jetstreamManager } from "@nats-io/jetstream";
 import {
   CLAIMS_BUCKET,
+  claimKey,
   connectBus,
   openLeaseStore,
   type LeaseStore,
@@ -98,7 +99,7 @@ describe("claims", () => {
   it("acks and drops an attempt whose claim is already done", async () => {
     const agent = agentNamed("claimdone");
     const mission = newMission("done");
-    const key = `${mission}.t1.1`;
+    const key = claimKey(agent.name, mission, "t1", 1);
     expect(await leases.acquire(key, "someone-else", 60_000)).toMatchObject({ ok: true });
     await leases.complete(key, "someone-else");
     await replica(agent);
@@ -117,7 +118,7 @@ describe("claims", () => {
   it("naks while a live replica holds the claim, and runs it once the lease lapses", async () => {
     const agent = agentNamed("claimheld");
     const mission = newMission("held");
-    const key = `${mission}.t1.1`;
+    const key = claimKey(agent.name, mission, "t1", 1);
     // A replica that died holding the claim: its lease runs out in 1.5 s.
     expect(await leases.acquire(key, "dead-replica", 1500)).toMatchObject({ ok: true });
     const r = await replica(agent, { leaseMs: 3000 });
@@ -136,7 +137,7 @@ describe("claims", () => {
   it("on the last delivery waits out a held claim instead of stranding the message", async () => {
     const agent = agentNamed("claimlast");
     const mission = newMission("last");
-    const key = `${mission}.t1.1`;
+    const key = claimKey(agent.name, mission, "t1", 1);
     expect(await leases.acquire(key, "dead-replica", 1500)).toMatchObject({ ok: true });
     await replica(agent, { maxDeliver: 1, leaseMs: 3000 });
     await assign(bus, mission, makeTask({ id: "t1", agent: agent.name, run: ["echo ran"] }));
