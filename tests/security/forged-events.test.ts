@@ -10,7 +10,7 @@
  * victim task is running; the sandbox is off (SWARM_SANDBOX=none) so the gate
  * is reachable: sandboxing is tested elsewhere, signatures here.
  */
-import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { access, chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -58,6 +58,9 @@ const deadLetters: DlqRecord[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), "squad-forged-"));
+  // Tasks run as an unprivileged uid even without the sandbox: gates and the attack's
+  // target file live where that uid can read and write.
+  await chmod(dir, 0o777);
   ids = await makeIdentities(path.join(dir, "identities"), [
     "orchestrator",
     "operator",
