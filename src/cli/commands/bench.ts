@@ -9,6 +9,7 @@ interface BenchFlags {
   write: boolean;
   /** undefined: on for the full run, off for --quick. */
   profile?: boolean;
+  json?: boolean;
 }
 
 function parseOnly(value: string | undefined): BenchId[] {
@@ -41,6 +42,7 @@ export function registerBenchCommand(program: Command): void {
     )
     .option("--out <file.md>", "where to write the Markdown (the SVG goes beside it)")
     .option("--no-write", "print the table only")
+    .option("--json", "print the results as one JSON object instead of the table")
     .option("--profile", "also profile with node --cpu-prof (default for a complete full run)")
     .option("--no-profile", "skip the profiled runs")
     .addHelpText(
@@ -71,9 +73,16 @@ export function registerBenchCommand(program: Command): void {
         command: ["scripts/bench", ...argv].join(" "),
         say: (line) => process.stderr.write(`${line}\n`),
       });
-      process.stdout.write(`${result.table}\n`);
-      if (result.markdownPath) process.stdout.write(`\nwrote ${result.markdownPath}\n`);
-      if (result.svgPath) process.stdout.write(`wrote ${result.svgPath}\n`);
+      if (flags.json) {
+        const { sections, markdownPath, svgPath, complete } = result;
+        process.stdout.write(
+          `${JSON.stringify({ complete, markdown: markdownPath, svg: svgPath, sections })}\n`,
+        );
+      } else {
+        process.stdout.write(`${result.table}\n`);
+        if (result.markdownPath) process.stdout.write(`\nwrote ${result.markdownPath}\n`);
+        if (result.svgPath) process.stdout.write(`wrote ${result.svgPath}\n`);
+      }
       if (!result.complete) {
         process.stderr.write("swarm bench: some benchmarks did not finish (see the table)\n");
         process.exitCode = 1;
