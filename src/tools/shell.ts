@@ -5,6 +5,7 @@ import { errorMessage } from "../errors.ts";
 import { createCommandCgroup, type CgroupHits, type CommandCgroup } from "./cgroup.ts";
 import { confinedArgv, innerCommand, parseTmpReport } from "./command-line.ts";
 import { bwrapArgs, dropArgs, type ShellSandbox } from "./sandbox.ts";
+import { openTaskNetwork } from "./task-network.ts";
 import {
   MIB,
   limitMessage,
@@ -71,9 +72,37 @@ const DEFAULT_KILL_GRACE_MS = 2_000;
  * The environment is an allow-list (buildShellEnv), never the worker's own,
  * so API keys and NATS credentials do not reach the command. stdin is closed,
  * so a command waiting for input gets EOF instead of hanging. With `sandbox`
- * the command runs under bwrap (see sandbox.ts); the same rules apply.
+ * the command runs under bwrap (see sandbox.ts); the same rules apply, and
+ * a sandbox with `network: true` puts it in a network namespace of its own
+ * (task-network.ts), deleted when it ends. Where that can't be had, the
+ * command does not run: it never falls back to the host's network.
  */
 export async function runShell(opts: ShellOptions): Promise<ShellResult> {
+  const sb = opts.sandbox;
+  if (sb?.kind !== "bwrap" || !sb.network || opts.signal?.aborted) return runConfined(opts);
+  const started = performance.now();
+  let network;
+  try {
+    network = await openTaskNetwork();
+  } catch (err) {
+    return {
+      exit_code: null,
+      output: `failed to start the command: ${errorMessage(err)}\n`,
+      timed_out: false,
+      aborted: false,
+      duration_ms: Math.round(performance.now() - started),
+      signal: null,
+    };
+  }
+  try {
+    return await runConfined({ ...opts, prefix: [...network.argvPrefix, ...(opts.prefix ?? [])] });
+  } finally {
+    await network.close();
+  }
+}
+
+/** runShell once the command's network, if it has one, is there. */
+async function runConfined(opts: ShellOptions): Promise<ShellResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   if (opts.signal?.aborted) {

@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import { subjects, type SquadEvent } from "../schema/index.ts";
 import { compileCommandPolicy } from "../tools/command-policy.ts";
 import { sandboxForAgent } from "../tools/sandbox.ts";
+import { prepareTaskNetworks } from "../tools/task-network.ts";
 import { createApprovalBroker } from "./approvals.ts";
 import { createCoordinationIntake } from "./coordination-intake.ts";
 import type { DeliveryTuning } from "./delivery-policy.ts";
@@ -120,6 +121,8 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
     env,
     log,
   });
+  // Where task networks can't work, its network: true commands fail (never run on the host's).
+  if (sandbox?.network) await prepareTaskNetworks(agent.name, log);
 
   const guard =
     opts.guard ??
