@@ -4,8 +4,9 @@
 # machine's is older), installs node_modules when the lock file changed,
 # compiles src/ to dist/ when the sources changed (spawned replicas run it:
 # no type stripper, less memory), installs bubblewrap (the workers' shell
-# sandbox) when missing and we are root, and finds a nats-server (installing
-# Debian's when we are root).
+# sandbox) and slirp4netns (the network of network: true tasks) when missing
+# and we are root, and finds a nats-server (installing Debian's when we are
+# root).
 # Idempotent and quiet when there is nothing to do.
 
 SQUAD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -143,10 +144,36 @@ squad_ensure_confinement_tools() {
   return 0
 }
 
+# slirp4netns (and iproute2's `ip`) give `network: true` commands a network
+# namespace of their own, outbound only, with no way to the host
+# (src/tools/task-network.ts). Installs Debian's packages when missing and we
+# are root. Never fails the set-up: without them a worker says why at start,
+# and its `network: true` commands fail (they never use the host's network).
+squad_have_bin() { # $1 = name; also looks in the sbin directories a user's PATH may lack
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+}
+squad_ensure_task_network() {
+  local missing=()
+  squad_have_bin slirp4netns || missing+=(slirp4netns)
+  squad_have_bin ip || missing+=(iproute2)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    squad_log "installing Debian's ${missing[*]} (the network of network: true tasks)"
+    if (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2) &&
+      squad_have_bin slirp4netns && squad_have_bin ip; then
+      return 0
+    fi
+  fi
+  squad_log "warning: ${missing[*]} not installed: commands of agents with policy network: true will fail."
+  squad_log "Install it: 'apt-get install slirp4netns iproute2' (Debian/Ubuntu), 'dnf install slirp4netns iproute' (Fedora)."
+  return 0
+}
+
 squad_setup() {
   squad_ensure_node || return $?
   squad_ensure_packages || return $?
   squad_ensure_build
   squad_ensure_bwrap
   squad_ensure_confinement_tools
+  squad_ensure_task_network
 }
