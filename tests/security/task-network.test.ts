@@ -145,7 +145,7 @@ describe("a network: true command can't reach the host", () => {
       // 10.0.2.3 is slirp's DNS forwarder: UDP port 53 only, no TCP to the host.
       for (const host of [...addrs, SLIRP_GATEWAY, "10.0.2.3"]) {
         const r = await sh(connectAll(host, port), netBoxed);
-        expect(verdicts(r.output), `through ${host}`).toEqual(allFailed);
+        expect(verdicts(r.output), `through ${host}: ${r.output}`).toEqual(allFailed);
       }
       for (const host of addrs) {
         expect(verdicts((await sh(connectAll(host, port))).output), `${host} unconfined`).toEqual(
@@ -174,7 +174,7 @@ describe("a network: true command can't reach the host", () => {
     try {
       for (const host of addrs) {
         const r = await sh(connectAll(host, port), netBoxed);
-        expect(verdicts(r.output), `through ${host}`).toEqual(allFailed);
+        expect(verdicts(r.output), `through ${host}: ${r.output}`).toEqual(allFailed);
         expect(verdicts((await sh(connectAll(host, port))).output)).toEqual(allConnected);
       }
     } finally {
