@@ -122,7 +122,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
     log,
   });
   // Where task networks can't work, its network: true commands fail (never run on the host's).
-  if (sandbox?.network) await prepareTaskNetworks(agent.name, log);
+  if (sandbox?.kind === "bwrap" && sandbox.network) await prepareTaskNetworks(agent.name, log);
 
   const guard =
     opts.guard ??

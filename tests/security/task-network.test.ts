@@ -16,7 +16,8 @@ import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { prepareBwrapSandbox, probeBwrap, type ShellSandbox } from "../../src/tools/sandbox.ts";
+import pino from "pino";
+import { sandboxForAgent, type ShellSandbox } from "../../src/tools/sandbox.ts";
 import { runShell, type ShellOptions } from "../../src/tools/shell.ts";
 import {
   missingForTaskNetwork,
@@ -40,8 +41,6 @@ let noNetBoxed: ShellSandbox;
 let nats: NatsServerHandle;
 
 beforeAll(async () => {
-  const bwrap = await probeBwrap();
-  expect(bwrap, "bwrap must work here for these tests").toMatchObject({ ok: true });
   // This machine has slirp4netns and runs tests as root (scripts/lib/setup.sh installs it).
   expect(await probeTaskNetwork(), "task networks must work here for these tests").toEqual({
     ok: true,
@@ -49,13 +48,20 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), "squad-netns-"));
   ws = path.join(root, "mission");
   await mkdir(ws);
-  const common = {
-    bin: bwrap.bin!,
+  // Exactly what a worker gives an agent's commands: the sandbox user, limits, cgroups
+  // (sandboxForAgent refuses with a reason where bwrap can't work here).
+  const base = {
+    agent: "attacker",
+    requested: "bwrap" as const,
+    requestedBy: "the roster",
     workspaceRoot: root,
-    path: process.env.PATH ?? "/usr/bin:/bin",
+    log: pino({ level: "silent" }),
   };
-  netBoxed = await prepareBwrapSandbox({ ...common, network: true });
-  noNetBoxed = await prepareBwrapSandbox({ ...common, network: false });
+  const withNet = await sandboxForAgent({ ...base, network: true });
+  const without = await sandboxForAgent({ ...base, network: false });
+  if (withNet?.kind !== "bwrap" || without?.kind !== "bwrap") throw new Error("bwrap expected");
+  netBoxed = withNet;
+  noNetBoxed = without;
   nats = await startNatsServer({ jetstream: false });
 }, 60_000);
 
@@ -220,6 +226,7 @@ describe("what a network: true command does get", () => {
   it("a namespace of its own with a default route through slirp's gateway, which answers", async () => {
     const r = await sh(
       [
+        "id -u",
         "ip -o -4 addr show dev tap0",
         "ip route show default",
         "cat /etc/resolv.conf",
@@ -229,6 +236,8 @@ describe("what a network: true command does get", () => {
       ].join("; "),
       netBoxed,
     );
+    // The command is the sandbox user, not root (when the worker is root).
+    if (process.getuid?.() === 0) expect(r.output.split("\n")[0]).not.toBe("0");
     expect(r.output).toMatch(/tap0\s+inet 10\.0\.2\.100\/24/);
     expect(r.output).toContain(`default via ${SLIRP_GATEWAY} dev tap0`);
     expect(r.output).toContain("nameserver 10.0.2.3");
