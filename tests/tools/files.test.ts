@@ -3,6 +3,7 @@ import {
   mkdtemp,
   readFile as fsReadFile,
   rm,
+  stat,
   symlink,
   writeFile as fsWriteFile,
 } from "node:fs/promises";
@@ -10,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { listFiles, readFile, searchFiles, writeFile } from "../../src/tools/files.ts";
+import { DEFAULT_SANDBOX_ID } from "../../src/tools/sandbox-user.ts";
 import { ToolInputError } from "../../src/tools/tool-input-error.ts";
 
 let base: string;
@@ -39,6 +41,21 @@ describe("file tools", () => {
     });
     expect(await readFile(root, "docs/deep/README.md")).toBe("# Hi\n");
   });
+
+  it.runIf(process.getuid?.() === 0)(
+    "write_file, run by a root worker, hands what it creates to the sandbox user",
+    async () => {
+      await writeFile(root, "made/new.txt", "x");
+      for (const p of ["made", "made/new.txt"]) {
+        expect((await stat(path.join(root, p))).uid, p).toBe(DEFAULT_SANDBOX_ID);
+      }
+      // An existing file keeps its owner; `owner: null` keeps the worker's own.
+      await writeFile(root, "src/index.ts", "y");
+      expect((await stat(path.join(root, "src/index.ts"))).uid).toBe(0);
+      await writeFile(root, "mine.txt", "z", { owner: null });
+      expect((await stat(path.join(root, "mine.txt"))).uid).toBe(0);
+    },
+  );
 
   it("refuses paths outside the workspace", async () => {
     await expect(readFile(root, "../outside.txt")).rejects.toThrow(ToolInputError);
