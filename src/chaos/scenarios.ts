@@ -8,6 +8,7 @@
  * seconds rather than the production default's 30 s; see docs/reliability.md):
  * ack_wait 5 s, claim lease 2.5 s, mission lease 3 s.
  */
+import { attacker } from "./attacker.ts";
 import { runBadInputScenario } from "./bad-input.ts";
 import {
   killClusterNodeAt,
@@ -255,4 +256,5 @@ export const SCENARIOS: readonly Scenario[] = [
   clusterNodeLoss,
   modelFaults,
   badInput,
+  attacker,
 ];
