@@ -26,6 +26,8 @@ export interface HealthFacts {
   in_flight?: number;
   /** An orchestrator's missions. */
   missions?: number;
+  /** Events its event guard refused since start (forged, unsigned, from the wrong role). */
+  refused_events?: number;
 }
 
 export interface HealthReport extends HealthFacts {

@@ -26,6 +26,8 @@ export interface InstanceStatus {
   completed: number | null;
   failed: number | null;
   uptime_s: number | null;
+  /** Events the replica refused since start (its last heartbeat; forged, unsigned, wrong role). */
+  refused_events: number | null;
   /** Why it went offline. */
   reason: string | null;
 }
@@ -98,6 +100,7 @@ export function buildStatusReport(snap: SwarmSnapshot, opts: BuildStatusOptions)
       completed: hb?.completed ?? null,
       failed: hb?.failed ?? null,
       uptime_s: hb?.uptime_s ?? null,
+      refused_events: hb?.refused_events ?? null,
       reason: e.type === "agent_offline" ? e.payload.reason : null,
     });
   }
@@ -219,9 +222,20 @@ export function formatStatusReport(r: StatusReport, opts: FormatStatusOptions): 
   );
   if (shownInstances.length === 0) out.push("  none online");
   else {
+    // A column for refused events only when a replica refused any: forged traffic is news.
+    const refused = shownInstances.some((i) => (i.refused_events ?? 0) > 0);
     out.push(
       renderTable(
-        ["AGENT/INSTANCE", "STATE", "LAST SEEN", "IN FLIGHT", "DONE", "FAILED", "UP"],
+        [
+          "AGENT/INSTANCE",
+          "STATE",
+          "LAST SEEN",
+          "IN FLIGHT",
+          "DONE",
+          "FAILED",
+          "UP",
+          ...(refused ? ["REFUSED"] : []),
+        ],
         shownInstances.map((i) => [
           `${i.agent}/${i.instance}`,
           paint(i.state, STATE_COLOR[i.state]),
@@ -230,8 +244,23 @@ export function formatStatusReport(r: StatusReport, opts: FormatStatusOptions): 
           num(i.completed),
           num(i.failed),
           i.uptime_s === null ? "-" : age(i.uptime_s * 1000),
+          ...(refused
+            ? [i.refused_events ? paint(String(i.refused_events), "red") : num(i.refused_events)]
+            : []),
         ]),
-        { indent: 2, align: ["left", "left", "right", "right", "right", "right", "right"] },
+        {
+          indent: 2,
+          align: [
+            "left",
+            "left",
+            "right",
+            "right",
+            "right",
+            "right",
+            "right",
+            ...(refused ? (["right"] as const) : []),
+          ],
+        },
       ),
     );
   }

@@ -4,6 +4,8 @@
  * it. One row per step (a tool call or a `run` step, from `task_progress`),
  * per verify command (from the result), and per approval decision.
  */
+import { approverOf } from "../bus/event-authority.ts";
+import type { Admission } from "../bus/event-guard.ts";
 import type { EventOf, SquadEvent, Step } from "../schema/index.ts";
 
 export type AuditDecision = "approved" | "denied" | "timed_out" | "pending";
@@ -29,8 +31,13 @@ export interface AuditRow {
   duration_ms: number | null;
   approval_id: string | null;
   decision: AuditDecision | null;
-  /** Who decided: `cli`, or the worker for a timeout. */
+  /**
+   * Who decided: with signatures on, the signer's identity (`operator`, or the
+   * worker for a timeout), never the payload's word; without, the payload's `by`.
+   */
   by: string | null;
+  /** Set on a decision the event guard refused (forged, unsigned): why. It decided nothing. */
+  refused?: string;
   /** Why the approval was asked for. */
   reason: string | null;
 }
@@ -44,9 +51,24 @@ export function approvalAttempt(approvalId: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-/** The rows of one mission, in the order their events were stored. */
-export function buildAudit(events: readonly SquadEvent[], missionId: string): AuditRow[] {
-  const mine = events.filter((e) => e.mission_id === missionId);
+/**
+ * The rows of one mission, in the order their events were stored.
+ * `admissions[i]`: the event guard's verdict on `events[i]` (absent: open
+ * mode, taken as they are). A refused decision is a row marked `refused`;
+ * any other refused event is left out.
+ */
+export function buildAudit(
+  events: readonly SquadEvent[],
+  missionId: string,
+  admissions?: readonly Admission[],
+): AuditRow[] {
+  const verdict = new Map<SquadEvent, Admission>();
+  admissions?.forEach((a, i) => verdict.set(events[i]!, a));
+  const mine = events.filter(
+    (e) =>
+      e.mission_id === missionId &&
+      (verdict.get(e)?.accept !== false || e.type === "approval_resolved"),
+  );
   const progressSeen = new Set<string>();
   for (const e of mine) {
     if (e.type === "task_progress") {
@@ -134,28 +156,16 @@ export function buildAudit(events: readonly SquadEvent[], missionId: string): Au
       case "approval_resolved": {
         const id = e.payload.approval_id;
         const req = requests.get(id);
-        decisions.set(id, e);
+        const v = verdict.get(e);
+        if (v?.accept === false) {
+          rows.push({ ...approvalRow(e, req, missionId), by: e.payload.by, refused: v.reason });
+          break;
+        }
+        // The record keeps who decided as the identity says.
+        const by = v?.signer ? approverOf(e, v.signer) : e.payload.by;
+        decisions.set(id, { ...e, payload: { ...e.payload, by } });
         open.delete(id);
-        rows.push({
-          kind: "approval",
-          timestamp: e.timestamp,
-          mission_id: missionId,
-          task_id: e.task_id ?? req?.task_id ?? null,
-          attempt: approvalAttempt(id),
-          worker: req?.payload.worker ?? null,
-          tool: "approval",
-          command: req?.payload.command ?? null,
-          args: req ? { command: req.payload.command } : {},
-          exit_code: null,
-          ok: e.payload.decision === "approved",
-          duration_ms: req
-            ? Math.max(0, Date.parse(e.timestamp) - Date.parse(req.timestamp))
-            : null,
-          approval_id: id,
-          decision: e.payload.decision,
-          by: e.payload.by,
-          reason: req?.payload.reason ?? null,
-        });
+        rows.push({ ...approvalRow(e, req, missionId), by });
         break;
       }
       default:
@@ -184,6 +194,29 @@ export function buildAudit(events: readonly SquadEvent[], missionId: string): Au
     });
   }
   return rows;
+}
+
+/** The row of one decision (`by` as recorded; the caller sets the authenticated one). */
+function approvalRow(e: Resolution, req: Request | undefined, missionId: string): AuditRow {
+  const id = e.payload.approval_id;
+  return {
+    kind: "approval",
+    timestamp: e.timestamp,
+    mission_id: missionId,
+    task_id: e.task_id ?? req?.task_id ?? null,
+    attempt: approvalAttempt(id),
+    worker: req?.payload.worker ?? null,
+    tool: "approval",
+    command: req?.payload.command ?? null,
+    args: req ? { command: req.payload.command } : {},
+    exit_code: null,
+    ok: e.payload.decision === "approved",
+    duration_ms: req ? Math.max(0, Date.parse(e.timestamp) - Date.parse(req.timestamp)) : null,
+    approval_id: id,
+    decision: e.payload.decision,
+    by: e.payload.by,
+    reason: req?.payload.reason ?? null,
+  };
 }
 
 /** The state of one approval id among a mission's events: for `swarm approve` / `swarm deny`. */

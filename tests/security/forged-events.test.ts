@@ -40,7 +40,8 @@ import {
   type Swarm,
 } from "../orchestrator/e2e-harness.ts";
 import { makeIdentities, type TestIdentities } from "../helpers/identities.ts";
-import type { SwarmProcess } from "../helpers/swarm-process.ts";
+import { runSwarm, type SwarmProcess } from "../helpers/swarm-process.ts";
+import type { AuditRow } from "../../src/orchestrator/audit.ts";
 
 let dir: string;
 let ids: TestIdentities;
@@ -218,6 +219,23 @@ describe("with signatures on", () => {
     expect(signers.get("task_completed/tester")).toBe(key("worker-tester"));
     expect(signers.get("mission_completed/orchestrator")).toBe(key("orchestrator"));
   });
+
+  it("`swarm submit --wait` signs as the operator and exits 0 when the mission completes", async () => {
+    const brief = path.join(dir, "cli-brief.md");
+    await writeFile(
+      brief,
+      briefText({ title: "cli", plan: plan([{ id: "one", agent: "builder", run: ["true"] }]) }),
+    );
+    const r = await runSwarm(["submit", brief, "--wait"], swarm.env(ids.env("operator")));
+    expect(r.code, r.stderr).toBe(0);
+    // Without the operator's seed, the same command is refused before anything is sent.
+    const bare = await runSwarm(
+      ["submit", brief],
+      swarm.env({ SWARM_IDENTITIES: ids.registryPath }),
+    );
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toMatch(/this operator has no identity/);
+  });
 });
 
 describe("with a stolen builder identity", () => {
@@ -296,6 +314,21 @@ describe("with a stolen builder identity", () => {
     const failed = (await swarm.events(id)).filter(is("task_failed"));
     expect(JSON.stringify(failed.map((e) => e.payload.result))).toMatch(/was denied by operator/);
     expect(JSON.stringify(failed)).not.toContain("mallory");
+    // `swarm audit` (with the registry) names the authenticated approver and marks the forgeries.
+    const audit = await runSwarm(
+      ["audit", id, "--json"],
+      swarm.env({ SWARM_IDENTITIES: ids.registryPath }),
+    );
+    expect(audit.code).toBe(0);
+    const rows = (JSON.parse(audit.stdout) as { rows: AuditRow[] }).rows.filter(
+      (r) => r.kind === "approval",
+    );
+    expect(rows.filter((r) => r.refused).map((r) => r.decision)).toEqual([
+      "approved",
+      "approved",
+      "approved",
+    ]);
+    expect(rows.filter((r) => !r.refused)).toMatchObject([{ decision: "denied", by: "operator" }]);
   });
 
   it("a task injected into a running mission is dead-lettered and never runs", async () => {
@@ -336,6 +369,14 @@ describe("with a stolen builder identity", () => {
     expect(reasons.join("\n")).toMatch(/task_assigned only comes from the orchestrator/);
     // Counted in the replica's heartbeat.
     await heartbeatOf("builder", (n) => n >= 3);
+    // ... and in `swarm status`.
+    const status = await runSwarm(["status", "--json"], swarm.env());
+    const replicas = (
+      JSON.parse(status.stdout) as {
+        instances: Array<{ agent: string; refused_events: number | null }>;
+      }
+    ).instances.filter((i) => i.agent === "builder");
+    expect(Math.max(...replicas.map((i) => i.refused_events ?? 0))).toBeGreaterThanOrEqual(3);
     await g.open();
     expect((await finalOf(id)).type).toBe("mission_completed");
     await expect(access(pwned)).rejects.toThrow();

@@ -1,5 +1,12 @@
 import type { Command } from "commander";
-import { connectBus, createPublisher, replayEvents, type NatsConnection } from "../../bus/index.ts";
+import {
+  approverOf,
+  connectBus,
+  createPublisher,
+  replayEvents,
+  type EventGuard,
+  type NatsConnection,
+} from "../../bus/index.ts";
 import { BadInputError } from "../../errors.ts";
 import { silentLogger } from "../../log.ts";
 import { approvalState } from "../../orchestrator/audit.ts";
@@ -11,6 +18,7 @@ import {
   type CommonFlags,
   type Resolved,
 } from "../options.ts";
+import { openCliGuard } from "../cli-guard.ts";
 
 /** `<mission>.<task>.<attempt>.<n>`, as workers number approvals. */
 const APPROVAL_ID = /^([A-Za-z0-9_-]{1,80})\.([A-Za-z0-9_-]{1,80})\.(\d+)\.(\d+)$/;
@@ -34,17 +42,30 @@ export function approvalMission(approvalId: string): string {
 
 /**
  * Publish a person's decision on a pending approval: `approval_resolved`
- * with `by: "cli"` on squad.coordination, where the waiting worker sees it.
- * Refuses (exit 2) an id that was never requested or is decided already.
+ * with `by: "cli"` on squad.coordination, where the waiting worker sees it,
+ * signed by the operator identity (which is what the worker and the audit
+ * name as the approver). Refuses (exit 2) an id that was never requested or
+ * is decided already; the record is read through the guard, so a forged
+ * request or decision neither opens nor closes an approval.
  */
 export async function decideApproval(
   nc: NatsConnection,
   approvalId: string,
   decision: "approved" | "denied",
+  guard?: EventGuard,
 ): Promise<{ command: string; worker: string }> {
   const missionId = approvalMission(approvalId);
   const events: SquadEvent[] = [];
-  for await (const { event } of replayEvents(nc, { missionId })) events.push(event);
+  for await (const { event, message } of replayEvents(nc, { missionId })) {
+    const a = guard ? guard.admit(message, event) : { accept: true as const, signer: null };
+    if (!a.accept) continue;
+    // The approver the record names is the signer's identity, not the payload's word.
+    events.push(
+      event.type === "approval_resolved" && a.signer
+        ? { ...event, payload: { ...event.payload, by: approverOf(event, a.signer) } }
+        : event,
+    );
+  }
   const { request, resolution } = approvalState(events, approvalId);
   if (!request) {
     const pending = events
@@ -61,7 +82,7 @@ export async function decideApproval(
       `approval ${approvalId} was already decided: ${resolution.payload.decision} by ${resolution.payload.by}`,
     );
   }
-  await createPublisher(nc).publish(
+  await createPublisher(nc, { signer: guard?.signer ?? null }).publish(
     makeEvent(
       "approval_resolved",
       {
@@ -106,7 +127,8 @@ export function registerDecisionCommand(
       const nc = await connectCliBus(common, `swarm-${name}`);
       try {
         const id = approvalId.trim();
-        const { command, worker } = await decideApproval(nc, id, decision);
+        const guard = await openCliGuard(nc, { publishes: true });
+        const { command, worker } = await decideApproval(nc, id, decision, guard);
         process.stdout.write(
           flags.json
             ? `${JSON.stringify({ approval_id: id, decision, worker, command })}\n`

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { replayEvents } from "../../bus/index.ts";
+import { replayEvents, type Admission } from "../../bus/index.ts";
+import { openCliGuard } from "../cli-guard.ts";
 import { BadInputError } from "../../errors.ts";
 import { buildAudit, type AuditRow } from "../../orchestrator/audit.ts";
 import { MissionId, type SquadEvent } from "../../schema/index.ts";
@@ -32,8 +33,14 @@ export function registerAuditCommand(program: Command): void {
       const common = resolveCommon(flags);
       const nc = await connectCliBus(common, "swarm-audit");
       const events: SquadEvent[] = [];
+      const admissions: Admission[] = [];
       try {
-        for await (const { event } of replayEvents(nc, { missionId: mission })) events.push(event);
+        // With a registry, each event's signer is checked: the approver shown is the identity.
+        const guard = await openCliGuard(nc, { publishes: false });
+        for await (const { event, message } of replayEvents(nc, { missionId: mission })) {
+          events.push(event);
+          admissions.push(guard.admit(message, event));
+        }
       } finally {
         await nc.drain();
       }
@@ -42,7 +49,7 @@ export function registerAuditCommand(program: Command): void {
           `no events of mission ${mission} in SQUAD_EVENTS (wrong id, or older than its max age)`,
         );
       }
-      const rows = buildAudit(events, mission);
+      const rows = buildAudit(events, mission, admissions);
       process.stdout.write(
         flags.json
           ? `${JSON.stringify({ mission_id: mission, rows })}\n`
@@ -74,7 +81,9 @@ export function formatAuditTable(rows: readonly AuditRow[], mission: string): st
     r.exit_code === null ? "-" : String(r.exit_code),
     r.ok === null ? "-" : r.ok ? "yes" : "no",
     r.duration_ms === null ? "-" : String(r.duration_ms),
-    r.approval_id ? `${r.decision ?? "?"}${r.by ? ` by ${r.by}` : ""} (${r.approval_id})` : "-",
+    r.approval_id
+      ? `${r.refused ? "REFUSED " : ""}${r.decision ?? "?"}${r.by ? ` by ${r.by}` : ""} (${r.approval_id})`
+      : "-",
     oneLine(r.command ?? JSON.stringify(r.args)),
   ]);
   return `${renderTable(header, lines)}\n`;

@@ -1,3 +1,4 @@
+import { openCliGuard } from "../cli-guard.ts";
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -68,6 +69,7 @@ mission ended otherwise, 2 bad or unknown mission id, 3 NATS not reachable.`,
 }
 
 async function cancel(nc: NatsConnection, missionId: string, flags: CancelFlags): Promise<void> {
+  const guard = await openCliGuard(nc, { publishes: true });
   const known = await findMission(nc, missionId);
   if (!known) {
     throw new BadInputError(
@@ -103,13 +105,14 @@ async function cancel(nc: NatsConnection, missionId: string, flags: CancelFlags)
     },
     { reason: flags.reason, requested_by: "cli" },
   );
-  await createPublisher(nc).publish(event);
+  await createPublisher(nc, { signer: guard.signer }).publish(event);
   show(event);
   if (!flags.wait) return;
 
   const final = await followMission(nc, {
     missionId,
     fromSeq,
+    guard,
     onEvent: (e) => {
       if (
         e.type === "mission_cancelled" ||

@@ -82,6 +82,7 @@ export function registerOrchestratorCommand(program: Command): void {
                 nats: link(),
                 stopping,
                 missions: orchestrator.active().length,
+                refused_events: orchestrator.refusedEvents(),
               }),
           })
         : null;

@@ -1,3 +1,4 @@
+import { openCliGuard } from "../cli-guard.ts";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
@@ -74,16 +75,18 @@ export function registerSubmitCommand(program: Command): void {
         log: silentLogger,
       });
       try {
+        const guard = await openCliGuard(nc, { publishes: true });
         const fromSeq = flags.wait ? await nextEventsSeq(nc).catch(() => 1) : 1;
         const missionId = newMissionId();
         if (seed) await seedMissionWorkspace(seed, common.workspaceRoot, missionId);
-        await submitMission(nc, { brief: text, sourcePath, missionId });
+        await submitMission(nc, { brief: text, sourcePath, missionId, signer: guard.signer });
         process.stdout.write(`${missionId}\n`);
         if (!flags.wait) return;
         const color = process.stdout.isTTY === true;
         const final = await followMission(nc, {
           missionId,
           fromSeq,
+          guard,
           onEvent: (e) =>
             process.stdout.write(
               flags.json ? `${JSON.stringify(e)}\n` : `${formatEventLine(e, color)}\n`,

@@ -140,6 +140,7 @@ export function registerWorkerCommand(program: Command): void {
                 nats: link(),
                 stopping,
                 in_flight: replica.inFlight(),
+                refused_events: replica.refusedEvents(),
               }),
           })
         : null;

@@ -5,6 +5,7 @@
  * submit, show progress until the orchestrator's final event, stop
  * everything, summarize. Ctrl-C cancels the mission first, then stops.
  */
+import { openCliGuard } from "../cli-guard.ts";
 import { createWriteStream } from "node:fs";
 import { access, mkdir } from "node:fs/promises";
 import path from "node:path";
@@ -175,6 +176,8 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
       log,
     });
     await provisionStreams(nc);
+    // Signs the submission and a cancel; the follow below takes only the orchestrator's word.
+    const guard = await openCliGuard(nc, { publishes: true });
     const fromSeq = await nextEventsSeq(nc);
     watches.push(
       // task_assigned is on squad.tasks.<agent> (a work queue we must not consume): watch it live.
@@ -200,6 +203,7 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
     feed = await followEvents(nc, {
       fromSeq,
       log,
+      admit: (event, msg) => guard.admit(msg, event).accept,
       onEvent: (event) => {
         if (event.mission_id !== missionId) return;
         show({ kind: "event", event });
@@ -213,7 +217,7 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
     let failure: { message: string; code: number } | null = null;
     if (!signalled) {
       if (seed) await seedMissionWorkspace(seed, opts.workspaceRoot, missionId);
-      await submitMission(nc, { brief: text, sourcePath, missionId });
+      await submitMission(nc, { brief: text, sourcePath, missionId, signer: guard.signer });
       log.info({ missionId, agents, replicas: opts.replicas }, "mission submitted");
       const first = await Promise.race([
         finalEvent.then((e) => ({ kind: "final" as const, e })),
@@ -232,7 +236,7 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
           };
         }
         show({ kind: "notice", text: `cancelling: ${reason}`, tone: "warn", at: Date.now() });
-        await createPublisher(nc).publish(
+        await createPublisher(nc, { signer: guard.signer }).publish(
           makeEvent(
             "mission_cancelled",
             { mission_id: missionId, source: "cli" },
