@@ -70,7 +70,7 @@ export function cgroupPlaces(mountinfo: string, selfCgroup: string): CgroupPlace
             : p.startsWith(`${root}/`)
               ? p.slice(root.length)
               : null;
-      return rel === null ? undefined : path.join(mountPoint, rel);
+      return rel === null ? undefined : path.join(mountPoint, rel).replace(/(.)\/+$/, "$1");
     };
     if (fstype === "cgroup2") {
       places.v2 ??= under(self.get(""));
@@ -102,6 +102,12 @@ export function chooseCgroups(
   const v2 = delegated ?? places.v2;
   if (v2 && v2Controllers?.includes("memory") && v2Controllers.includes("pids")) {
     return { version: 2, parent: v2 };
+  }
+  if (delegated) {
+    // Asked for by the operator: not silently replaced by another hierarchy.
+    return {
+      reason: `SWARM_CGROUP=${delegated} is not a cgroup v2 directory with the memory and pids controllers (has: ${(v2Controllers ?? []).filter(Boolean).join(" ") || "none"})`,
+    };
   }
   const { pids, memory, freezer, cpuacct } = places.v1;
   if (pids && memory) {
@@ -234,7 +240,7 @@ export async function createCommandCgroup(
   if (support.version === 2) {
     const dir = path.join(support.parent, name);
     await mkdir(dir);
-    const made = v2Cgroup(dir);
+    const made = v2CommandCgroup(dir);
     try {
       await writeFile(path.join(dir, "pids.max"), String(limits.processes));
       await writeFile(path.join(dir, "memory.max"), bytes);
@@ -264,7 +270,8 @@ export async function createCommandCgroup(
   return made;
 }
 
-function v2Cgroup(dir: string): CommandCgroup {
+/** The per-command cgroup v2 at `dir` (created by the caller). */
+export function v2CommandCgroup(dir: string): CommandCgroup {
   const procs = path.join(dir, "cgroup.procs");
   const empty = async () => (await read(procs)).trim() === "";
   const kill = async () => {

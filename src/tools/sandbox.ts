@@ -370,13 +370,18 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.SWARM_STATE_DIR?.trim() || ".swarm/state");
 }
 
-let cgroupProbe: ReturnType<typeof detectCgroups> | undefined;
-/** This process's cgroups, checked once (cgroup.ts). */
+const cgroupProbes = new Map<string, ReturnType<typeof detectCgroups>>();
+/** This process's cgroups (or SWARM_CGROUP's), checked once (cgroup.ts). */
 export function cgroupsHere(
   env: NodeJS.ProcessEnv = process.env,
 ): ReturnType<typeof detectCgroups> {
-  cgroupProbe ??= detectCgroups(env);
-  return cgroupProbe;
+  const key = env.SWARM_CGROUP?.trim() ?? "";
+  let p = cgroupProbes.get(key);
+  if (!p) {
+    p = detectCgroups(env);
+    cgroupProbes.set(key, p);
+  }
+  return p;
 }
 
 /**

@@ -234,7 +234,8 @@ async function runConfined(opts: ShellOptions): Promise<ShellResult> {
         cgroup,
         onHit: (h) => {
           hit ??= h;
-          void terminate();
+          // No grace for a command over its limits: the cgroup is killed at once, then the rest.
+          void (cgroup ? cgroup.kill() : Promise.resolve()).then(terminate);
         },
       })
     : null;
@@ -258,6 +259,7 @@ async function runConfined(opts: ShellOptions): Promise<ShellResult> {
       limits,
       cgroup,
       exitCode: result.exitCode ?? null,
+      signal: result.signal ?? null,
       output: output.text(),
       tmp: boxed ? parseTmpReport(tmpReport) : null,
     });
@@ -352,6 +354,7 @@ async function limitAfter(o: {
   limits: TaskLimits;
   cgroup: CommandCgroup | null;
   exitCode: number | null;
+  signal: string | null;
   output: string;
   tmp: { total: number; free: number } | null;
 }): Promise<LimitHit | null> {
@@ -360,7 +363,7 @@ async function limitAfter(o: {
   const u = await workspaceUsage(o.workspace);
   if (u.bytes > o.limits.workspace_mb * MIB) return workspaceHit(u.bytes, o.limits);
   const fileLimit = o.limits.file_mb * MIB;
-  const r = rlimitHitFromExit(o.exitCode, o.output);
+  const r = rlimitHitFromExit(o.exitCode, o.output, o.signal);
   if (r === "file_size" || u.largest >= fileLimit) {
     return {
       limit: "file_size",

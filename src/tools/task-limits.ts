@@ -65,7 +65,9 @@ export function rlimitArgs(
   return [
     opts.prlimit ?? "prlimit",
     `--fsize=${both(limits.file_mb * MIB)}`,
-    `--cpu=${both(limits.cpu_s)}`,
+    // SIGXCPU at the limit (bash then says "CPU time limit exceeded"), SIGKILL a second later
+    // for a process that ignores it.
+    `--cpu=${limits.cpu_s}:${limits.cpu_s + 1}`,
     // A crashing command must not write core files into the workspace.
     "--core=0:0",
     ...(opts.nproc ? [`--nproc=${both(limits.processes)}`] : []),
@@ -96,17 +98,25 @@ export function limitMessage(limit: LimitName, limits: TaskLimits, seen: string)
 }
 
 /**
- * What the command's exit says about rlimits (pure): bash reports 128 +
- * the signal, SIGXFSZ (25) for a file over RLIMIT_FSIZE and SIGXCPU (24) or
- * SIGKILL at RLIMIT_CPU; programs that ignore SIGXFSZ (python) get EFBIG.
+ * What the command's exit says about rlimits (pure): SIGXFSZ for a file
+ * over RLIMIT_FSIZE, SIGXCPU at RLIMIT_CPU, as the signal that ended the
+ * command or as bash's 128 + the signal (153, 152) and its message;
+ * programs that ignore SIGXFSZ (python) get EFBIG, "File too large".
  */
 export function rlimitHitFromExit(
   exitCode: number | null,
   output: string,
+  signal: string | null = null,
 ): "file_size" | "cpu" | null {
-  if (exitCode === 128 + 25 || /File size limit exceeded|File too large/.test(output)) {
+  if (
+    signal === "SIGXFSZ" ||
+    exitCode === 128 + 25 ||
+    /File size limit exceeded|File too large/.test(output)
+  ) {
     return "file_size";
   }
-  if (exitCode === 128 + 24 || /CPU time limit exceeded/.test(output)) return "cpu";
+  if (signal === "SIGXCPU" || exitCode === 128 + 24 || /CPU time limit exceeded/.test(output)) {
+    return "cpu";
+  }
   return null;
 }
