@@ -1,4 +1,4 @@
-import { readdir, readFile, realpath } from "node:fs/promises";
+import { lchown, readdir, readFile, realpath } from "node:fs/promises";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorMessage } from "../errors.ts";
@@ -138,7 +138,10 @@ async function runConfined(opts: ShellOptions): Promise<ShellResult> {
     // The command runs as the sandbox user: what the submitter copied in or the worker
     // wrote as root must become its own, or it could not change its own workspace.
     try {
-      if ((await workspaceUsage(home, sb.user.uid)).foreign) await chownWorkspace(home, sb.user);
+      const u = await workspaceUsage(home, sb.user.uid);
+      // A fresh workspace (only its directory is the worker's) needs no walk: one lchown.
+      if (u.onlyTopForeign) await lchown(home, sb.user.uid, sb.user.gid);
+      else if (u.foreign) await chownWorkspace(home, sb.user);
     } catch (err) {
       return failedToStart(`cannot hand the workspace to uid ${sb.user.uid}: ${errorMessage(err)}`);
     }

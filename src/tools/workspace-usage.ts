@@ -16,17 +16,29 @@ export interface WorkspaceUsage {
   largest: number;
   /** Some entry is owned by another uid than `owner` (when one was given). */
   foreign: boolean;
+  /** Only the top directory itself is (a workspace the worker just created). */
+  onlyTopForeign: boolean;
 }
 
 /** Walks `dir` (one directory's entries at a time, in parallel; never blocks the event loop). */
 export async function workspaceUsage(dir: string, owner?: number): Promise<WorkspaceUsage> {
-  const u: WorkspaceUsage = { bytes: 0, files: 0, largest: 0, foreign: false };
+  const u: WorkspaceUsage = {
+    bytes: 0,
+    files: 0,
+    largest: 0,
+    foreign: false,
+    onlyTopForeign: false,
+  };
+  let foreignBelow = false;
   const visit = async (p: string): Promise<void> => {
     const s = await lstat(p).catch(() => null);
     if (!s) return; // removed while we walked
     u.bytes += s.blocks * 512;
     u.files++;
-    if (owner !== undefined && s.uid !== owner) u.foreign = true;
+    if (owner !== undefined && s.uid !== owner) {
+      u.foreign = true;
+      if (p !== dir) foreignBelow = true;
+    }
     if (s.isFile()) u.largest = Math.max(u.largest, s.size);
     if (!s.isDirectory()) return;
     const names = await readdir(p).catch(() => [] as string[]);
@@ -36,6 +48,7 @@ export async function workspaceUsage(dir: string, owner?: number): Promise<Works
     }
   };
   await visit(dir);
+  u.onlyTopForeign = u.foreign && !foreignBelow;
   return u;
 }
 
