@@ -313,6 +313,38 @@ describe("what a network: true command does get", () => {
   });
 });
 
+describe("where task networks can't work", () => {
+  it("a network: true command does not run at all, and says why (never on the host's network)", async () => {
+    // A worker that is not root can't make the namespace: run runShell as uid 65534.
+    const shell = path.resolve(import.meta.dirname, "../../src/tools/shell.ts");
+    const js = `const { runShell } = await import(${JSON.stringify(shell)});
+const sandbox = { kind: "bwrap", bin: "/usr/bin/bwrap", workspaceRoot: "/nonexistent", hide: [], expose: [], network: true };
+console.log(JSON.stringify(await runShell({ command: "echo RAN", cwd: "/", timeoutMs: 20000, sandbox })));`;
+    const child = spawn(
+      "setpriv",
+      [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        process.execPath,
+        "--input-type=module",
+        "-e",
+        js,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const [line] = (await once(createInterface({ input: child.stdout }), "line")) as [string];
+    await once(child, "close");
+    const r = JSON.parse(line) as { exit_code: number | null; output: string };
+    expect(r.exit_code).toBeNull();
+    expect(r.output).not.toContain("RAN");
+    expect(r.output).toBe(
+      "failed to start the command: network: true, but a task can't get its own network here: " +
+        "the worker runs as uid 65534, and only root may create the network namespace a task gets (run the worker as root)\n",
+    );
+  });
+});
+
 describe("network: false is unchanged", () => {
   it("has no network at all: only a loopback, nothing reachable, no namespace made for it", async () => {
     const r = await sh(
