@@ -32,7 +32,16 @@ import {
 } from "../../src/tools/task-network.ts";
 import { startFakeOllama, textReply } from "../helpers/fake-ollama.ts";
 import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
-import { processesMatching } from "../workers/worker-harness.ts";
+import { killAllSwarms } from "../helpers/swarm-process.ts";
+import {
+  assign,
+  makeTask,
+  newMission,
+  processesMatching,
+  spawnWorker,
+  startBus,
+  type Bus,
+} from "../workers/worker-harness.ts";
 
 let root: string;
 let ws: string;
@@ -310,6 +319,43 @@ describe("what a network: true command does get", () => {
       const none = await sh(get("198.51.100.1"), noNetBoxed);
       expect(none.output).not.toContain("remote says hi");
     });
+  });
+});
+
+describe("on the default launch: a builder task (network: true) run by a real worker", () => {
+  let bus: Bus | undefined;
+  afterAll(async () => {
+    await killAllSwarms();
+    await bus?.close();
+  });
+
+  it("can't reach the swarm's own NATS server, but has its outbound route", async () => {
+    bus = await startBus();
+    const worker = await spawnWorker(bus, "builder");
+    expect(worker.stderr()).toMatch(/network: true commands get their own network namespace/);
+    const mission = newMission("netns");
+    const port = bus.server.port;
+    await assign(
+      bus,
+      mission,
+      makeTask({
+        id: "attack",
+        agent: "builder",
+        run: [
+          `(exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null && echo BUS-REACHED || echo BUS-BLOCKED; ip route show default`,
+        ],
+      }),
+    );
+    const done = await bus.events.result(mission, "attack", 60_000);
+    expect(done.type).toBe("task_completed");
+    const output = done.payload.result.steps[0]?.output ?? "";
+    expect(output).toContain("BUS-BLOCKED");
+    expect(output).toContain(`default via ${SLIRP_GATEWAY} dev tap0`);
+    // The worker deleted the command's namespace (it is named after the worker's pid).
+    const left = (await readdir(NETNS_DIR)).filter((n) => taskNetworkOwner(n) === worker.pid);
+    expect(left).toEqual([]);
+    worker.kill("SIGTERM");
+    await worker.exited;
   });
 });
 
