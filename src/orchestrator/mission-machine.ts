@@ -76,6 +76,7 @@
  */
 import type { TaskResult, Usage } from "../schema/result.ts";
 import type { Task } from "../schema/task.ts";
+import { truncateText } from "../tools/truncate.ts";
 import { planTasks, validatePlan, type NormalizedPlan } from "./plan-validation.ts";
 import {
   ORCHESTRATOR_WORKER,
@@ -694,10 +695,22 @@ function dispatch(ctx: Ctx, t: TaskRecord): void {
   ctx.out.push(dispatchCommand(ctx.s, t, attempt));
 }
 
+/** What one dependency's summary may take in a task's `inputs`, and all of them together. */
+export const INPUT_SUMMARY_BYTES = 16 * 1024;
+export const INPUTS_TOTAL_BYTES = 256 * 1024;
+
 function dispatchCommand(s: MissionState, t: TaskRecord, attempt: number): MissionCommand {
   const spec = t.spec;
   const inputs: Record<string, string> = {};
-  for (const dep of spec.depends_on) inputs[dep] = taskOf(s, dep)?.summary ?? "";
+  // A summary is a model's final answer, unbounded: capped so a task_assigned stays
+  // far below any server's max_payload (and a small model's context) however many deps.
+  const each = Math.min(
+    INPUT_SUMMARY_BYTES,
+    Math.floor(INPUTS_TOTAL_BYTES / Math.max(1, spec.depends_on.length)),
+  );
+  for (const dep of spec.depends_on) {
+    inputs[dep] = truncateText(taskOf(s, dep)?.summary ?? "", each);
+  }
   const task: Task = {
     id: t.id,
     agent: t.agent,

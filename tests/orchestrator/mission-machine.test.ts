@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../src/schema/envelope.ts";
-import { step, summarize } from "../../src/orchestrator/mission-machine.ts";
+import {
+  INPUT_SUMMARY_BYTES,
+  INPUTS_TOTAL_BYTES,
+  step,
+  summarize,
+} from "../../src/orchestrator/mission-machine.ts";
 import {
   MISSION,
   Run,
@@ -526,5 +531,28 @@ describe("mission machine: late and duplicate inputs", () => {
     step(state, planned(plan([{ id: "a" }])));
     expect(state).toEqual(copy);
     expect(T0).toBe(state.config.startedAt);
+  });
+});
+
+describe("mission machine: the size of a task's inputs", () => {
+  it("caps each dependency's summary, and all of them together, keeping head and tail", () => {
+    const deps = Array.from({ length: 40 }, (_, i) => ({ id: `d${i}` }));
+    const run = new Run(mission());
+    run.feed(planned(plan(deps, [{ id: "c" }])));
+    const huge = `START${"x".repeat(100_000)}END`;
+    for (const [i, d] of deps.entries()) {
+      run.feed(
+        started(d.id, 1, s(i)),
+        ok(d.id, 1, s(i + 1), { summary: i === 0 ? huge : "short" }),
+      );
+    }
+    const c = commandsOf(run.last, "dispatch")[0]!;
+    const first = c.task.inputs.d0!;
+    const each = Math.min(INPUT_SUMMARY_BYTES, Math.floor(INPUTS_TOTAL_BYTES / 40));
+    expect(Buffer.byteLength(first)).toBeLessThan(each + 64);
+    expect(first).toMatch(/^START/);
+    expect(first).toMatch(/END$/);
+    expect(first).toMatch(/\[\.\.\. truncated \d+ bytes \.\.\.\]/);
+    expect(c.task.inputs.d1).toBe("short");
   });
 });
