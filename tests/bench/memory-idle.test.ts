@@ -4,7 +4,7 @@
  * import of a heavy module on the worker's path fails here instead of only
  * showing as a bigger number in the next benchmark run.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { getHeapSpaceStatistics } from "node:v8";
@@ -20,6 +20,8 @@ let dir: string;
 beforeAll(async () => {
   server = await startNatsServer();
   dir = await mkdtemp(path.join(os.tmpdir(), "squad-mem-idle-"));
+  // The workspace is below it: the sandbox user must pass through.
+  await chmod(dir, 0o711);
 });
 
 afterAll(async () => {

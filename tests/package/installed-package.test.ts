@@ -7,7 +7,7 @@
  * for it.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -30,6 +30,8 @@ let swarm: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), "squad-package-"));
+  // The demo's workspace is below it: the sandbox user must pass through.
+  await chmod(dir, 0o711);
   const packed = await npm(["pack", "--json", "--pack-destination", dir], REPO_ROOT);
   const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf("["))) as Array<{
     filename: string;

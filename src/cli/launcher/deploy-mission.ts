@@ -7,7 +7,7 @@
  */
 import { openCliGuard } from "../cli-guard.ts";
 import { createWriteStream } from "node:fs";
-import { access, mkdir } from "node:fs/promises";
+import { access, mkdir, realpath } from "node:fs/promises";
 import path from "node:path";
 import pino from "pino";
 import {
@@ -33,6 +33,8 @@ import {
 import { makeEvent } from "../../schema/index.ts";
 import { seedMissionWorkspace } from "../../orchestrator/workspace-seed.ts";
 import { readBriefFile } from "../commands/submit.ts";
+import { openRootToUser } from "../../tools/sandbox.ts";
+import { sandboxUser } from "../../tools/sandbox-user.ts";
 import { natsConnectOptions } from "../options.ts";
 import { onShutdownSignal } from "../signals.ts";
 import type { SupervisorEvent } from "../supervisor.ts";
@@ -86,6 +88,9 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
   const root = opts.workspaceRoot;
   const logDir = path.join(root, "logs");
   await mkdir(logDir, { recursive: true });
+  // Workers would each refuse a workspace their sandbox user cannot reach (exit 2, restarted
+  // in a loop by the supervisor): say so once, now, before starting anything.
+  await openRootToUser(await realpath(root), sandboxUser(process.env));
   const log = fileLogger(path.join(logDir, "deploy.log"));
   const human: ViewStream = opts.json ? process.stderr : process.stdout;
   const missionId = newMissionId();

@@ -6,11 +6,13 @@
  * `<workspace>/logs/<name>.log`.
  */
 import { createWriteStream } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, realpath } from "node:fs/promises";
 import path from "node:path";
 import { styleText } from "node:util";
 import { connectBus, watchEvents, type EventWatch, type NatsConnection } from "../../bus/index.ts";
 import { readEnv } from "../../config.ts";
+import { openRootToUser } from "../../tools/sandbox.ts";
+import { sandboxUser } from "../../tools/sandbox-user.ts";
 import { natsConnectOptions } from "../options.ts";
 import { BadInputError, ExitCode, errorMessage } from "../../errors.ts";
 import { silentLogger } from "../../log.ts";
@@ -61,6 +63,9 @@ export async function runSwarmUp(opts: SwarmUpOptions): Promise<number> {
 
   const logDir = path.join(opts.workspaceRoot, "logs");
   await mkdir(logDir, { recursive: true });
+  // Workers would each refuse a workspace their sandbox user cannot reach (exit 2, restarted
+  // in a loop by the supervisor): say so once, now, before starting anything.
+  await openRootToUser(await realpath(opts.workspaceRoot), sandboxUser(process.env));
   const natsLog = createWriteStream(path.join(logDir, "nats-server.log"), { flags: "a" });
   natsLog.on("error", () => undefined);
 
