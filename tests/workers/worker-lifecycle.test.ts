@@ -38,7 +38,9 @@ describe("worker shutdown", () => {
     const mission = newMission("drain");
     const env = {
       OLLAMA_HOST: deadModel,
-      SWARM_DRAIN_TIMEOUT_MS: "1500",
+      // Long enough for the quick task to finish on a loaded machine (a sandboxed command
+      // costs its set-up too); the slow one (60 s) still outlasts it and is handed back.
+      SWARM_DRAIN_TIMEOUT_MS: "15000",
       SWARM_HEARTBEAT_MS: "200",
       SWARM_ACK_WAIT_MS: "3000",
     };
@@ -103,7 +105,7 @@ describe("worker shutdown", () => {
     expect(await readFile(ws(mission, "q3.txt"), "utf8")).toBe("q3\n");
     b.kill("SIGTERM");
     expect((await b.exited).code).toBe(0);
-  });
+  }, 180_000);
 
   it("--replicas 2 runs two supervised processes that share the work and stop together", async () => {
     const agent = "reviewer";
