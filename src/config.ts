@@ -7,6 +7,19 @@ const EnvSchema = z.object({
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
   NATS_USER: z.string().optional(),
   NATS_PASS: z.string().optional(),
+  /** Credentials and TLS of the client (src/bus/nats-auth.ts); at most one credential. */
+  NATS_CREDS: z.string().optional(),
+  NATS_NKEY: z.string().optional(),
+  NATS_TOKEN: z.string().optional(),
+  NATS_CA: z.string().optional(),
+  NATS_CERT: z.string().optional(),
+  NATS_KEY: z.string().optional(),
+  /** `none`: the launcher runs (or accepts) NATS without authentication, with a warning. */
+  SWARM_NATS_AUTH: z.enum(["nkey", "none"]).default("nkey"),
+  /** The swarm's state (credentials, key registry, local server): src/bus/state-dir.ts. */
+  SWARM_STATE_DIR: z.string().min(1).default(".swarm/state"),
+  /** The identity registry (public keys); default `<state>/nats/identities.json`. */
+  SWARM_IDENTITIES: z.string().optional(),
   /** A user that may subscribe only on its own inbox prefix (see nats.conf). */
   SWARM_NATS_INBOX_PREFIX: z.string().optional(),
   SWARM_WORKSPACE: z.string().min(1).default(".swarm/workspace"),

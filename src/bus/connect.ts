@@ -2,6 +2,14 @@ import net from "node:net";
 import { connect, errors, type NatsConnection } from "@nats-io/transport-node";
 import { InfrastructureError } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
+import {
+  authenticatorFor,
+  describeAuth,
+  refusePlaceholder,
+  tlsOptionsFor,
+  type NatsAuth,
+  type NatsTls,
+} from "./nats-auth.ts";
 
 export type { NatsConnection };
 
@@ -9,8 +17,12 @@ export interface ConnectBusOptions {
   servers: string | string[];
   /** Connection name, shown by the server (`nats server report connections`). */
   name: string;
+  /** Credentials (src/bus/nats-auth.ts); `user`/`pass` and `user:pass@` in the URL still work. */
+  auth?: NatsAuth;
   user?: string;
   pass?: string;
+  /** TLS: a CA to trust, a client certificate and key. */
+  tls?: NatsTls;
   /** Needed when the user may only subscribe on its own inbox prefix. */
   inboxPrefix?: string;
   log?: Logger;
@@ -26,19 +38,26 @@ const HINT =
 
 /**
  * A named connection that reconnects forever: a worker or orchestrator outlives
- * a server restart. Only the first connect can fail, with an InfrastructureError.
+ * a server restart. Only the first connect can fail, with an InfrastructureError
+ * (exit 3) naming the server and the method, never the secret. The shipped
+ * placeholder passwords are refused before connecting (exit 2). A server that
+ * accepts clients without authentication is connected to with a warning.
  */
 export async function connectBus(opts: ConnectBusOptions): Promise<NatsConnection> {
   const log = opts.log ?? silentLogger;
   const { servers, user, pass } = splitCredentials(opts.servers);
   const where = servers.join(", ");
+  const auth = opts.auth ?? userAuth(opts.user ?? user, opts.pass ?? pass);
+  refusePlaceholder(auth);
+  const method = describeAuth(auth, opts.tls);
+  const authenticator = auth ? await authenticatorFor(auth) : undefined;
   let nc: NatsConnection;
   try {
     nc = await connect({
       servers,
       name: opts.name,
-      user: opts.user ?? user,
-      pass: opts.pass ?? pass,
+      ...(authenticator ? { authenticator } : {}),
+      ...(opts.tls ? { tls: tlsOptionsFor(opts.tls) } : {}),
       inboxPrefix: opts.inboxPrefix,
       maxReconnectAttempts: -1,
       reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1000,
@@ -48,10 +67,23 @@ export async function connectBus(opts: ConnectBusOptions): Promise<NatsConnectio
       noAsyncTraces: true,
     });
   } catch (err) {
-    if (err instanceof errors.AuthorizationError) {
+    if (err instanceof errors.AuthorizationError || isAuthRefusal(err)) {
       throw new InfrastructureError(
-        `NATS at ${where} refused the credentials: ${(err as Error).message}`,
-        "check NATS_USER / NATS_PASS against the server's authorization block",
+        `NATS at ${where} refused the credentials (${method}): ${(err as Error).message}`,
+        auth
+          ? "check the credential against the server's authorization block " +
+              "(NATS_CREDS, NATS_NKEY, NATS_TOKEN, NATS_USER/NATS_PASS or user:pass@ in the URL); " +
+              "on this machine `swarm` commands find the launcher's server and their role's seed " +
+              "in SWARM_STATE_DIR (default .swarm/state) by themselves"
+          : "the server requires credentials: set NATS_CREDS, NATS_NKEY, NATS_TOKEN or NATS_USER/NATS_PASS",
+        { cause: err },
+      );
+    }
+    if (isTlsFailure(err)) {
+      throw new InfrastructureError(
+        `NATS at ${where}: the TLS connection failed (${method}): ${(err as Error).message}`,
+        "check NATS_CA (the CA that signed the server's certificate), NATS_CERT / NATS_KEY, " +
+          "and that the URL names the host in the certificate",
         { cause: err },
       );
     }
@@ -61,9 +93,42 @@ export async function connectBus(opts: ConnectBusOptions): Promise<NatsConnectio
       { cause: err },
     );
   }
-  log.info({ server: nc.getServer(), name: opts.name }, "connected to NATS");
+  log.info({ server: nc.getServer(), connection: opts.name, auth: method }, "connected to NATS");
+  if (nc.info && !nc.info.auth_required) {
+    log.warn(
+      { server: nc.getServer() },
+      "NATS accepts clients without authentication: anyone who reaches it can read and forge " +
+        "every event and delete the streams (docs/security.md)",
+    );
+  }
   void logStatus(nc, log);
   return nc;
+}
+
+function userAuth(user: string | undefined, pass: string | undefined): NatsAuth | undefined {
+  return user ? { method: "user", user, ...(pass !== undefined ? { pass } : {}) } : undefined;
+}
+
+/** The server closed the connection over the credentials (not always an AuthorizationError). */
+function isAuthRefusal(err: unknown): boolean {
+  for (let e: unknown = err, d = 0; e instanceof Error && d < 5; d++, e = e.cause) {
+    if (
+      /authorization violation|authentication (expired|revoked)|user authentication/i.test(
+        e.message,
+      )
+    )
+      return true;
+  }
+  return false;
+}
+
+function isTlsFailure(err: unknown): boolean {
+  for (let e: unknown = err, d = 0; e instanceof Error && d < 5; d++, e = e.cause) {
+    const code = (e as NodeJS.ErrnoException).code ?? "";
+    if (/^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED)/.test(code)) return true;
+    if (/\btls\b|certificate|ssl/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 async function logStatus(nc: NatsConnection, log: Logger): Promise<void> {
@@ -107,27 +172,55 @@ export function natsHostPort(url: string): { host: string; port: number } {
  * server that requires credentials too (the launcher must not start a second one).
  */
 export async function natsAnswers(url: string, timeoutMs = 1000): Promise<boolean> {
+  return (await natsServerInfo(url, timeoutMs)) !== null;
+}
+
+/** What a NATS server says of itself before any client authenticates. */
+export interface NatsServerHello {
+  server_id?: string;
+  version?: string;
+  /** Clients must authenticate (absent or false: anyone may connect). */
+  auth_required?: boolean;
+  tls_required?: boolean;
+  jetstream?: boolean;
+}
+
+/**
+ * The INFO line of the server at `url` (raw TCP, no credentials sent), or
+ * null when nothing that speaks NATS answers within `timeoutMs`.
+ */
+export async function natsServerInfo(
+  url: string,
+  timeoutMs = 1000,
+): Promise<NatsServerHello | null> {
   let target: { host: string; port: number };
   try {
     target = natsHostPort(url);
   } catch {
-    return false;
+    return null;
   }
   return new Promise((resolve) => {
     const socket = net.connect(target);
     let buf = "";
-    const done = (ok: boolean) => {
+    const done = (info: NatsServerHello | null) => {
       clearTimeout(timer);
       socket.destroy();
-      resolve(ok);
+      resolve(info);
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
+    const timer = setTimeout(() => done(null), timeoutMs);
     socket.on("data", (d) => {
       buf += d.toString("latin1");
-      if (buf.length >= 5) done(buf.startsWith("INFO "));
+      if (buf.length >= 5 && !buf.startsWith("INFO ")) return done(null);
+      const end = buf.indexOf("\r\n");
+      if (end < 0) return;
+      try {
+        done(JSON.parse(buf.slice(5, end)) as NatsServerHello);
+      } catch {
+        done({});
+      }
     });
-    socket.on("error", () => done(false));
-    socket.on("close", () => done(false));
+    socket.on("error", () => done(null));
+    socket.on("close", () => done(null));
   });
 }
 

@@ -75,7 +75,8 @@ export async function ensureMissionsConsumer(nc: NatsConnection): Promise<Consum
   return ensureDurable(await openJetStreamManager(nc), STREAMS.missions, missionsConsumerConfig());
 }
 
-const CONSUMER_NOT_FOUND = 10014;
+/** JetStream API error code: no such consumer. */
+export const CONSUMER_NOT_FOUND = 10014;
 const STREAM_NOT_FOUND = 10059;
 const CONSUMER_EXISTS = [10013, 10105, 10148];
 

@@ -2,11 +2,21 @@
 export {
   connectBus,
   natsAnswers,
+  natsServerInfo,
   natsHostPort,
   splitCredentials,
   type ConnectBusOptions,
   type NatsConnection,
+  type NatsServerHello,
 } from "./connect.ts";
+export {
+  authFromEnv,
+  tlsFromEnv,
+  describeAuth,
+  refusePlaceholder,
+  type NatsAuth,
+  type NatsTls,
+} from "./nats-auth.ts";
 export {
   provisionStreams,
   replicasFromEnv,

@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
   audit: async () => (await import("./commands/audit.ts")).registerAuditCommand,
   bench: async () => (await import("./commands/bench.ts")).registerBenchCommand,
   completion: async () => (await import("./commands/completion.ts")).registerCompletionCommand,
+  "nats-config": async () => (await import("./commands/nats-config.ts")).registerNatsConfigCommand,
 };
 
 /** Names of every subcommand, in help order. */

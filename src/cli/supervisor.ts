@@ -7,7 +7,8 @@ export interface ChildSpec {
   name: string;
   command: string;
   args: string[];
-  env?: Record<string, string>;
+  /** Added to the launcher's environment; an undefined value removes the variable. */
+  env?: Record<string, string | undefined>;
   /** Where the child's stdout and stderr go; default: inherit. */
   output?: Writable;
 }

@@ -20,7 +20,6 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import {
   followEvents,
   openJetStreamManager,
-  provisionStreams,
   replayEvents,
   watchEvents,
   type EventFeed,
@@ -28,6 +27,7 @@ import {
 } from "../bus/index.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import { COORDINATION_SUBJECT, STREAMS, type DlqRecord, type SquadEvent } from "../schema/index.ts";
+import { ensureStreamsUsable } from "../bus/streams-usable.ts";
 
 export type WatchItem =
   | { kind: "event"; event: SquadEvent; subject: string; replayed: boolean }
@@ -137,7 +137,7 @@ async function nextSeq(nc: NatsConnection, streams: StreamOptions, log: Logger):
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || err.code !== STREAM_NOT_FOUND) throw err;
     log.info("no squad streams yet; creating them");
-    await provisionStreams(nc, { ...streams, log });
+    await ensureStreamsUsable(nc, { ...streams, log });
     return (await jsm.streams.info(STREAMS.events)).state.last_seq + 1;
   }
 }

@@ -4,12 +4,12 @@ import {
   createPublisher,
   followEvents,
   openJetStreamManager,
-  provisionStreams,
   type EventGuard,
   type EventSigner,
   type ReceivedMessage,
 } from "../bus/index.ts";
 import { BadInputError } from "../errors.ts";
+import { ensureStreamsUsable } from "../bus/streams-usable.ts";
 import { makeEvent, STREAMS, type SquadEvent } from "../schema/index.ts";
 import { DEFAULT_MAX_PAYLOAD, HEADER_ALLOWANCE, jsonBytes } from "../workers/result-size.ts";
 
@@ -46,7 +46,8 @@ export async function submitMission(
         "script in the workspace) or raise max_payload in the server's configuration",
     );
   }
-  await provisionStreams(nc);
+  // An operator may not create streams: then they must exist (the orchestrator makes them).
+  await ensureStreamsUsable(nc);
   await createPublisher(nc, { signer: opts.signer ?? null }).publish(event);
   return missionId;
 }

@@ -1,19 +1,21 @@
-import { errors, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 // The bus modules themselves, not the barrel (bus/index.ts): a replica then never loads
 // what only the CLI and the orchestrator use (event feed, swarm status).
 import { ensureWorkerConsumer } from "../bus/consumers.ts";
 import { openJetStreamManager } from "../bus/jetstream-manager.ts";
 import { CLAIMS_BUCKET, openLeaseStore, type LeaseStore } from "../bus/leases.ts";
+import { isPermissionError } from "../bus/permission-error.ts";
 import { provisionStreams } from "../bus/streams.ts";
 import { InfrastructureError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { STREAMS, subjects, workerDurable } from "../schema/index.ts";
+import { STREAMS, workerDurable } from "../schema/index.ts";
 
 /**
- * Streams and the agent's durable, created or checked. Under nats.conf's
- * worker users a worker may read stream info and create/update only its own
- * durable, not create or change streams: when the streams exist (the
- * orchestrator provisions them) a permission error on create/update is fine.
+ * Streams and the agent's durable, created or checked. Under the generated
+ * worker permissions (src/bus/nats-permissions.ts) a worker may read stream
+ * and consumer info but not create or change streams or its durable: when
+ * they exist (the orchestrator provisions them) a permission error on
+ * create/update is fine.
  */
 export async function prepareBus(
   nc: NatsConnection,
@@ -45,7 +47,7 @@ export async function prepareBus(
     await jsm.consumers.info(STREAMS.tasks, workerDurable(agent)).catch((e: unknown) => {
       throw new InfrastructureError(
         `consumer ${workerDurable(agent)} does not exist and this NATS user may not create it: ${errorMessage(e)}`,
-        `allow publish on $JS.API.CONSUMER.CREATE.${STREAMS.tasks}.${workerDurable(agent)}.${subjects.tasks(agent)} in nats.conf`,
+        "start the orchestrator first (`swarm orchestrator` or `swarm up`): it creates the consumers of its roster's agents",
         { cause: e },
       );
     });
@@ -67,12 +69,4 @@ export async function openClaims(nc: NatsConnection): Promise<LeaseStore> {
   }
 }
 
-/** A NATS permissions violation, anywhere in the cause chain. */
-export function isPermissionError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; depth++) {
-    if (e instanceof errors.PermissionViolationError) return true;
-    if (/permissions violation/i.test(e.message)) return true;
-    e = e.cause;
-  }
-  return false;
-}
+export { isPermissionError };

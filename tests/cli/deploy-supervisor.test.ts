@@ -115,6 +115,10 @@ describe("ensureNats", () => {
       url: "nats://nats.invalid:4222",
       explicit: true,
       storeDir: "/nonexistent",
+      stateDir: "/nonexistent/state",
+      agents: ["builder"],
+      insecure: false,
+      credentialGiven: false,
       output: new PassThrough(),
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);

@@ -26,6 +26,8 @@ export function swarmEnv(
     ...process.env,
     NATS_URL: natsUrl,
     SWARM_WORKSPACE: workspace,
+    // Credentials and the local server's record stay with the test's own workspace.
+    SWARM_STATE_DIR: path.join(workspace, ".state"),
     SWARM_LOG_FORMAT: "json",
     SWARM_LOG_LEVEL: process.env.SWARM_LOG_LEVEL ?? "info",
     ...extra,

@@ -12,7 +12,7 @@ import { silentLogger } from "../../log.ts";
 import { approvalState } from "../../orchestrator/audit.ts";
 import { makeEvent, type SquadEvent } from "../../schema/index.ts";
 import {
-  natsConnectOptions,
+  clientConnectOptions,
   resolveCommon,
   withCommonOptions,
   type CommonFlags,
@@ -24,8 +24,13 @@ import { openCliGuard } from "../cli-guard.ts";
 const APPROVAL_ID = /^([A-Za-z0-9_-]{1,80})\.([A-Za-z0-9_-]{1,80})\.(\d+)\.(\d+)$/;
 
 /** The bus with the credentials of the environment (NATS_USER/NATS_PASS, SWARM_NATS_INBOX_PREFIX). */
-export async function connectCliBus(common: Resolved, name: string): Promise<NatsConnection> {
-  return connectBus({ ...natsConnectOptions(common, name), log: silentLogger });
+/** A CLI command's connection, as the role it acts as (approve/deny: operator; audit: watcher). */
+export async function connectCliBus(
+  common: Resolved,
+  name: string,
+  role: "operator" | "watcher" = "operator",
+): Promise<NatsConnection> {
+  return connectBus({ ...(await clientConnectOptions(common, name, { role })), log: silentLogger });
 }
 
 /** The mission of an approval id, or a BadInputError saying what an id looks like. */

@@ -31,7 +31,7 @@ export function registerAuditCommand(program: Command): void {
         throw new BadInputError(`${JSON.stringify(mission)} is not a mission id`);
       }
       const common = resolveCommon(flags);
-      const nc = await connectCliBus(common, "swarm-audit");
+      const nc = await connectCliBus(common, "swarm-audit", "watcher");
       const events: SquadEvent[] = [];
       const admissions: Admission[] = [];
       try {

@@ -11,7 +11,7 @@ import { useColor } from "../color.ts";
 import { formatEventLine } from "../event-line.ts";
 import { isFinished, summarizeMissions, type MissionSummary } from "../mission-summary.ts";
 import {
-  natsConnectOptions,
+  clientConnectOptions,
   resolveCommon,
   withCommonOptions,
   type CommonFlags,
@@ -56,7 +56,7 @@ mission ended otherwise, 2 bad or unknown mission id, 3 NATS not reachable.`,
       const missionId = checkMissionId(missionArg);
       const common = resolveCommon(flags);
       const nc = await connectBus({
-        ...natsConnectOptions(common, "swarm-cancel"),
+        ...(await clientConnectOptions(common, "swarm-cancel", { role: "operator" })),
         log: silentLogger,
         timeoutMs: 3000,
       });

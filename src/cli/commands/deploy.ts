@@ -2,42 +2,51 @@ import { Option, type Command } from "commander";
 import { deployMission } from "../launcher/deploy-mission.ts";
 import {
   allowWorkspaceOption,
+  launcherNatsSettings,
   positiveInt,
   resolveCommon,
   withCommonOptions,
+  withLauncherNatsOptions,
   type CommonFlags,
 } from "../options.ts";
 
 interface DeployFlags extends CommonFlags {
+  insecureNats?: boolean;
   replicas: number;
   json?: boolean;
   allowWorkspace?: string[];
 }
 
 export function registerDeployCommand(program: Command): void {
-  withCommonOptions(
-    program
-      .command("deploy")
-      .description(
-        "run a brief end to end: start NATS if none answers, the orchestrator and the replicas " +
-          "the brief needs; submit; show live progress; exit 0 only if the mission completed",
-      )
-      .argument("<brief>", "mission brief (Markdown)")
-      .addOption(
-        new Option("--replicas <n>", "replicas of each agent the brief needs")
-          .argParser(positiveInt("--replicas"))
-          .default(2),
-      )
-      .option("--json", "print one JSON summary line on stdout (progress goes to stderr)")
-      .addOption(allowWorkspaceOption()),
+  withLauncherNatsOptions(
+    withCommonOptions(
+      program
+        .command("deploy")
+        .description(
+          "run a brief end to end: start NATS if none answers, the orchestrator and the replicas " +
+            "the brief needs; submit; show live progress; exit 0 only if the mission completed",
+        )
+        .argument("<brief>", "mission brief (Markdown)")
+        .addOption(
+          new Option("--replicas <n>", "replicas of each agent the brief needs")
+            .argParser(positiveInt("--replicas"))
+            .default(2),
+        )
+        .option("--json", "print one JSON summary line on stdout (progress goes to stderr)")
+        .addOption(allowWorkspaceOption()),
+    ),
   )
     .addHelpText(
       "after",
       `
-NATS: the server at --nats / NATS_URL (default nats://127.0.0.1:4222) when one answers there.
-Otherwise a local nats-server (NATS_SERVER_BIN, PATH, /usr/sbin/nats-server) is started with
-JetStream, its store in <workspace>/.nats: on the port of --nats / NATS_URL when given, else on
-4222 when free, else on a free port. It is stopped at the end.
+NATS: the server at --nats / NATS_URL when one answers there (with the credentials given, if
+any; a server that accepts clients without authentication is warned about). Without a URL: the
+server recorded in SWARM_STATE_DIR (default .swarm/state) by a running launcher, else a local
+nats-server (NATS_SERVER_BIN, PATH, /usr/sbin/nats-server) with JetStream, its store in
+<workspace>/.nats, on 4222 when free, else on a free port; with a URL of this machine that
+nothing answers, on that port. The local server is authenticated: one nkey per role generated in
+<state>/nats (each process gets only its own); --insecure-nats / SWARM_NATS_AUTH=none runs it
+without, with a warning. It is stopped at the end.
 Logs of every process: <workspace>/logs/<name>.log. Ctrl-C cancels the mission, then stops.
 
 Examples:
@@ -50,7 +59,9 @@ Examples:
         briefFile: file,
         replicas: flags.replicas,
         natsUrl: common.natsUrl,
-        natsExplicit: flags.nats !== undefined,
+        natsExplicit: common.natsExplicit,
+        stateDir: common.stateDir,
+        ...launcherNatsSettings(flags, common),
         workspaceRoot: common.workspaceRoot,
         rosterPath: common.rosterPath,
         json: flags.json === true,

@@ -1,19 +1,21 @@
 import type { Command } from "commander";
 import { z } from "zod";
 import { connectBus } from "../../bus/index.ts";
+import { ensureWorkerConsumers } from "../../bus/swarm-provision.ts";
 import { BadInputError } from "../../errors.ts";
 import { createLogger } from "../../log.ts";
 import { DEFAULT_MISSION_LEASE_MS, startOrchestrator } from "../../orchestrator/orchestrator.ts";
 import { newInstanceId } from "../../workers/instance-id.ts";
 import { loadRoster } from "../../workers/roster.ts";
 import {
-  natsConnectOptions,
+  clientConnectOptions,
   resolveCommon,
   withCommonOptions,
   type CommonFlags,
 } from "../options.ts";
 import { followNatsLink, healthListen, healthReport, startHealthServer } from "../health-server.ts";
 import { onShutdownSignal } from "../signals.ts";
+import { readWorkerTuning } from "../worker-tuning.ts";
 
 /**
  * Tuning knobs of the orchestrator, from the environment (operations and
@@ -56,8 +58,12 @@ export function registerOrchestratorCommand(program: Command): void {
       const roster = await loadRoster(common.rosterPath);
       const log = createLogger("orchestrator");
       const listen = healthListen(process.env);
-      const nc = await connectBus({ ...natsConnectOptions(common, "orchestrator"), log });
+      const nc = await connectBus({
+        ...(await clientConnectOptions(common, "orchestrator", { role: "orchestrator" })),
+        log,
+      });
       const instance = `orchestrator-${newInstanceId()}`;
+      const workerTuning = readWorkerTuning();
       const orchestrator = await startOrchestrator({
         nc,
         log,
@@ -69,6 +75,17 @@ export function registerOrchestratorCommand(program: Command): void {
         ...(tuning.SWARM_START_TIMEOUT_S ? { startTimeoutS: tuning.SWARM_START_TIMEOUT_S } : {}),
         ...(tuning.SWARM_MAX_REPLANS !== undefined ? { maxReplans: tuning.SWARM_MAX_REPLANS } : {}),
       });
+      // Workers may not create their consumers (generated NATS permissions): the admin does,
+      // for every roster agent that has none yet (SWARM_ACK_WAIT_MS, SWARM_MAX_DELIVER apply).
+      await ensureWorkerConsumers(
+        nc,
+        roster.agents.map((a) => a.name),
+        {
+          ...(workerTuning.SWARM_ACK_WAIT_MS ? { ackWaitMs: workerTuning.SWARM_ACK_WAIT_MS } : {}),
+          ...(workerTuning.SWARM_MAX_DELIVER ? { maxDeliver: workerTuning.SWARM_MAX_DELIVER } : {}),
+        },
+        { createOnly: true },
+      );
       let stopping = false;
       const link = followNatsLink(nc);
       const health = listen

@@ -5,7 +5,7 @@ import { loadRoster } from "../../workers/roster.ts";
 import { useColor } from "../color.ts";
 import {
   positiveInt,
-  natsConnectOptions,
+  clientConnectOptions,
   resolveCommon,
   withCommonOptions,
   type CommonFlags,
@@ -58,8 +58,9 @@ Exit codes: 0 ok, 2 bad flags, 3 NATS not reachable.`,
     .action(async (flags: StatusFlags) => {
       const common = resolveCommon(flags);
       const roster = await loadRoster(common.rosterPath);
+      const connectOpts = await clientConnectOptions(common, "swarm-status", { role: "watcher" });
       const nc = await connectBus({
-        ...natsConnectOptions(common, "swarm-status"),
+        ...connectOpts,
         log: silentLogger,
         timeoutMs: 3000,
       });
@@ -67,7 +68,7 @@ Exit codes: 0 ok, 2 bad flags, 3 NATS not reachable.`,
         const snapshot = await readSwarmSnapshot(nc);
         const report = buildStatusReport(snapshot, {
           // Never the credentials a URL may carry: the report goes to terminals and files.
-          nats: splitCredentials(common.natsUrl).servers.join(","),
+          nats: splitCredentials([connectOpts.servers].flat().join(",")).servers.join(","),
           knownAgents: roster.agents.map((a) => a.name),
           heartbeatIntervalS: flags.heartbeatInterval,
         });

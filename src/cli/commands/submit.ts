@@ -17,7 +17,7 @@ import { loadRoster } from "../../workers/roster.ts";
 import { formatEventLine } from "../event-line.ts";
 import {
   allowWorkspaceOption,
-  natsConnectOptions,
+  clientConnectOptions,
   resolveCommon,
   withCommonOptions,
   type CommonFlags,
@@ -71,7 +71,7 @@ export function registerSubmitCommand(program: Command): void {
         flags.allowWorkspace,
       );
       const nc = await connectBus({
-        ...natsConnectOptions(common, "swarm-submit"),
+        ...(await clientConnectOptions(common, "swarm-submit", { role: "operator" })),
         log: silentLogger,
       });
       try {

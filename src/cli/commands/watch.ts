@@ -6,7 +6,7 @@ import { isFinalMissionEvent, type FinalMissionEvent } from "../../orchestrator/
 import { useColor } from "../color.ts";
 import { formatDeadLetterLine, formatEventLine, formatInvalidLine } from "../event-line.ts";
 import {
-  natsConnectOptions,
+  clientConnectOptions,
   resolveCommon,
   withCommonOptions,
   type CommonFlags,
@@ -82,7 +82,10 @@ failed or was cancelled, 2 bad flags, 3 NATS not reachable.`,
         throw err;
       });
 
-      const nc = await connectBus({ ...natsConnectOptions(common, "swarm-watch"), log });
+      const nc = await connectBus({
+        ...(await clientConnectOptions(common, "swarm-watch", { role: "watcher" })),
+        log,
+      });
       let finish!: (final: FinalMissionEvent | null) => void;
       const finished = new Promise<FinalMissionEvent | null>((r) => (finish = r));
 

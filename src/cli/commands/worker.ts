@@ -1,7 +1,6 @@
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Command } from "commander";
-import { z } from "zod";
 import { connectBus } from "../../bus/connect.ts";
 import { BadInputError, ExitCode } from "../../errors.ts";
 import { parseModelSpec } from "../../llm/model-spec.ts";
@@ -11,13 +10,14 @@ import { loadRoster } from "../../workers/roster.ts";
 import { checkSandbox, startWorkerReplica } from "../../workers/worker-replica.ts";
 import {
   positiveInt,
-  natsConnectOptions,
+  clientConnectOptions,
   resolveCommon,
   withCommonOptions,
   type CommonFlags,
 } from "../options.ts";
 import { packageVersion } from "../program.ts";
 import { followNatsLink, healthListen, healthReport, startHealthServer } from "../health-server.ts";
+import { readWorkerTuning } from "../worker-tuning.ts";
 import { onShutdownSignal, PARENT_PID_ENV } from "../signals.ts";
 
 /**
@@ -33,36 +33,10 @@ import { onShutdownSignal, PARENT_PID_ENV } from "../signals.ts";
  * Security settings (docs/security.md), read by the replica:
  *   SWARM_SANDBOX            bwrap | none: sandbox of agents whose roster entry names none (default: bwrap if it works)
  *   SWARM_BWRAP_BIN          the bubblewrap binary (default: bwrap on PATH)
- *   NATS_USER / NATS_PASS    credentials (or nats://user:pass@host in NATS_URL)
+ *   NATS_NKEY / NATS_CREDS / NATS_TOKEN / NATS_USER+NATS_PASS   credentials (docs/operations.md)
  *   SWARM_NATS_INBOX_PREFIX  inbox prefix the worker's NATS user may subscribe on (e.g. _INBOX_builder)
  */
-const Millis = z.coerce.number().int().min(1).max(3_600_000);
-export const WorkerTuning = z.object({
-  SWARM_ACK_WAIT_MS: Millis.min(1000).optional(),
-  SWARM_MAX_DELIVER: z.coerce.number().int().min(1).max(100).optional(),
-  SWARM_LEASE_MS: Millis.min(300).optional(),
-  SWARM_HEARTBEAT_MS: Millis.min(50).optional(),
-  SWARM_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).optional(),
-  SWARM_MODEL_RETRY_MS: Millis.optional(),
-  SWARM_MAX_MODEL_CALLS: z.coerce.number().int().min(1).max(500).optional(),
-});
-export type WorkerTuning = z.infer<typeof WorkerTuning>;
-
-/** The knobs of `env`, or a BadInputError naming the variable. */
-export function readWorkerTuning(env: NodeJS.ProcessEnv = process.env): WorkerTuning {
-  const present = Object.fromEntries(
-    Object.keys(WorkerTuning.shape).flatMap((k) => {
-      const v = env[k]?.trim();
-      return v ? [[k, v]] : [];
-    }),
-  );
-  const r = WorkerTuning.safeParse(present);
-  if (!r.success) {
-    const what = r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new BadInputError(`invalid worker setting: ${what}`);
-  }
-  return r.data;
-}
+export { WorkerTuning, readWorkerTuning } from "../worker-tuning.ts";
 
 interface WorkerFlags extends CommonFlags {
   agent: string;
@@ -104,7 +78,10 @@ export function registerWorkerCommand(program: Command): void {
       const log = createLogger("worker", { agent: agent.name });
       const listen = healthListen(process.env);
       const nc = await connectBus({
-        ...natsConnectOptions(common, `worker-${agent.name}`),
+        ...(await clientConnectOptions(common, `worker-${agent.name}`, {
+          role: "worker",
+          agent: agent.name,
+        })),
         log,
       });
       const instance = newInstanceId();

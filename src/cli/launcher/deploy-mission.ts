@@ -14,7 +14,6 @@ import {
   connectBus,
   createPublisher,
   followEvents,
-  provisionStreams,
   watchEvents,
   type EventFeed,
   type EventWatch,
@@ -35,7 +34,6 @@ import { seedMissionWorkspace } from "../../orchestrator/workspace-seed.ts";
 import { readBriefFile } from "../commands/submit.ts";
 import { openRootToUser } from "../../tools/sandbox.ts";
 import { sandboxUser } from "../../tools/sandbox-user.ts";
-import { natsConnectOptions } from "../options.ts";
 import { onShutdownSignal } from "../signals.ts";
 import type { SupervisorEvent } from "../supervisor.ts";
 import {
@@ -45,6 +43,8 @@ import {
   type DeploySummary,
 } from "./deploy-summary.ts";
 import { ensureNats, type NatsEndpoint } from "./local-nats.ts";
+import { provisionAsAdmin } from "./swarm-admin.ts";
+import { launcherConnectOptions } from "./swarm-credentials.ts";
 import { checkModelServers, modelsNeeded } from "./model-preflight.ts";
 import type { ProgressInput, ProgressState } from "./progress-model.ts";
 import { createProgressView, type ProgressView, type ViewStream } from "./progress-view.ts";
@@ -56,6 +56,12 @@ export interface DeployOptions {
   natsUrl: string;
   /** The URL came from --nats or NATS_URL (see local-nats.ts for what that changes). */
   natsExplicit: boolean;
+  /** The swarm's state directory (identities, the local server's record). */
+  stateDir: string;
+  /** Run or accept NATS without authentication (`--insecure-nats`, SWARM_NATS_AUTH=none). */
+  insecureNats: boolean;
+  /** A NATS credential was given (environment or URL). */
+  credentialGiven: boolean;
   workspaceRoot: string;
   rosterPath: string | undefined;
   json: boolean;
@@ -152,21 +158,28 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
       url: opts.natsUrl,
       explicit: opts.natsExplicit,
       storeDir: path.join(root, ".nats"),
+      stateDir: opts.stateDir,
+      agents: roster.agents.map((a) => a.name),
+      insecure: opts.insecureNats,
+      credentialGiven: opts.credentialGiven,
       output: natsLog,
       onEvent: onSupervisor,
     });
     view = createProgressView({ missionId, out: human });
     for (const i of early.splice(0)) view.update(i);
-    show({
-      kind: "info",
-      key: "nats",
-      value: `${endpoint.url} (${endpoint.local ? "started here" : "already running"})`,
-    });
+    show({ kind: "info", key: "nats", value: `${endpoint.url} (${endpoint.origin})` });
     show({ kind: "info", key: "logs", value: logDir });
+    for (const w of endpoint.warnings) {
+      log.warn({ nats: endpoint.url }, w);
+      show({ kind: "notice", text: `WARNING: ${w}`, tone: "warn", at: Date.now() });
+    }
 
-    // 3. The swarm: orchestrator and replicas, supervised.
+    // 3. The swarm: streams, the agents' consumers and the claims bucket first (as the
+    // orchestrator's identity: workers may not create them), then the processes, supervised.
+    await provisionAsAdmin(endpoint, agents, opts.env, log);
     swarm = await launchSwarm({
       natsUrl: endpoint.url,
+      credentials: endpoint.credentials,
       workspaceRoot: root,
       rosterPath: opts.rosterPath,
       agents,
@@ -176,11 +189,17 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
     });
 
     // 4. Follow from before the submission (nothing is missed), then submit.
+    // The launcher submits, follows and cancels as a person would: the operator role.
     nc = await connectBus({
-      ...natsConnectOptions({ env: opts.env, natsUrl: endpoint.url }, "swarm-deploy"),
+      ...launcherConnectOptions(
+        endpoint.credentials,
+        { role: "operator" },
+        endpoint.url,
+        "swarm-deploy",
+        opts.env,
+      ),
       log,
     });
-    await provisionStreams(nc);
     // Signs the submission and a cancel; the follow below takes only the orchestrator's word.
     const guard = await openCliGuard(nc, { publishes: true });
     const fromSeq = await nextEventsSeq(nc);

@@ -13,9 +13,12 @@ import type { Roster } from "../../workers/roster.ts";
 import { PARENT_PID_ENV } from "../signals.ts";
 import { selfCommand } from "../self.ts";
 import { Supervisor, type SupervisorEvent } from "../supervisor.ts";
+import { childCredentialEnv, type SwarmCredentials } from "./swarm-credentials.ts";
 
 export interface SwarmLaunchOptions {
   natsUrl: string;
+  /** Each child's own identity, or the credential the user gave (src/cli/launcher/swarm-credentials.ts). */
+  credentials?: SwarmCredentials;
   workspaceRoot: string;
   rosterPath: string | undefined;
   /** Roster agents to run replicas of. */
@@ -66,6 +69,7 @@ export async function launchSwarm(opts: SwarmLaunchOptions): Promise<LaunchedSwa
   });
   if (opts.onEvent) supervisor.on("event", opts.onEvent);
   const self = await selfCommand();
+  const credentials = opts.credentials ?? { kind: "given" };
   const env: Record<string, string> = {
     NATS_URL: opts.natsUrl,
     SWARM_WORKSPACE: opts.workspaceRoot,
@@ -76,19 +80,36 @@ export async function launchSwarm(opts: SwarmLaunchOptions): Promise<LaunchedSwa
   };
   const streams: WriteStream[] = [];
   const logFiles: Record<string, string> = {};
-  const startChild = (name: string, args: string[]) => {
+  const startChild = (
+    name: string,
+    args: string[],
+    identity: Record<string, string | undefined>,
+  ) => {
     const file = path.join(logDir, `${name}.log`);
     const output = createWriteStream(file, { flags: "a" });
     output.on("error", () => undefined); // a full disk must not crash the launcher
     streams.push(output);
     logFiles[name] = file;
-    supervisor.start({ name, command: self.command, args: [...self.args, ...args], env, output });
+    supervisor.start({
+      name,
+      command: self.command,
+      args: [...self.args, ...args],
+      env: { ...env, ...identity },
+      output,
+    });
   };
 
-  if (opts.orchestrator ?? true) startChild("orchestrator", ["orchestrator"]);
+  if (opts.orchestrator ?? true) {
+    startChild(
+      "orchestrator",
+      ["orchestrator"],
+      childCredentialEnv(credentials, { role: "orchestrator" }),
+    );
+  }
   for (const agent of opts.agents) {
+    const identity = childCredentialEnv(credentials, { role: "worker", agent });
     for (let i = 1; i <= opts.replicas; i++) {
-      startChild(replicaName(agent, i), ["worker", "--agent", agent]);
+      startChild(replicaName(agent, i), ["worker", "--agent", agent], identity);
     }
   }
 

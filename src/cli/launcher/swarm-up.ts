@@ -13,7 +13,6 @@ import { connectBus, watchEvents, type EventWatch, type NatsConnection } from ".
 import { readEnv } from "../../config.ts";
 import { openRootToUser } from "../../tools/sandbox.ts";
 import { sandboxUser } from "../../tools/sandbox-user.ts";
-import { natsConnectOptions } from "../options.ts";
 import { BadInputError, ExitCode, errorMessage } from "../../errors.ts";
 import { silentLogger } from "../../log.ts";
 import { loadRoster } from "../../workers/roster.ts";
@@ -24,6 +23,8 @@ import { ensureNats, type NatsEndpoint } from "./local-nats.ts";
 import { describeSupervisorEvent } from "./progress-model.ts";
 import { canColor } from "./progress-view.ts";
 import { launchSwarm, type LaunchedSwarm } from "./swarm-launcher.ts";
+import { provisionAsAdmin } from "./swarm-admin.ts";
+import { launcherConnectOptions } from "./swarm-credentials.ts";
 
 export interface SwarmUpOptions {
   replicas: number;
@@ -31,6 +32,12 @@ export interface SwarmUpOptions {
   agents?: readonly string[];
   natsUrl: string;
   natsExplicit: boolean;
+  /** The swarm's state directory (identities, the local server's record). */
+  stateDir: string;
+  /** Run or accept NATS without authentication (`--insecure-nats`, SWARM_NATS_AUTH=none). */
+  insecureNats: boolean;
+  /** A NATS credential was given (environment or URL). */
+  credentialGiven: boolean;
   workspaceRoot: string;
   rosterPath: string | undefined;
   out?: NodeJS.WriteStream;
@@ -94,13 +101,24 @@ export async function runSwarmUp(opts: SwarmUpOptions): Promise<number> {
       url: opts.natsUrl,
       explicit: opts.natsExplicit,
       storeDir: path.join(opts.workspaceRoot, ".nats"),
+      stateDir: opts.stateDir,
+      agents: known,
+      insecure: opts.insecureNats,
+      credentialGiven: opts.credentialGiven,
       output: natsLog,
       onEvent: onSupervisor,
     });
-    line("up", `nats ${endpoint.url} (${endpoint.local ? "started here" : "already running"})`);
+    line("up", `nats ${endpoint.url} (${endpoint.origin})`);
+    for (const w of endpoint.warnings) {
+      line("up", `WARNING: ${w}`);
+      process.stderr.write(`swarm up: WARNING: ${w}\n`);
+    }
     line("up", `logs ${logDir}`);
+    const env = readEnv();
+    await provisionAsAdmin(endpoint, agents, env, silentLogger);
     swarm = await launchSwarm({
       natsUrl: endpoint.url,
+      credentials: endpoint.credentials,
       workspaceRoot: opts.workspaceRoot,
       rosterPath: opts.rosterPath,
       agents,
@@ -109,8 +127,15 @@ export async function runSwarmUp(opts: SwarmUpOptions): Promise<number> {
       onEvent: onSupervisor,
     });
     const ours = swarm.supervisor;
+    // It only watches the replicas come and go: the watcher role.
     nc = await connectBus({
-      ...natsConnectOptions({ env: readEnv(), natsUrl: endpoint.url }, "swarm-up"),
+      ...launcherConnectOptions(
+        endpoint.credentials,
+        { role: "watcher" },
+        endpoint.url,
+        "swarm-up",
+        env,
+      ),
       log: silentLogger,
     });
     const instances = new Set<string>();
