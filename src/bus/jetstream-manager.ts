@@ -1,5 +1,6 @@
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { isPermissionError } from "./permission-error.ts";
 import { busErrorHint } from "./bus-errors.ts";
 import { InfrastructureError } from "../errors.ts";
 import { retryTransient } from "./retry.ts";
@@ -21,9 +22,9 @@ export async function openJetStreamManager(
       maxDelayMs: 1000,
     });
   } catch (err) {
-    if (err instanceof PermissionViolationError) {
+    if (isPermissionError(err)) {
       throw new InfrastructureError(
-        `NATS at ${nc.getServer()} refused this user the JetStream API: ${err.message}`,
+        `NATS at ${nc.getServer()} refused this user the JetStream API: ${(err as Error).message}`,
         busErrorHint(err),
         { cause: err },
       );

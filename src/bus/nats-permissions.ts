@@ -75,6 +75,9 @@ const READ_SWARM = [
     `$JS.API.CONSUMER.CREATE.${s}`,
     `$JS.API.CONSUMER.CREATE.${s}.>`,
     `$JS.API.CONSUMER.MSG.NEXT.${s}.>`,
+    // An ordered consumer deletes itself when it resets or stops. These two streams hold no
+    // durable: a reader deleting another's ephemeral consumer only makes that one re-create it.
+    `$JS.API.CONSUMER.DELETE.${s}.*`,
   ]),
   // A submitted brief, for `swarm status` (the mission's title).
   `$JS.API.STREAM.MSG.GET.${STREAMS.missions}`,

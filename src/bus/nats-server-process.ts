@@ -120,6 +120,8 @@ export interface NatsServerProcessSpec {
   storeDir: string;
   jetstream?: boolean;
   readyTimeoutMs?: number;
+  /** How the readiness probe authenticates (a server with an authorization block). */
+  readyAuth?: ReadyCheck["auth"];
   onSpawn?: OnSpawn;
 }
 
@@ -178,6 +180,7 @@ export class NatsServerProcess {
       timeoutMs,
       failed: () => this.failure(),
       jetstream: this.spec.jetstream ?? true,
+      ...(this.spec.readyAuth ? { auth: this.spec.readyAuth } : {}),
     });
   }
 
@@ -235,6 +238,8 @@ export interface LocalNatsOptions {
   /** false: a core-NATS server without JetStream. Default true. */
   jetstream?: boolean;
   readyTimeoutMs?: number;
+  /** How the readiness probe authenticates (a config with an authorization block). */
+  readyAuth?: ReadyCheck["auth"];
   /** Temp dirs are named after it (`<prefix>-…`). Default "squad-nats". */
   tmpPrefix?: string;
   onSpawn?: OnSpawn;
@@ -278,6 +283,7 @@ export async function startLocalNats(opts: LocalNatsOptions = {}): Promise<Local
     storeDir,
     jetstream,
     readyTimeoutMs: opts.readyTimeoutMs ?? 20_000,
+    ...(opts.readyAuth ? { readyAuth: opts.readyAuth } : {}),
     ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}),
   });
   try {

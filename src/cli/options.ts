@@ -2,11 +2,11 @@ import { access } from "node:fs/promises";
 import path from "node:path";
 import { Option, type Command } from "commander";
 import { natsAnswers, type ConnectBusOptions } from "../bus/connect.ts";
-import { identityName } from "../bus/identity-store.ts";
+import { identityName, readIdentityRegistry, readSeedFile } from "../bus/identity-store.ts";
 import { readLocalServerRecord } from "../bus/local-server-record.ts";
 import { authFromEnv, tlsFromEnv } from "../bus/nats-auth.ts";
 import { inboxPrefixFor, type RoleIdentity } from "../bus/nats-permissions.ts";
-import { seedFilePath, stateDirOf } from "../bus/state-dir.ts";
+import { natsStatePaths, seedFilePath, stateDirOf } from "../bus/state-dir.ts";
 import { readEnv, type SwarmEnv } from "../config.ts";
 import { BadInputError, InfrastructureError } from "../errors.ts";
 import { ALLOW_WORKSPACE_FLAG } from "../orchestrator/workspace-seed.ts";
@@ -130,6 +130,16 @@ export async function clientConnectOptions(
   identity: RoleIdentity,
 ): Promise<ConnectBusOptions> {
   const given = natsConnectOptions(common, name);
+  if (given.auth?.method === "nkey" && !given.inboxPrefix) {
+    // A seed of the swarm's registry: its role's inbox prefix, without being told.
+    const registry = await readIdentityRegistry(
+      common.env.SWARM_IDENTITIES ?? natsStatePaths(common.stateDir).registry,
+    ).catch(() => null);
+    const { publicKey } = await readSeedFile(given.auth.seedFile);
+    const record = registry?.identities.find((r) => r.public_key === publicKey);
+    const inbox = record ? inboxPrefixFor(record) : undefined;
+    if (inbox) return { ...given, inboxPrefix: inbox };
+  }
   if (given.auth || /@/.test(common.natsUrl)) return given;
   const record = await readLocalServerRecord(common.stateDir);
   if (!record || (common.natsExplicit && !sameServer(record.url, common.natsUrl))) return given;

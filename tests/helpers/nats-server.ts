@@ -14,6 +14,7 @@ import {
   waitForNats,
   type NatsServerProcess,
   type OnSpawn,
+  type ReadyCheck,
 } from "../../src/bus/nats-server-process.ts";
 import { InfrastructureError } from "../../src/errors.ts";
 
@@ -32,6 +33,8 @@ export interface NatsServerOptions {
   readyTimeoutMs?: number;
   /** false: a plain core-NATS server (to test "JetStream is not enabled" paths). Default true. */
   jetstream?: boolean;
+  /** How the readiness probe authenticates, for a configText with an authorization block. */
+  readyAuth?: ReadyCheck["auth"];
 }
 
 export interface NatsServerHandle {
@@ -151,7 +154,12 @@ async function containerRuntimeAnswers(): Promise<boolean> {
  * keeps it; the mapped port may change on restart, so `url` is re-read.
  */
 async function startContainerServer(opts: NatsServerOptions): Promise<NatsServerHandle> {
-  if (opts.configText !== undefined || opts.storeDir !== undefined || opts.port !== undefined) {
+  if (
+    opts.configText !== undefined ||
+    opts.storeDir !== undefined ||
+    opts.port !== undefined ||
+    opts.readyAuth !== undefined
+  ) {
     throw new Error(
       "the container fallback supports no configText/storeDir/port; install nats-server",
     );
