@@ -59,6 +59,8 @@ const READ_IDENTITIES = [
   // A KV watch or keys() is an ordered push consumer with flow control.
   `$JS.API.CONSUMER.CREATE.KV_${IDENTITIES_BUCKET}`,
   `$JS.API.CONSUMER.CREATE.KV_${IDENTITIES_BUCKET}.>`,
+  `$JS.API.CONSUMER.INFO.KV_${IDENTITIES_BUCKET}.*`,
+  `$JS.API.CONSUMER.DELETE.KV_${IDENTITIES_BUCKET}.*`,
   `$JS.FC.KV_${IDENTITIES_BUCKET}.>`,
 ];
 

@@ -162,12 +162,24 @@ export async function clientConnectOptions(
     );
   }
   const inbox = inboxPrefixFor(identity);
+  adoptIdentity(seedFile, natsStatePaths(common.stateDir).registry);
   return {
     ...given,
     servers: record.url,
     auth: { method: "nkey", seedFile },
     ...(inbox ? { inboxPrefix: inbox } : {}),
   };
+}
+
+/**
+ * The identity found in the state directory becomes this process's: what the
+ * command publishes is signed with it (src/bus/event-guard.ts reads NATS_NKEY
+ * and SWARM_IDENTITIES from the environment). Only for a command that was
+ * given neither.
+ */
+function adoptIdentity(seedFile: string, registryFile: string): void {
+  process.env.NATS_NKEY ??= seedFile;
+  process.env.SWARM_IDENTITIES ??= registryFile;
 }
 
 function sameServer(a: string, b: string): boolean {

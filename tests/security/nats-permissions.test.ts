@@ -30,6 +30,8 @@ import {
   replayEvents,
   type NatsConnection,
 } from "../../src/bus/index.ts";
+import { createEventSigner, type EventSigner } from "../../src/bus/event-signing.ts";
+import { IdentityRegistry, identityForSeed } from "../../src/bus/identity-registry.ts";
 import { ensureIdentities, readSeedFile } from "../../src/bus/identity-store.ts";
 import { renderAuthorizationBlock } from "../../src/bus/nats-auth-block.ts";
 import { inboxPrefixFor } from "../../src/bus/nats-permissions.ts";
@@ -52,6 +54,8 @@ let watcher: NatsConnection;
 let operator: NatsConnection;
 let events: EventLog;
 let jsm: JetStreamManager;
+/** The orchestrator's signature: with a registry, workers take only signed tasks. */
+let orchSigner: EventSigner;
 const replicas: WorkerReplica[] = [];
 
 const seed = (name: string) => seedFilePath(state, name);
@@ -92,6 +96,12 @@ async function streamMessages(stream: string): Promise<number> {
 beforeAll(async () => {
   state = await mkdtemp(path.join(os.tmpdir(), "squad-perm-state-"));
   const registry = await ensureIdentities(state, ["builder", "tester"]);
+  orchSigner = createEventSigner(
+    identityForSeed(
+      (await readSeedFile(seed("orchestrator"))).seed,
+      new IdentityRegistry(registry),
+    ),
+  );
   server = await startNatsServer({
     configText: renderAuthorizationBlock(registry),
     readyAuth: {
@@ -142,7 +152,7 @@ describe("generated authorization block (real server, nkey users per role)", () 
       }),
     ]);
     const mission = newMission("perm");
-    await createPublisher(orch).publish(
+    await createPublisher(orch, { signer: orchSigner }).publish(
       taskAssigned(
         mission,
         makeTask({

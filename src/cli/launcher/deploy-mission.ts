@@ -44,7 +44,7 @@ import {
 } from "./deploy-summary.ts";
 import { ensureNats, type NatsEndpoint } from "./local-nats.ts";
 import { provisionAsAdmin } from "./swarm-admin.ts";
-import { launcherConnectOptions } from "./swarm-credentials.ts";
+import { launcherConnectOptions, signingEnv } from "./swarm-credentials.ts";
 import { checkModelServers, modelsNeeded } from "./model-preflight.ts";
 import type { ProgressInput, ProgressState } from "./progress-model.ts";
 import { createProgressView, type ProgressView, type ViewStream } from "./progress-view.ts";
@@ -200,8 +200,13 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
       ),
       log,
     });
-    // Signs the submission and a cancel; the follow below takes only the orchestrator's word.
-    const guard = await openCliGuard(nc, { publishes: true });
+    // Signs the submission and a cancel as the operator (its seed when the launcher's server runs
+    // with the swarm's identities); the follow below takes only the orchestrator's word.
+    const guard = await openCliGuard(nc, {
+      publishes: true,
+      log,
+      env: { ...process.env, ...signingEnv(endpoint.credentials, { role: "operator" }) },
+    });
     const fromSeq = await nextEventsSeq(nc);
     watches.push(
       // task_assigned is on squad.tasks.<agent> (a work queue we must not consume): watch it live.

@@ -58,3 +58,16 @@ export function launcherConnectOptions(
     ...(inbox ? { inboxPrefix: inbox } : {}),
   };
 }
+
+/**
+ * The variables that make the launcher's own event guard sign as `id`
+ * (src/bus/event-guard.ts reads NATS_NKEY and SWARM_IDENTITIES); none for a
+ * credential the user gave (then the environment says it already).
+ */
+export function signingEnv(creds: SwarmCredentials, id: RoleIdentity): Record<string, string> {
+  if (creds.kind === "given") return {};
+  return {
+    NATS_NKEY: seedFilePath(creds.stateDir, identityName(id.role, id.agent)),
+    SWARM_IDENTITIES: natsStatePaths(creds.stateDir).registry,
+  };
+}
