@@ -45,7 +45,7 @@ COPY rosters ./rosters
 COPY mission-briefs ./mission-briefs
 COPY nats.conf ./nats.conf
 COPY docs/schema ./docs/schema
-RUN mkdir -p /workspace /state && chown node:node /workspace /state
+RUN mkdir -p /workspace /state /auth /creds && chown node:node /workspace /state /auth /creds
 ENV NODE_ENV=production \
     SWARM_WORKSPACE=/workspace \
     SWARM_STATE_DIR=/state \

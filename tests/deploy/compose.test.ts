@@ -1,0 +1,148 @@
+/**
+ * docker-compose.yml, checked by structure (no container runtime on these
+ * machines; what only a real `docker compose up` would show is listed in
+ * docs/operations.md): credentials generated on first start and each
+ * process given only its own seed, a worker service for every agent of the
+ * default roster, healthchecks and `service_healthy` ordering, a stop grace
+ * above the drain, init, ports on 127.0.0.1, pinned images, a one-shot model
+ * pull, and a cli service that submits from inside the stack.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import YAML from "yaml";
+import { loadRoster } from "../../src/workers/roster.ts";
+import { REPO_ROOT } from "../helpers/swarm-process.ts";
+
+interface Volume {
+  type?: string;
+  source?: string;
+  target?: string;
+  read_only?: boolean;
+  volume?: { subpath?: string };
+}
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  user?: string;
+  init?: boolean;
+  restart?: string;
+  profiles?: string[];
+  ports?: string[];
+  stop_grace_period?: string;
+  healthcheck?: { test?: string[]; disable?: boolean };
+  depends_on?: Record<string, { condition: string }>;
+  volumes?: Array<string | Volume>;
+  environment?: Record<string, string>;
+}
+
+const text = await readFile(path.join(REPO_ROOT, "docker-compose.yml"), "utf8");
+const compose = YAML.parse(text, { merge: true }) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+};
+const services = compose.services;
+const ours = Object.entries(services).filter(([, s]) => s.build !== undefined);
+const workers = Object.entries(services).filter(([n]) => n.startsWith("worker-"));
+const seconds = (d: string) => Number(/^(\d+)s$/.exec(d)?.[1]);
+const mounts = (s: Service) =>
+  (s.volumes ?? []).map((v) =>
+    typeof v === "string"
+      ? { source: v.split(":")[0], target: v.split(":")[1], subpath: undefined }
+      : { source: v.source, target: v.target, subpath: v.volume?.subpath },
+  );
+
+describe("docker-compose.yml", () => {
+  it("has a worker service for every agent of the default roster, each with only its own seed", async () => {
+    const roster = await loadRoster(path.join(REPO_ROOT, "rosters/default.yaml"));
+    const agents = workers.map(([, s]) => s.command![s.command!.indexOf("--agent") + 1]);
+    expect(agents.sort()).toEqual(roster.agents.map((a) => a.name).sort());
+    for (const [name, s] of workers) {
+      const agent = s.command![s.command!.indexOf("--agent") + 1];
+      const creds = mounts(s).filter((m) => m.source === "creds");
+      expect(creds, name).toEqual([
+        { source: "creds", target: "/creds", subpath: `worker-${agent}` },
+      ]);
+      expect(
+        mounts(s).some((m) => m.source === "state"),
+        name,
+      ).toBe(false);
+      expect(s.environment).toMatchObject({
+        NATS_NKEY: "/creds/seed.nk",
+        SWARM_NATS_INBOX_PREFIX: `_INBOX_${agent}`,
+        NATS_URL: "nats://nats:4222",
+      });
+    }
+  });
+
+  it("generates credentials on first start, before NATS starts; no password in the file", () => {
+    const init = services["squad-init"]!;
+    expect(init.command?.[0]).toBe("nats-config");
+    expect(init.command).toEqual(
+      expect.arrayContaining(["--state", "/state", "--export", "/creds"]),
+    );
+    expect(services.nats!.depends_on?.["squad-init"]?.condition).toBe(
+      "service_completed_successfully",
+    );
+    expect(mounts(services.nats!).map((m) => m.target)).toContain("/etc/nats/auth");
+    expect(text).not.toMatch(/PASS\b|password|change-me/i);
+    expect(services.orchestrator!.environment).toMatchObject({
+      NATS_NKEY: "/state/nats/creds/orchestrator.nk",
+      SWARM_IDENTITIES: "/state/nats/identities.json",
+    });
+  });
+
+  it("starts in order of health: NATS and the orchestrator healthy, the model pulled", () => {
+    expect(services.nats!.healthcheck?.test?.join(" ")).toMatch(/healthz\?js-enabled-only=true/);
+    expect(services.ollama!.healthcheck?.test).toBeDefined();
+    expect(services.orchestrator!.depends_on?.nats?.condition).toBe("service_healthy");
+    for (const [name, s] of workers) {
+      expect(s.depends_on, name).toEqual({
+        nats: { condition: "service_healthy" },
+        orchestrator: { condition: "service_healthy" },
+        "ollama-pull": { condition: "service_completed_successfully" },
+      });
+    }
+    // The orchestrator and workers are healthy by the image's HEALTHCHECK on their /healthz.
+    for (const [name, s] of [["orchestrator", services.orchestrator!] as const, ...workers])
+      expect(s.environment?.SWARM_HEALTH_PORT, name).toBe("8080");
+  });
+
+  it("stops gracefully: a grace period above the replicas' 10 s drain, init reaping zombies", () => {
+    for (const [name, s] of [["orchestrator", services.orchestrator!] as const, ...workers]) {
+      expect(seconds(s.stop_grace_period ?? "0s"), name).toBeGreaterThan(10);
+    }
+    for (const [name, s] of ours) expect(s.init, name).toBe(true);
+  });
+
+  it("publishes ports on 127.0.0.1 unless asked, and pins every image", () => {
+    for (const [name, s] of Object.entries(services)) {
+      for (const p of s.ports ?? [])
+        expect(p, name).toMatch(/^\$\{SQUAD_BIND:-127\.0\.0\.1\}:\d+:\d+$/);
+      if (s.image && !s.build) expect(s.image, name).toMatch(/:\d+\.\d+\.\d+(-[a-z]+)?$/);
+    }
+  });
+
+  it("has a cli service that runs commands inside the stack as the operator", () => {
+    const cli = services.cli!;
+    expect(cli.profiles).toEqual(["cli"]);
+    expect(mounts(cli)).toEqual(
+      expect.arrayContaining([
+        { source: "workspace", target: "/workspace", subpath: undefined },
+        { source: "./mission-briefs", target: "/briefs", subpath: undefined },
+        { source: "creds", target: "/creds", subpath: "operator" },
+      ]),
+    );
+    expect(cli.healthcheck?.disable).toBe(true);
+  });
+
+  it("declares every named volume it mounts", () => {
+    for (const [name, s] of Object.entries(services)) {
+      for (const m of mounts(s)) {
+        if (m.source && !m.source.startsWith("."))
+          expect(compose.volumes, `${name}: ${m.source}`).toHaveProperty(m.source);
+      }
+    }
+  });
+});
