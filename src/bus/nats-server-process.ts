@@ -12,7 +12,12 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect, type Authenticator, type NatsConnection } from "@nats-io/transport-node";
+import {
+  connect,
+  type Authenticator,
+  type NatsConnection,
+  type TlsOptions,
+} from "@nats-io/transport-node";
 import { InfrastructureError } from "../errors.ts";
 import { findNatsServerBinary } from "./nats-server-binary.ts";
 
@@ -36,7 +41,7 @@ export interface ReadyCheck {
   timeoutMs: number;
   /** Why waiting is pointless (the process died), else null. */
   failed?: () => string | null;
-  auth?: { user?: string; pass?: string; authenticator?: Authenticator };
+  auth?: { user?: string; pass?: string; authenticator?: Authenticator; tls?: TlsOptions };
   /** false: wait for a client connection only (a core-NATS server). Default true. */
   jetstream?: boolean;
 }
