@@ -169,6 +169,18 @@ squad_ensure_task_network() {
   return 0
 }
 
+# openssl makes the TLS certificates of the auth tests (tests/bus/nats-auth-methods.test.ts);
+# scripts/test installs it when missing and we are root. Never fails the set-up.
+squad_ensure_openssl() {
+  command -v openssl >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    squad_log "installing Debian's openssl (TLS certificates for the NATS auth tests)"
+    (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >&2) && return 0
+  fi
+  squad_log "warning: openssl is not installed: the TLS test of tests/bus/nats-auth-methods.test.ts will fail."
+  return 0
+}
+
 squad_setup() {
   squad_ensure_node || return $?
   squad_ensure_packages || return $?
