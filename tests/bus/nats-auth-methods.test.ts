@@ -1,7 +1,8 @@
 /**
  * The ways NATS users authenticate, each against a real nats-server
  * configured for it, through the real `swarm` CLI (`swarm status`): a token
- * (NATS_TOKEN), an nkey seed file (NATS_NKEY), user and password, and TLS
+ * (NATS_TOKEN), an nkey seed file (NATS_NKEY), a creds file of an
+ * operator/JWT deployment (NATS_CREDS; JWTs made by @nats-io/jwt), user and password, and TLS
  * with a client certificate (NATS_CA, NATS_CERT, NATS_KEY; certificates made
  * by the test with openssl). A wrong credential exits 3, naming the server
  * and the method, never echoing the secret.
@@ -11,8 +12,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { createUser } from "@nats-io/nkeys";
-import { nkeyAuthenticator, tokenAuthenticator } from "@nats-io/transport-node";
+import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
+import { createAccount, createOperator, createUser } from "@nats-io/nkeys";
+import { credsAuthenticator, nkeyAuthenticator, tokenAuthenticator } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
 import { runSwarm } from "../helpers/swarm-process.ts";
@@ -178,5 +180,66 @@ describe("NATS authentication methods", () => {
     const noCert = await status(server.url, { NATS_CA: f("ca.pem") });
     expect(noCert.code).toBe(3);
     expect(noCert.stderr).toContain(`127.0.0.1:${server.port}`);
+  }, 120_000);
+});
+
+describe("a NATS creds file (operator/JWT mode)", () => {
+  it("its user connects and runs swarm status; a user the account never signed exits 3", async () => {
+    const operator = createOperator();
+    const account = createAccount();
+    const user = createUser();
+    const opJwt = await encodeOperator("squad-test-operator", operator);
+    const accountJwt = await encodeAccount(
+      "squad",
+      account,
+      // JetStream for the account: the swarm's streams live there.
+      {
+        limits: {
+          conn: -1,
+          subs: -1,
+          data: -1,
+          payload: -1,
+          imports: -1,
+          exports: -1,
+          wildcards: true,
+          leaf: -1,
+          mem_storage: -1,
+          disk_storage: -1,
+          streams: -1,
+          consumer: -1,
+        },
+      },
+      { signer: operator },
+    );
+    // JetStream in operator mode needs a system account.
+    const system = createAccount();
+    const systemJwt = await encodeAccount("SYS", system, {}, { signer: operator });
+    const userJwt = await encodeUser("swarm-cli", user, account);
+    const credsFile = path.join(dir, "user.creds");
+    await writeFile(credsFile, fmtCreds(userJwt, user), { mode: 0o600 });
+    // Signed by an account the server does not know: refused.
+    const rogue = createAccount();
+    const rogueUser = createUser();
+    const rogueFile = path.join(dir, "rogue.creds");
+    await writeFile(rogueFile, fmtCreds(await encodeUser("rogue", rogueUser, rogue), rogueUser), {
+      mode: 0o600,
+    });
+    const server = await startNatsServer({
+      configText: [
+        `operator: ${opJwt}`,
+        "resolver: MEMORY",
+        `system_account: ${system.getPublicKey()}`,
+        `resolver_preload: { ${account.getPublicKey()}: ${accountJwt}, ${system.getPublicKey()}: ${systemJwt} }`,
+      ].join("\n"),
+      readyAuth: { authenticator: credsAuthenticator(fmtCreds(userJwt, user)) },
+    });
+    servers.push(server);
+    const ok = await status(server.url, { NATS_CREDS: credsFile });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toHaveProperty("agents");
+    const bad = await status(server.url, { NATS_CREDS: rogueFile });
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toContain(rogueFile);
+    expect(bad.stderr).not.toContain(new TextDecoder().decode(rogueUser.getSeed()));
   }, 120_000);
 });
