@@ -169,7 +169,7 @@ squad_ensure_task_network() {
   return 0
 }
 
-# openssl makes the TLS certificates of the auth tests (tests/bus/nats-auth-methods.test.ts);
+# openssl makes the TLS certificates of the auth tests (tests/bus/nats-auth-connect.test.ts);
 # scripts/test installs it when missing and we are root. Never fails the set-up.
 squad_ensure_openssl() {
   command -v openssl >/dev/null 2>&1 && return 0
@@ -177,7 +177,7 @@ squad_ensure_openssl() {
     squad_log "installing Debian's openssl (TLS certificates for the NATS auth tests)"
     (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >&2) && return 0
   fi
-  squad_log "warning: openssl is not installed: the TLS test of tests/bus/nats-auth-methods.test.ts will fail."
+  squad_log "warning: openssl is not installed: the TLS test of tests/bus/nats-auth-connect.test.ts will fail."
   return 0
 }
 
