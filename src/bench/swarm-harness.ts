@@ -10,6 +10,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { submitMission } from "../orchestrator/submission.ts";
+import { isMissionEndType } from "../schema/index.ts";
 import type { PlanInput } from "../schema/plan.ts";
 import { startEventProbe, type EventProbe, type ProbeRecord } from "./event-probe.ts";
 import { startBenchNatsServer, type BenchNatsServer } from "./nats-server.ts";
@@ -163,7 +164,7 @@ export async function startHarness(
         const final = await p.waitFor(
           (r) =>
             r.missionId === missionId &&
-            (r.type === "mission_completed" || r.type === "mission_failed") &&
+            isMissionEndType(r.type) &&
             r.subject === "squad.coordination",
           `mission ${missionName} (${missionId}) to end`,
           timeoutMs,

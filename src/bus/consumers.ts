@@ -1,7 +1,6 @@
 import {
   AckPolicy,
   DeliverPolicy,
-  JetStreamApiError,
   type ConsumerConfig,
   type ConsumerInfo,
   type JetStreamManager,
@@ -10,6 +9,7 @@ import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { InfrastructureError } from "../errors.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
 import { STREAMS, subjects, workerDurable } from "../schema/index.ts";
+import { hasJsCode, JS_CODES } from "./jetstream-codes.ts";
 
 export interface WorkerConsumerOptions {
   /** Time a delivery may go without ack or `working()` before redelivery. Default 30 s. */
@@ -76,9 +76,7 @@ export async function ensureMissionsConsumer(nc: NatsConnection): Promise<Consum
 }
 
 /** JetStream API error code: no such consumer. */
-export const CONSUMER_NOT_FOUND = 10014;
-const STREAM_NOT_FOUND = 10059;
-const CONSUMER_EXISTS = [10013, 10105, 10148];
+export const CONSUMER_NOT_FOUND = JS_CODES.consumerNotFound;
 
 const COMPARED = [
   "filter_subject",
@@ -101,8 +99,7 @@ async function ensureDurable(
         return await jsm.consumers.add(stream, want);
       } catch (err) {
         // Another replica created it between our info and add: compare again.
-        if (round === 0 && err instanceof JetStreamApiError && CONSUMER_EXISTS.includes(err.code))
-          continue;
+        if (round === 0 && hasJsCode(err, JS_CODES.consumerExists)) continue;
         throw wrap(stream, name, "create", err);
       }
     }
@@ -128,13 +125,13 @@ async function consumerInfo(
   try {
     return await jsm.consumers.info(stream, name);
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === CONSUMER_NOT_FOUND) return null;
+    if (hasJsCode(err, JS_CODES.consumerNotFound)) return null;
     throw wrap(stream, name, "read", err);
   }
 }
 
 function wrap(stream: string, name: string, what: string, err: unknown): InfrastructureError {
-  if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) {
+  if (hasJsCode(err, JS_CODES.streamNotFound)) {
     return new InfrastructureError(
       `could not ${what} consumer ${name}: stream ${stream} does not exist`,
       "provision the streams first (`swarm up`, or provisionStreams())",

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream, type ConsumerMessages } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { backoffDelay } from "../backoff.ts";
 import { errorMessage } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
@@ -165,7 +166,7 @@ export async function followEvents(nc: NatsConnection, opts: EventFeedOptions): 
         } catch (err) {
           if (nc.isClosed()) return;
           log.warn({ err: errorMessage(err), attempt }, "event feed not re-opened yet; retrying");
-          await sleep(Math.min(5000, 250 * attempt));
+          await sleep(backoffDelay(attempt, 250, 5000));
         }
       }
     }

@@ -86,7 +86,8 @@ export {
   type AcquireResult,
 } from "./leases.ts";
 export { openJetStreamManager } from "./jetstream-manager.ts";
-export { isTransientNatsError, retryTransient, backoffDelay, type RetryPolicy } from "./retry.ts";
+export { hasJsCode, jsApiCode, JS_CODES } from "./jetstream-codes.ts";
+export { isTransientNatsError, retryTransient, type RetryPolicy } from "./retry.ts";
 export { followEvents, type EventFeed, type EventFeedOptions } from "./event-feed.ts";
 export {
   readSwarmSnapshot,

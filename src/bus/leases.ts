@@ -1,4 +1,3 @@
-import { JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
@@ -6,6 +5,7 @@ import { InfrastructureError } from "../errors.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
 import { replicasFromEnv } from "./streams.ts";
 import { parseWith } from "../schema/index.ts";
+import { hasJsCode, JS_CODES } from "./jetstream-codes.ts";
 
 /** Buckets of the design: worker claims (claimKey) and orchestrator missions (`<mission>`). */
 export const CLAIMS_BUCKET = "squad_claims";
@@ -64,12 +64,11 @@ export class LeaseLostError extends Error {
   override readonly name = "LeaseLostError";
 }
 
-const WRONG_LAST_SEQUENCE = [10071, 10164];
 /** Compare-and-set rounds before giving up under heavy contention (each round means another writer won). */
 const MAX_ROUNDS = 20;
 
 function isCasConflict(err: unknown): boolean {
-  return err instanceof JetStreamApiError && WRONG_LAST_SEQUENCE.includes(err.code);
+  return hasJsCode(err, JS_CODES.wrongLastSequence);
 }
 
 /**

@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
+import { backoffDelay } from "../backoff.ts";
+import { JS_CODES } from "./jetstream-codes.ts";
 
 /**
  * Errors that a server restart, a leader election or a reconnect produce and
@@ -21,8 +23,9 @@ export function isTransientNatsError(err: unknown): boolean {
   if (err instanceof errors.TimeoutError || err instanceof errors.NoRespondersError) return true;
   if (err instanceof errors.ConnectionError) return true;
   if (err instanceof errors.RequestError) return err.isNoResponders();
-  // "JetStream system temporarily unavailable" (10008) and other 503s during elections.
-  if (err instanceof JetStreamApiError) return err.status === 503 || err.code === 10008;
+  // "JetStream system temporarily unavailable" and other 503s during elections.
+  if (err instanceof JetStreamApiError)
+    return err.status === 503 || err.code === JS_CODES.temporarilyUnavailable;
   // Publishing while no stream is loaded yet answers with no responders, which the
   // client reports as JetStreamNotEnabled; pull requests report status 503/"heartbeats missed".
   const name = err.name;
@@ -38,11 +41,6 @@ export function isTransientNatsError(err: unknown): boolean {
 
 export function isClosedConnectionError(err: unknown): boolean {
   return err instanceof errors.ClosedConnectionError;
-}
-
-/** Exponential backoff with a cap: 1-based attempt n → baseMs * 2^(n-1), at most maxMs. */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number): number {
-  return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
 }
 
 export interface RetryPolicy {

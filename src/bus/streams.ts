@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   DiscardPolicy,
-  JetStreamApiError,
   RetentionPolicy,
   StorageType,
   type JetStreamManager,
@@ -9,8 +8,9 @@ import {
 } from "@nats-io/jetstream";
 import { errors, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { InfrastructureError } from "../errors.ts";
+import { hasJsCode, jsApiCode, JS_CODES } from "./jetstream-codes.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
-import { backoffDelay } from "./retry.ts";
+import { backoffDelay } from "../backoff.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import { STREAMS, subjects } from "../schema/index.ts";
 
@@ -209,15 +209,8 @@ export interface ProvisionResult {
   changed: string[];
 }
 
-const STREAM_NOT_FOUND = 10059;
-const STREAM_NAME_IN_USE = 10058;
-const SUBJECTS_OVERLAP = 10065;
-/** "no suitable peers for placement": fewer JetStream servers than replicas, for now or for good. */
-const NO_SUITABLE_PEERS = 10005;
 /** How long a cluster that is still forming gets to offer enough peers. */
 const PLACEMENT_PATIENCE_MS = 20_000;
-/** "replicas > 1 not supported in non-clustered mode". */
-const REPLICAS_WITHOUT_CLUSTER = 10074;
 
 /**
  * Create the five streams of the contract, or check the ones that exist.
@@ -266,7 +259,7 @@ async function ensureStream(
         await whilePlacementPending(patienceMs, () => jsm.streams.add({ ...spec }));
         return { stream: spec.name, action: "created", changed: [] };
       } catch (err) {
-        if (round === 0 && apiCode(err) === STREAM_NAME_IN_USE) continue;
+        if (round === 0 && jsApiCode(err) === JS_CODES.streamNameInUse) continue;
         throw wrapStreamError(spec, "create", err);
       }
     }
@@ -301,7 +294,8 @@ async function whilePlacementPending<T>(patienceMs: number, call: () => Promise<
     try {
       return await call();
     } catch (err) {
-      const pending = apiCode(err) === NO_SUITABLE_PEERS || err instanceof errors.TimeoutError;
+      const pending =
+        jsApiCode(err) === JS_CODES.noSuitablePeers || err instanceof errors.TimeoutError;
       if (!pending || Date.now() >= deadline) throw err;
       await sleep(backoffDelay(attempt + 1, 100, 2000));
     }
@@ -312,25 +306,21 @@ async function streamConfig(jsm: JetStreamManager, name: string): Promise<Stream
   try {
     return (await jsm.streams.info(name)).config;
   } catch (err) {
-    if (apiCode(err) === STREAM_NOT_FOUND) return null;
+    if (jsApiCode(err) === JS_CODES.streamNotFound) return null;
     throw wrapStreamError({ name } as SquadStreamSpec, "read", err);
   }
 }
 
-function apiCode(err: unknown): number | undefined {
-  return err instanceof JetStreamApiError ? err.code : undefined;
-}
-
 function wrapStreamError(spec: SquadStreamSpec, what: string, err: unknown): InfrastructureError {
   const msg = (err as Error).message;
-  if (apiCode(err) === SUBJECTS_OVERLAP) {
+  if (jsApiCode(err) === JS_CODES.subjectsOverlap) {
     return new InfrastructureError(
       `could not create stream ${spec.name}: its subjects ${spec.subjects.join(", ")} overlap with another stream`,
       "two streams may not share subjects: find the other stream (`nats stream ls`) and remove it or change its subjects",
       { cause: err },
     );
   }
-  if (apiCode(err) === NO_SUITABLE_PEERS || apiCode(err) === REPLICAS_WITHOUT_CLUSTER) {
+  if (hasJsCode(err, JS_CODES.noSuitablePeers, JS_CODES.replicasWithoutCluster)) {
     return new InfrastructureError(
       `could not ${what} stream ${spec.name}: ${msg} (it asks for ${spec.num_replicas} replicas)`,
       `a stream with ${spec.num_replicas} replicas needs at least ${spec.num_replicas} JetStream servers in the cluster: ` +

@@ -10,6 +10,7 @@ import { silentLogger, type Logger } from "../log.ts";
 import { STREAMS, decodeEvent, subjects, type EventOf, type SquadEvent } from "../schema/index.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
 import { replayEvents } from "./watcher.ts";
+import { hasJsCode, JS_CODES } from "./jetstream-codes.ts";
 
 /** Load of one `worker-<agent>` durable on SQUAD_TASKS. */
 export interface WorkerConsumerStats {
@@ -50,8 +51,6 @@ export interface SnapshotOptions {
   maxSubmissions?: number;
   now?: () => Date;
 }
-
-const STREAM_NOT_FOUND = 10059;
 
 /** Everything `swarm status` shows, read in parallel. Throws InfrastructureError without JetStream. */
 export async function readSwarmSnapshot(
@@ -102,7 +101,7 @@ async function streamState(
     );
     return info.state;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) return null;
+    if (hasJsCode(err, JS_CODES.streamNotFound)) return null;
     throw err;
   }
 }

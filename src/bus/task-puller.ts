@@ -1,6 +1,5 @@
 import { setImmediate, setTimeout as sleep } from "node:timers/promises";
 import {
-  JetStreamApiError,
   jetstream,
   type Consumer,
   type ConsumerMessages,
@@ -20,7 +19,9 @@ import {
 } from "../schema/index.ts";
 import type { ReceivedMessage } from "./event-guard.ts";
 import { buildDlqRecord, publishDeadLetter } from "./dead-letter.ts";
-import { backoffDelay, isTransientNatsError } from "./retry.ts";
+import { backoffDelay } from "../backoff.ts";
+import { isTransientNatsError } from "./retry.ts";
+import { hasJsCode, JS_CODES } from "./jetstream-codes.ts";
 
 /** One delivery of one `task_assigned` message to this replica. */
 export interface TaskDelivery {
@@ -137,8 +138,7 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
         return await js.consumers.get(STREAMS.tasks, workerDurable(agent));
       } catch (err) {
         if (!isTransientNatsError(err)) {
-          const missing =
-            err instanceof JetStreamApiError && (err.code === 10014 || err.code === 10059);
+          const missing = hasJsCode(err, JS_CODES.consumerNotFound, JS_CODES.streamNotFound);
           throw new InfrastructureError(
             `can't pull tasks for ${agent}: ${(err as Error).message}`,
             missing

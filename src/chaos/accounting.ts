@@ -17,7 +17,7 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import type { SquadEvent } from "../schema/index.ts";
+import { isFinalMissionEvent, type SquadEvent } from "../schema/index.ts";
 
 export type MissionStatus = "completed" | "failed" | "cancelled" | "no final event";
 
@@ -62,12 +62,7 @@ export function accountMission(input: {
   };
   const starts = count("task_started");
   const completions = count("task_completed");
-  const final = events.find(
-    (e) =>
-      e.type === "mission_completed" ||
-      e.type === "mission_failed" ||
-      (e.type === "mission_cancelled" && e.source === "orchestrator"),
-  );
+  const final = events.find(isFinalMissionEvent);
   const failures =
     final?.type === "mission_failed"
       ? final.payload.failed_tasks.map((f) => ({ id: f.id, error: f.error }))

@@ -4,7 +4,7 @@
  */
 import type { EventOf, SquadEvent } from "../schema/index.ts";
 
-export const MISSION_STATES = [
+export const MISSION_STANDINGS = [
   "submitted",
   "planned",
   "running",
@@ -12,13 +12,13 @@ export const MISSION_STATES = [
   "failed",
   "cancelled",
 ] as const;
-export type MissionState = (typeof MISSION_STATES)[number];
+export type MissionStanding = (typeof MISSION_STANDINGS)[number];
 
-export interface MissionSummary {
+export interface MissionOverview {
   mission_id: string;
   title: string | null;
   /** submitted: waiting for an orchestrator; planned: no wave started yet. */
-  state: MissionState;
+  state: MissionStanding;
   /** Someone asked to cancel and the orchestrator has not answered yet. */
   cancel_requested: boolean;
   /** Model spec of the planner, null for an explicit plan. */
@@ -35,17 +35,17 @@ export interface MissionSummary {
   usage: { input_tokens: number; output_tokens: number } | null;
 }
 
-export function isFinished(state: MissionState): boolean {
+export function isFinished(state: MissionStanding): boolean {
   return state === "completed" || state === "failed" || state === "cancelled";
 }
 
 type TaskState = "running" | "succeeded" | "failed";
 
 interface Fold {
-  summary: MissionSummary;
+  summary: MissionOverview;
   planTasks: Set<string>;
   taskState: Map<string, TaskState>;
-  finalCounts: MissionSummary["tasks"] | null;
+  finalCounts: MissionOverview["tasks"] | null;
 }
 
 /**
@@ -57,7 +57,7 @@ export function summarizeMissions(
   events: Iterable<SquadEvent>,
   submissions: Iterable<EventOf<"mission_submitted">> = [],
   titleOf: (brief: string) => string | null = briefTitle,
-): MissionSummary[] {
+): MissionOverview[] {
   const folds = new Map<string, Fold>();
   for (const e of events) {
     if (!e.mission_id) continue;
@@ -176,7 +176,7 @@ function apply(f: Fold, e: SquadEvent): void {
   }
 }
 
-function finish(f: Fold): MissionSummary {
+function finish(f: Fold): MissionOverview {
   const s = f.summary;
   if (f.finalCounts) {
     s.tasks = f.finalCounts;

@@ -4,7 +4,12 @@
  */
 import { styleText } from "node:util";
 import type { SwarmSnapshot } from "../bus/index.ts";
-import { summarizeMissions, type MissionState, type MissionSummary } from "./mission-summary.ts";
+import { isStatusEvent } from "../schema/index.ts";
+import {
+  summarizeMissions,
+  type MissionStanding,
+  type MissionOverview,
+} from "./mission-summary.ts";
 import { oneLine, renderTable } from "./text-table.ts";
 
 /** The worker replica's default heartbeat interval (startWorkerReplica `heartbeatMs`). */
@@ -66,7 +71,7 @@ export interface StatusReport {
   agents: AgentStatus[];
   instances: InstanceStatus[];
   consumers: ConsumerStatus[];
-  missions: MissionSummary[];
+  missions: MissionOverview[];
   /** Messages on the squad streams that were not valid events. */
   invalid_messages: number;
 }
@@ -85,8 +90,7 @@ export function buildStatusReport(snap: SwarmSnapshot, opts: BuildStatusOptions)
 
   const instances: InstanceStatus[] = [];
   for (const e of snap.statusEvents) {
-    if (e.type !== "agent_online" && e.type !== "agent_heartbeat" && e.type !== "agent_offline")
-      continue;
+    if (!isStatusEvent(e)) continue;
     const ageMs = Math.max(0, now - Date.parse(e.timestamp));
     const hb = e.type === "agent_heartbeat" ? e.payload : null;
     instances.push({
@@ -165,7 +169,7 @@ export interface FormatStatusOptions {
   maxOffline?: number;
 }
 
-const STATE_COLOR: Record<MissionState | InstanceState, Parameters<typeof styleText>[0]> = {
+const STATE_COLOR: Record<MissionStanding | InstanceState, Parameters<typeof styleText>[0]> = {
   submitted: "cyan",
   planned: "cyan",
   running: "blue",

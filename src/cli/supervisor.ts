@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { execa, type ResultPromise } from "execa";
 import type { Writable } from "node:stream";
+import { backoffDelay } from "../backoff.ts";
 
 export interface ChildSpec {
   /** Unique, shown in logs and progress: e.g. `builder-2`. */
@@ -127,7 +128,7 @@ export class Supervisor extends EventEmitter<{ event: [SupervisorEvent] }> {
         });
         return;
       }
-      const delayMs = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(s.streak, 8));
+      const delayMs = backoffDelay(Math.min(s.streak, 8) + 1, this.baseDelayMs, this.maxDelayMs);
       s.restarts++;
       s.streak++;
       this.emit("event", { type: "restarting", name: spec.name, delayMs, restarts: s.restarts });

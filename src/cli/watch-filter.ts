@@ -7,6 +7,7 @@
  */
 import { BadInputError } from "../errors.ts";
 import {
+  isTaskResultEvent,
   AGENT_NAME_PATTERN,
   EVENT_TYPES,
   ID_PATTERN,
@@ -53,7 +54,7 @@ export function createWatchFilter(opts: WatchFilterOptions): WatchFilter {
     const worker =
       e.type === "task_started" || e.type === "task_progress"
         ? e.payload.worker
-        : e.type === "task_completed" || e.type === "task_failed"
+        : isTaskResultEvent(e)
           ? e.payload.result.worker
           : e.source;
     const slash = worker.indexOf("/");

@@ -15,7 +15,6 @@
  * - task_assigned (squad.tasks.*), status events and dead letters are live only.
  * - Invalid messages are reported from the core subscription, on any subject.
  */
-import { JetStreamApiError } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   followEvents,
@@ -28,6 +27,7 @@ import {
 import { silentLogger, type Logger } from "../log.ts";
 import { COORDINATION_SUBJECT, STREAMS, type DlqRecord, type SquadEvent } from "../schema/index.ts";
 import { ensureStreamsUsable } from "../bus/streams-usable.ts";
+import { hasJsCode, JS_CODES } from "../bus/index.ts";
 
 export type WatchItem =
   | { kind: "event"; event: SquadEvent; subject: string; replayed: boolean }
@@ -52,8 +52,6 @@ export interface WatchSession {
   ready: Promise<void>;
   stop(): Promise<void>;
 }
-
-const STREAM_NOT_FOUND = 10059;
 
 export async function startWatchSession(
   nc: NatsConnection,
@@ -135,7 +133,7 @@ async function nextSeq(nc: NatsConnection, streams: StreamOptions, log: Logger):
   try {
     return (await jsm.streams.info(STREAMS.events)).state.last_seq + 1;
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== STREAM_NOT_FOUND) throw err;
+    if (!hasJsCode(err, JS_CODES.streamNotFound)) throw err;
     log.info("no squad streams yet; creating them");
     await ensureStreamsUsable(nc, { ...streams, log });
     return (await jsm.streams.info(STREAMS.events)).state.last_seq + 1;

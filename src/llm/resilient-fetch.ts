@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { backoffDelay } from "../backoff.ts";
 import type { Logger } from "../log.ts";
 
 /**
@@ -63,7 +64,7 @@ export function createResilientFetch(opts: ResilientFetchOptions): typeof fetch 
         if (last || !isRetryableThrow(err, callerSignal)) throw err;
         failure = err;
       }
-      const delay = backoffDelay(attempt, initialDelayMs, maxDelayMs);
+      const delay = backoffDelay(attempt + 1, initialDelayMs, maxDelayMs);
       opts.logger?.warn(
         { url: urlOf(input), attempt: attempt + 1, delay_ms: delay, error: describe(failure) },
         "model request failed; retrying",
@@ -72,12 +73,6 @@ export function createResilientFetch(opts: ResilientFetchOptions): typeof fetch 
     }
   };
   return resilientFetch as typeof fetch;
-}
-
-/** Exponential backoff with jitter: a random delay in [d/2, d], d = initial * 2^attempt, capped. */
-export function backoffDelay(attempt: number, initialDelayMs: number, maxDelayMs: number): number {
-  const d = Math.min(maxDelayMs, initialDelayMs * 2 ** attempt);
-  return Math.round(d / 2 + Math.random() * (d / 2));
 }
 
 async function fetchWithTimeout(

@@ -5,21 +5,15 @@
  * wait there forever, unseen. The orchestrator moves them to the DLQ (like
  * any message a worker refuses), with the reason, and logs it.
  */
-import {
-  AckPolicy,
-  DeliverPolicy,
-  JetStreamApiError,
-  jetstream,
-  type JetStreamManager,
-} from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, type JetStreamManager } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 import { buildDlqRecord, openJetStreamManager, publishDeadLetter } from "../bus/index.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { isAgentName, STREAMS, subjects, workerDurable } from "../schema/index.ts";
+import { hasJsCode, JS_CODES } from "../bus/index.ts";
 
 const PREFIX = "squad.tasks.";
-const CONSUMER_NOT_FOUND = 10014;
 
 /** Why a task subject has no taker, or null when it has one (or may get one). */
 export function foreignReason(subject: string, roster: readonly string[]): string | null {
@@ -36,7 +30,7 @@ async function hasDurable(jsm: JetStreamManager, agent: string): Promise<boolean
     await jsm.consumers.info(STREAMS.tasks, workerDurable(agent));
     return true;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === CONSUMER_NOT_FOUND) return false;
+    if (hasJsCode(err, JS_CODES.consumerNotFound)) return false;
     throw err;
   }
 }

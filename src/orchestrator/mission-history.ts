@@ -9,6 +9,7 @@
  * itself (waves, mission outcomes) or does not need. Each input's `now` is
  * its event's timestamp, so replay sees the times the live run saw.
  */
+import { isFinalMissionEvent } from "../schema/event-groups.ts";
 import type { SquadEvent } from "../schema/events.ts";
 import type { MissionInput } from "./mission-state.ts";
 
@@ -71,10 +72,6 @@ export function inputsFromEvents(
  */
 export function hasFinalEvent(events: readonly SquadEvent[], missionId?: string): boolean {
   return events.some(
-    (e) =>
-      (missionId === undefined || e.mission_id === missionId) &&
-      (e.type === "mission_completed" ||
-        e.type === "mission_failed" ||
-        (e.type === "mission_cancelled" && e.source === "orchestrator")),
+    (e) => (missionId === undefined || e.mission_id === missionId) && isFinalMissionEvent(e),
   );
 }

@@ -1,4 +1,5 @@
 import { reportPaths } from "../config.ts";
+import { isMissionEndType, isTaskResultEvent } from "../schema/index.ts";
 import {
   createMission,
   replay,
@@ -9,8 +10,6 @@ import {
 import type { MissionBook } from "./mission-book.ts";
 import { inputsFromEvents } from "./mission-history.ts";
 import { MissionRunner, type MissionMeta, type MissionRunnerDeps } from "./mission-runner.ts";
-
-const FINAL_TYPES = new Set(["mission_completed", "mission_failed", "mission_cancelled"]);
 
 export interface MissionLauncherOptions {
   book: MissionBook;
@@ -79,8 +78,7 @@ export function createMissionLauncher(opts: MissionLauncherOptions): MissionLaun
     );
     for (const e of events) {
       runner.recorded.add(e.id);
-      if (e.type === "task_completed" || e.type === "task_failed")
-        runner.noteResult(e.task_id, e.payload.result);
+      if (isTaskResultEvent(e)) runner.noteResult(e.task_id, e.payload.result);
     }
     return runner;
   }
@@ -102,7 +100,7 @@ export function createMissionLauncher(opts: MissionLauncherOptions): MissionLaun
       // Final events come from `resumed`; earlier ones the record lacks are sent first.
       const missed = replayed.commands.filter(
         (c): c is Extract<MissionCommand, { kind: "emit" }> =>
-          c.kind === "emit" && !runner.recorded.has(c.id) && !FINAL_TYPES.has(c.event.type),
+          c.kind === "emit" && !runner.recorded.has(c.id) && !isMissionEndType(c.event.type),
       );
       runners.set(missionId, runner);
       void runner.enqueueCommands(resumed.state, [...missed, ...resumed.commands]);

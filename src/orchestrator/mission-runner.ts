@@ -2,7 +2,13 @@ import { missionWorkspace, reportPaths } from "../config.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Publisher } from "../bus/index.ts";
-import { makeEvent, type SquadEvent, type TaskResult } from "../schema/index.ts";
+import {
+  isMissionEndType,
+  isTaskResultEvent,
+  makeEvent,
+  type SquadEvent,
+  type TaskResult,
+} from "../schema/index.ts";
 import {
   isFinal,
   repeatFinal,
@@ -129,7 +135,7 @@ export class MissionRunner {
   observe(event: SquadEvent, input: MissionInput | null): void {
     if (this.recorded.has(event.id)) return;
     this.recorded.add(event.id);
-    if (event.type === "task_completed" || event.type === "task_failed") {
+    if (isTaskResultEvent(event)) {
       this.noteResult(event.task_id, event.payload.result);
     }
     if (input) void this.enqueue(input);
@@ -261,11 +267,7 @@ export class MissionRunner {
           throw err;
         }
         if (e.type === "task_failed") this.noteResult(e.task_id, e.payload.result);
-        if (
-          e.type === "mission_completed" ||
-          e.type === "mission_failed" ||
-          e.type === "mission_cancelled"
-        ) {
+        if (isMissionEndType(e.type)) {
           this.finished = true;
           this.log.info({ status: e.type }, "mission finished");
           this.deps.onFinished(this);

@@ -12,6 +12,7 @@
  * what it writes, so a step costs the same in a mission of 10 or 10,000 tasks.
  * Never modify a state in place.
  */
+import type { MissionEndType } from "../schema/event-groups.ts";
 import type { PayloadInput } from "../schema/events.ts";
 import type { PlanInput } from "../schema/plan.ts";
 import type { TaskResult, Usage } from "../schema/result.ts";
@@ -197,13 +198,7 @@ export type MissionInputType = MissionInput["type"];
 // ---------------------------------------------------------------- commands
 
 /** Events the machine asks the shell to publish on `squad.coordination`. */
-export type EmittedType =
-  | "wave_started"
-  | "wave_completed"
-  | "task_failed"
-  | "mission_completed"
-  | "mission_failed"
-  | "mission_cancelled";
+export type EmittedType = "wave_started" | "wave_completed" | "task_failed" | MissionEndType;
 
 export type EmittedEvent = {
   [T in EmittedType]: { type: T; task_id: string | null; payload: PayloadInput<T> };

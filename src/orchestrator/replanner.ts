@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { backoffDelay } from "../backoff.ts";
 import type { Publisher } from "../bus/index.ts";
 import { ModelUnavailableError } from "../llm/errors.ts";
 import type { Logger } from "../log.ts";
@@ -70,7 +71,7 @@ export function createReplanner(opts: ReplannerOptions): Replanner {
         if (runner.abandoned) return;
         if (!(err instanceof ModelUnavailableError) || tries >= MAX_REPLAN_TRIES) throw err;
         log.warn({ mission: runner.id, err: err.message, tries }, "planner unavailable; retrying");
-        await sleep(2000 * tries);
+        await sleep(backoffDelay(tries, 2000, 8000));
       }
     }
     if (runner.abandoned) return;

@@ -1,4 +1,5 @@
 import type { JsMsg } from "@nats-io/jetstream";
+import { backoffDelay } from "../backoff.ts";
 import type { LeaseStore, Publisher } from "../bus/index.ts";
 import { BadInputError, errorMessage } from "../errors.ts";
 import { ModelUnavailableError } from "../llm/errors.ts";
@@ -124,8 +125,8 @@ export function createSubmissionPlanning(opts: SubmissionPlanningOptions) {
           err instanceof ModelUnavailableError &&
           m.info.deliveryCount < MAX_PLANNING_DELIVERIES
         ) {
-          // The client has retried already; then 1 s, 2 s, 4 s... between deliveries.
-          const delay = Math.min(30_000, 1000 * 2 ** (m.info.deliveryCount - 1));
+          // The client has retried already; then up to 1 s, 2 s, 4 s... between deliveries.
+          const delay = backoffDelay(m.info.deliveryCount, 1000, 30_000);
           mlog.warn({ err: err.message, retry_in_ms: delay }, "planner unavailable; handed back");
           return handBack(delay);
         }

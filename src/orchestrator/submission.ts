@@ -10,7 +10,13 @@ import {
 } from "../bus/index.ts";
 import { BadInputError } from "../errors.ts";
 import { ensureStreamsUsable } from "../bus/streams-usable.ts";
-import { makeEvent, STREAMS, type SquadEvent } from "../schema/index.ts";
+import {
+  isFinalMissionEvent,
+  makeEvent,
+  STREAMS,
+  type FinalMissionEvent,
+  type SquadEvent,
+} from "../schema/index.ts";
 import { DEFAULT_MAX_PAYLOAD, HEADER_ALLOWANCE, jsonBytes } from "../workers/result-size.ts";
 
 /** `m-20261121-134501-3fa2`: sortable by time, unique, subject- and file-safe. */
@@ -52,19 +58,7 @@ export async function submitMission(
   return missionId;
 }
 
-export type FinalMissionEvent = Extract<
-  SquadEvent,
-  { type: "mission_completed" | "mission_failed" | "mission_cancelled" }
->;
-
-/** The orchestrator's final event for a mission (a user's cancel request is not one). */
-export function isFinalMissionEvent(e: SquadEvent): e is FinalMissionEvent {
-  return (
-    e.type === "mission_completed" ||
-    e.type === "mission_failed" ||
-    (e.type === "mission_cancelled" && e.source === "orchestrator")
-  );
-}
+export { isFinalMissionEvent, type FinalMissionEvent };
 
 /**
  * Follows one mission's events from SQUAD_EVENTS (from `fromSeq`, so nothing

@@ -3,6 +3,7 @@ export * from "./plan.ts";
 export * from "./task.ts";
 export * from "./result.ts";
 export * from "./events.ts";
+export * from "./event-groups.ts";
 export * from "./envelope.ts";
 export * from "./subjects.ts";
 export * from "./validation-error.ts";

@@ -9,7 +9,7 @@
  * throws (NATS trouble) is the puller's case: nak with backoff, or the DLQ on
  * the last delivery (src/bus/task-puller.ts).
  */
-import { backoffDelay } from "../bus/retry.ts";
+import { backoffDelay } from "../backoff.ts";
 
 export type AttemptOutcome =
   /** The mission ended (cancelled, failed, completed) before the attempt ran. */
@@ -39,9 +39,11 @@ export interface DeliveryInfo {
 
 export interface DeliveryTuning {
   leaseMs: number;
-  /** First delay of a model outage's nak; it doubles per delivery up to `maxModelRetryMs`. */
+  /** Ceiling of a model outage's first nak delay; it doubles per delivery up to `maxModelRetryMs` (full jitter below it). */
   modelRetryBaseMs: number;
   maxModelRetryMs: number;
+  /** A number in [0, 1) for the backoff's jitter (Math.random() in the replica, fixed in tests). */
+  random: () => number;
 }
 
 export type DeliveryDecision =
@@ -91,7 +93,7 @@ export function decideDelivery(
         return { reply: "report", retryable: false, why: "model unavailable on the last delivery" };
       return {
         reply: "nak",
-        delayMs: backoffDelay(d.deliveryCount, t.modelRetryBaseMs, t.maxModelRetryMs),
+        delayMs: backoffDelay(d.deliveryCount, t.modelRetryBaseMs, t.maxModelRetryMs, t.random()),
         releaseClaim: true,
         why: "model unavailable; attempt handed back",
       };

@@ -1,12 +1,5 @@
 import type { SquadEvent } from "../schema/index.ts";
 
-/** The events missionEndReason answers for. */
-export const MISSION_END_TYPES = [
-  "mission_cancelled",
-  "mission_failed",
-  "mission_completed",
-] as const;
-
 /** Missions remembered as ended, so their queued tasks are dropped (bounded). */
 const ENDED_MISSIONS_KEPT = 1000;
 

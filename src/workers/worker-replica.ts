@@ -7,7 +7,7 @@ import { createPublisher } from "../bus/publisher.ts";
 import { createTaskPuller } from "../bus/task-puller.ts";
 import { watchEvents } from "../bus/watcher.ts";
 import type { Logger } from "../log.ts";
-import { subjects, type SquadEvent } from "../schema/index.ts";
+import { MISSION_END_TYPES, subjects, type SquadEvent } from "../schema/index.ts";
 import { compileCommandPolicy } from "../tools/command-policy.ts";
 import { sandboxForAgent } from "../tools/sandbox.ts";
 import { prepareTaskNetworks } from "../tools/task-network.ts";
@@ -15,7 +15,7 @@ import { createApprovalBroker } from "./approvals.ts";
 import { createCoordinationIntake } from "./coordination-intake.ts";
 import type { DeliveryTuning } from "./delivery-policy.ts";
 import { InFlightTasks } from "./in-flight-tasks.ts";
-import { EndedMissions, MISSION_END_TYPES } from "./mission-ends.ts";
+import { EndedMissions } from "./mission-ends.ts";
 import { openClaims, prepareBus } from "./replica-bus.ts";
 import {
   mustHandBack,
@@ -54,7 +54,7 @@ export interface WorkerReplicaOptions {
   ackWaitMs?: number;
   /** The consumer's max_deliver (applied to the shared durable). Default: the bus default, 5. */
   maxDeliver?: number;
-  /** Delay before a task whose model server is down is offered again; doubles per delivery, max 30 s. Default 2 s. */
+  /** Ceiling of the delay before a task whose model server is down is offered again (full jitter); doubles per delivery, max 30 s. Default 2 s. */
   modelRetryBaseMs?: number;
   /**
    * The worker's environment: model endpoints are read from it, and its secrets are scrubbed from events.
@@ -107,6 +107,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
     leaseMs: opts.leaseMs ?? 15_000,
     modelRetryBaseMs: opts.modelRetryBaseMs ?? 2_000,
     maxModelRetryMs: MAX_MODEL_RETRY_MS,
+    random: Math.random,
   };
   let phase: ReplicaPhase = { phase: "starting" };
   const become = (e: LifecycleEvent) => (phase = nextPhase(phase, e));

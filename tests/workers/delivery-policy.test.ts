@@ -10,7 +10,13 @@ import {
   type DeliveryInfo,
 } from "../../src/workers/delivery-policy.ts";
 
-const tuning = { leaseMs: 15_000, modelRetryBaseMs: 2_000, maxModelRetryMs: 30_000 };
+// The backoff's jitter at its top: the delays below are the ceilings.
+const tuning = {
+  leaseMs: 15_000,
+  modelRetryBaseMs: 2_000,
+  maxModelRetryMs: 30_000,
+  random: () => 1,
+};
 const first: DeliveryInfo = { deliveryCount: 1, isLastDelivery: false };
 const third: DeliveryInfo = { deliveryCount: 3, isLastDelivery: false };
 const last: DeliveryInfo = { deliveryCount: 5, isLastDelivery: true };
@@ -102,6 +108,14 @@ describe("delivery policy", () => {
     const { why, ...decision } = decideDelivery(outcome, delivery, tuning);
     expect(decision).toEqual(expected);
     expect(why.length).toBeGreaterThan(0);
+  });
+
+  it("spreads a model outage's naks below the ceiling (full jitter)", () => {
+    const at = (random: number) =>
+      decideDelivery({ kind: "model_unavailable" }, third, { ...tuning, random: () => random });
+    expect(at(0)).toMatchObject({ reply: "nak", delayMs: 0 });
+    expect(at(0.25)).toMatchObject({ reply: "nak", delayMs: 2_000 });
+    expect(at(0.999)).toMatchObject({ reply: "nak", delayMs: 7_992 });
   });
 
   it("never naks the last delivery, whatever happened", () => {

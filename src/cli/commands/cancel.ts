@@ -6,10 +6,10 @@ import { connectBus, createPublisher, readSwarmSnapshot } from "../../bus/index.
 import { BadInputError, ExitCode } from "../../errors.ts";
 import { silentLogger } from "../../log.ts";
 import { followMission, nextEventsSeq } from "../../orchestrator/submission.ts";
-import { makeEvent, type EventOf } from "../../schema/index.ts";
+import { isMissionEndType, makeEvent, type EventOf } from "../../schema/index.ts";
 import { useColor } from "../color.ts";
 import { formatEventLine } from "../event-line.ts";
-import { isFinished, summarizeMissions, type MissionSummary } from "../mission-summary.ts";
+import { isFinished, summarizeMissions, type MissionOverview } from "../mission-summary.ts";
 import {
   clientConnectOptions,
   resolveCommon,
@@ -114,12 +114,7 @@ async function cancel(nc: NatsConnection, missionId: string, flags: CancelFlags)
     fromSeq,
     guard,
     onEvent: (e) => {
-      if (
-        e.type === "mission_cancelled" ||
-        e.type === "mission_completed" ||
-        e.type === "mission_failed"
-      )
-        if (e.id !== event.id) show(e);
+      if (isMissionEndType(e.type) && e.id !== event.id) show(e);
     },
   });
   if (final.type !== "mission_cancelled") {
@@ -131,7 +126,7 @@ async function cancel(nc: NatsConnection, missionId: string, flags: CancelFlags)
 }
 
 /** The mission's summary from what the bus recorded, or null when it is unknown. */
-async function findMission(nc: NatsConnection, missionId: string): Promise<MissionSummary | null> {
+async function findMission(nc: NatsConnection, missionId: string): Promise<MissionOverview | null> {
   const snap = await readSwarmSnapshot(nc);
   const mine = snap.missionEvents.filter((e) => e.mission_id === missionId);
   const pending = snap.submissions.filter((e) => e.mission_id === missionId);

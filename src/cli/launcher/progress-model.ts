@@ -14,7 +14,7 @@ import type { SupervisorEvent } from "../supervisor.ts";
 import type { DeploySummary } from "./deploy-summary.ts";
 import { oneLine as cut } from "../../text.ts";
 
-export type TaskStatus =
+export type ProgressTaskStatus =
   | "pending"
   | "waiting"
   | "assigned"
@@ -30,12 +30,12 @@ export type TaskStatus =
 
 export type Tone = "ok" | "bad" | "active" | "assigned" | "waiting" | "warn" | "muted" | "plain";
 
-export interface TaskRow {
+export interface ProgressTaskRow {
   id: string;
   wave: number;
   agent: string;
   title: string;
-  status: TaskStatus;
+  status: ProgressTaskStatus;
   /** 0 until the first task_assigned / task_started. */
   attempt: number;
   maxAttempts: number | null;
@@ -86,7 +86,7 @@ export interface ProgressState {
   stopping: boolean;
   waves: WaveRow[];
   taskOrder: string[];
-  tasks: Record<string, TaskRow>;
+  tasks: Record<string, ProgressTaskRow>;
   replicaOrder: string[];
   replicas: Record<string, ReplicaRow>;
   /** `<agent>/<instance>` → replica name (matched by the pid in agent_online). */
@@ -157,7 +157,7 @@ export function applyProgress(state: ProgressState, input: ProgressInput): Progr
   }
 }
 
-const FINAL_TASK: ReadonlySet<TaskStatus> = new Set([
+const FINAL_TASK: ReadonlySet<ProgressTaskStatus> = new Set([
   "succeeded",
   "failed",
   "cancelled",
@@ -166,7 +166,7 @@ const FINAL_TASK: ReadonlySet<TaskStatus> = new Set([
 ]);
 
 /** Rank of a status within one attempt: a row never moves to a lower one. */
-const RANK: Record<TaskStatus, number> = {
+const RANK: Record<ProgressTaskStatus, number> = {
   pending: 0,
   waiting: 1,
   assigned: 2,
@@ -440,7 +440,7 @@ export interface ProgressTable {
   summary: Array<{ text: string; tone: Tone }> | null;
 }
 
-const TASK_TONE: Record<TaskStatus, Tone> = {
+const TASK_TONE: Record<ProgressTaskStatus, Tone> = {
   pending: "muted",
   waiting: "waiting",
   assigned: "assigned",
@@ -454,7 +454,7 @@ const TASK_TONE: Record<TaskStatus, Tone> = {
   superseded: "muted",
 };
 
-const TASK_MARK: Record<TaskStatus, string> = {
+const TASK_MARK: Record<ProgressTaskStatus, string> = {
   pending: "·",
   waiting: "·",
   assigned: "○",
@@ -521,7 +521,7 @@ export function progressTable(state: ProgressState, now: number): ProgressTable 
   };
 }
 
-function taskCells(state: ProgressState, t: TaskRow, now: number): TaskCells {
+function taskCells(state: ProgressState, t: ProgressTaskRow, now: number): TaskCells {
   const duration =
     t.durationMs !== null
       ? ms(t.durationMs)
@@ -625,7 +625,7 @@ function addTask(
   state: ProgressState,
   t: { id: string; wave: number; agent: string; title: string },
 ): ProgressState {
-  const row: TaskRow = {
+  const row: ProgressTaskRow = {
     ...t,
     status: "pending",
     attempt: 0,
@@ -652,7 +652,11 @@ function addTask(
   };
 }
 
-function setTask(state: ProgressState, id: string, changes: Partial<TaskRow>): ProgressState {
+function setTask(
+  state: ProgressState,
+  id: string,
+  changes: Partial<ProgressTaskRow>,
+): ProgressState {
   const row = state.tasks[id];
   if (!row) return state;
   return { ...state, tasks: { ...state.tasks, [id]: { ...row, ...changes } } };
