@@ -17,7 +17,7 @@ import { jetstream } from "@nats-io/jetstream";
 import * as prettier from "prettier";
 import { z } from "zod";
 import { connectBus, provisionStreams, watchEvents } from "../src/bus/index.ts";
-import { newMissionId, submitMission } from "../src/orchestrator/submission.ts";
+import { newMissionId, submitMission } from "../src/client/submission.ts";
 import {
   EVENT_TYPES,
   EventPayloads,

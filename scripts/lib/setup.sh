@@ -62,12 +62,12 @@ squad_ensure_packages() {
 }
 
 # dist/: src/ transpiled to JavaScript, stamped with a hash of the sources
-# (src/cli/compiled.ts). The launcher runs replicas from it only while the
+# (src/client/compiled.ts). The launcher runs replicas from it only while the
 # stamp matches the sources, so a failed or missing build just means replicas
 # run the sources: a warning, never a failed set-up.
 squad_ensure_build() {
   if [ ! -d "$SQUAD_ROOT/node_modules/typescript" ]; then return 0; fi
-  node "$SQUAD_ROOT/src/cli/compiled.ts" ||
+  node "$SQUAD_ROOT/src/client/compiled.ts" ||
     squad_log "warning: could not compile src/ to dist/; replicas will run the sources (more memory)"
   return 0
 }

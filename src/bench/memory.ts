@@ -6,7 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { compiledEntry } from "../cli/compiled.ts";
+import { compiledEntry } from "../client/compiled.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startFakeModelServer } from "./fake-model-server.ts";
 import { fakeModelEnv } from "./model-scaling.ts";
@@ -57,7 +57,7 @@ const IMPORT_STEPS: Array<{ what: string; specifier: string | null }> = [
 ];
 
 /**
- * The same worker command compiled to JavaScript (dist/, see src/cli/compiled.ts),
+ * The same worker command compiled to JavaScript (dist/, see src/client/compiled.ts),
  * as the launcher runs replicas: no type stripper. Measured only when the build
  * matches the sources.
  */

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { open, readdir, readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { selfCommand } from "../cli/self.ts";
+import { selfCommand } from "../client/self-command.ts";
 
 export const CLI_ENTRY = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));

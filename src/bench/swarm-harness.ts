@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { submitMission } from "../orchestrator/submission.ts";
+import { submitMission } from "../client/submission.ts";
 import { isMissionEndType } from "../schema/index.ts";
 import type { PlanInput } from "../schema/plan.ts";
 import { startEventProbe, type EventProbe, type ProbeRecord } from "./event-probe.ts";

@@ -17,7 +17,7 @@
  */
 import { missionWorkspace } from "../config.ts";
 import { natsHostPort } from "../bus/index.ts";
-import { submitMission } from "../orchestrator/submission.ts";
+import { submitMission } from "../client/submission.ts";
 import type { PlanInput } from "../schema/plan.ts";
 import type { SquadEvent } from "../schema/index.ts";
 import { openGate, type Injection } from "./injectors.ts";

@@ -31,7 +31,8 @@ import {
   type BadMessage,
   type Expectation,
 } from "./bad-input-corpus.ts";
-import { openGate, PATIENT, type Injection } from "./injectors.ts";
+import { openGate, type Injection } from "./injectors.ts";
+import { PATIENT } from "./patient-retry.ts";
 import { gateTask, runStepPlan } from "./mission-briefs.ts";
 import { runMission, type MissionRunContext, type SwarmProc } from "./mission-run.ts";
 import { createPrng } from "./prng.ts";

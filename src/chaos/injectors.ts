@@ -6,16 +6,14 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { openJetStreamManager, retryTransient, type RetryPolicy } from "../bus/index.ts";
+import { openJetStreamManager, retryTransient } from "../bus/index.ts";
 import { missionWorkspace } from "../config.ts";
 import { STREAMS } from "../schema/index.ts";
 import { GATE_FILE } from "./mission-briefs.ts";
 import type { MissionRunContext, SwarmProc } from "./mission-run.ts";
+import { PATIENT } from "./patient-retry.ts";
 import type { Prng } from "./prng.ts";
 import { killIfSame, within } from "./processes.ts";
-
-/** For the runner's own calls to a server that is being hurt: many tries, a few seconds apart. */
-export const PATIENT: RetryPolicy = { attempts: 10, baseDelayMs: 500, maxDelayMs: 3000 };
 
 export interface Injection {
   /** ms since the injector started. */

@@ -24,7 +24,7 @@ import {
 } from "./fault-model.ts";
 import { briefFor, RUNS_DIR } from "./mission-briefs.ts";
 import { startNats, startNatsCluster, type ChaosNats } from "./nats-servers.ts";
-import { PATIENT } from "./injectors.ts";
+import { PATIENT } from "./patient-retry.ts";
 import { startObserver, type Observer } from "./observer.ts";
 import {
   CLI_ENTRY,

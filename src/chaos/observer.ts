@@ -16,7 +16,7 @@ import {
   type NatsConnection,
 } from "../bus/index.ts";
 import { silentLogger } from "../log.ts";
-import { isFinalMissionEvent, type FinalMissionEvent } from "../orchestrator/submission.ts";
+import { isFinalMissionEvent, type FinalMissionEvent } from "../schema/index.ts";
 import type { SquadEvent } from "../schema/index.ts";
 
 interface MissionProgress {

@@ -11,7 +11,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 
 export const CLI_ENTRY = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
-/** What the launcher runs its children from while the build matches the sources (src/cli/compiled.ts). */
+/** What the launcher runs its children from while the build matches the sources (src/client/compiled.ts). */
 export const COMPILED_CLI_ENTRY = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import { buildCompiled, compiledEntry, sourceFingerprint } from "../../src/cli/compiled.ts";
+import { buildCompiled, compiledEntry, sourceFingerprint } from "../../src/client/compiled.ts";
 
 const run = promisify(execFile);
 const dirs: string[] = [];

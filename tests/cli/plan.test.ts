@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -117,6 +117,21 @@ describe("swarm plan", () => {
     // scaffold omits depends_on in the brief; wave 1 has no previous wave.
     expect(plan.waves[0]!.tasks[0]).toMatchObject({ id: "scaffold", depends_on: [] });
     expect(plan.waves[0]!.tasks.every((t) => t.timeout_s && t.max_attempts)).toBe(true);
+  });
+
+  it("reads the brief from stdin when the file is -", async () => {
+    const r = await runSwarm(["plan", "-", "--json"], await env(), {
+      stdin: await readFile(DEMO, "utf8"),
+    });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(Plan.parse(JSON.parse(r.stdout)).waves.flatMap((w) => w.tasks)).toHaveLength(8);
+  });
+
+  it("names stdin when the brief read from it is bad (exit 2)", async () => {
+    const r = await runSwarm(["plan", "-"], await env(), { stdin: "---\nagents: [nobody]\n---\n" });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/brief/);
   });
 
   it("asks the planner model when the brief has none (real ChatOpenAI, fake OpenAI server)", async () => {

@@ -9,7 +9,7 @@ import {
   replayEvents,
 } from "../../src/bus/index.ts";
 import { useColor } from "../../src/cli/color.ts";
-import { submitMission } from "../../src/orchestrator/submission.ts";
+import { submitMission } from "../../src/client/submission.ts";
 import { makeEvent, parseEvent, type SquadEvent } from "../../src/schema/index.ts";
 import { taskAssignedEvent } from "../helpers/example-events.ts";
 import { freePort } from "../helpers/nats-server.ts";

@@ -55,15 +55,17 @@ function closed(stream: NodeJS.ReadableStream & { closed?: boolean }): Promise<v
 export function spawnSwarm(
   args: string[],
   env: NodeJS.ProcessEnv,
-  opts: { cwd?: string; command?: string } = {},
+  /** `stdin`: text written to the child's stdin, which is then closed (else stdin is /dev/null). */
+  opts: { cwd?: string; command?: string; stdin?: string } = {},
 ): SwarmProcess {
   const command = opts.command ?? process.execPath;
   const argv = opts.command ? args : [CLI_ENTRY, ...args];
   const child = spawn(command, argv, {
     env,
     cwd: opts.cwd ?? REPO_ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: [opts.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
   });
+  if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
   live.add(child);
   let out = "";
   let err = "";
@@ -125,7 +127,7 @@ export function spawnSwarm(
 export async function runSwarm(
   args: string[],
   env: NodeJS.ProcessEnv,
-  opts: { cwd?: string; command?: string; timeoutMs?: number } = {},
+  opts: { cwd?: string; command?: string; timeoutMs?: number; stdin?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const p = spawnSwarm(args, env, opts);
   const timer = setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs ?? 120_000);

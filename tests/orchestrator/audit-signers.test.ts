@@ -1,12 +1,12 @@
 /**
- * The audit with the event guard's verdicts (src/orchestrator/audit.ts): the
+ * The audit with the event guard's verdicts (src/client/audit.ts): the
  * approver shown is the signer's identity, a refused decision is a row of its
  * own that decides nothing, and other refused events are left out.
  */
 import { describe, expect, it } from "vitest";
 import type { Admission } from "../../src/bus/event-guard.ts";
 import type { IdentityRecord } from "../../src/bus/identity.ts";
-import { buildAudit } from "../../src/orchestrator/audit.ts";
+import { buildAudit } from "../../src/client/audit.ts";
 import { taskAgentIn } from "../../src/orchestrator/event-intake.ts";
 import { makeEvent, type EventOf, type SquadEvent } from "../../src/schema/index.ts";
 

@@ -27,13 +27,13 @@ import {
 } from "../../src/bus/index.ts";
 import { reportPaths } from "../../src/config.ts";
 import { silentLogger } from "../../src/log.ts";
+import { followMission, newMissionId, submitMission } from "../../src/client/submission.ts";
 import {
-  followMission,
-  newMissionId,
-  submitMission,
+  makeEvent,
+  type EventOf,
   type FinalMissionEvent,
-} from "../../src/orchestrator/submission.ts";
-import { makeEvent, type EventOf, type SquadEvent } from "../../src/schema/index.ts";
+  type SquadEvent,
+} from "../../src/schema/index.ts";
 import type { FakeReply, FakeRequest, FakeScript } from "../helpers/fake-ollama.ts";
 import {
   startNatsServer,

@@ -9,7 +9,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/log.ts";
-import type { AuditRow } from "../../src/orchestrator/audit.ts";
+import type { AuditRow } from "../../src/client/audit.ts";
 import type { RosterAgent } from "../../src/workers/roster.ts";
 import { startWorkerReplica, type WorkerReplica } from "../../src/workers/worker-replica.ts";
 import {

@@ -24,7 +24,7 @@ import {
   type Publisher,
 } from "../../src/bus/index.ts";
 import { SIGNER_HEADER } from "../../src/bus/identity.ts";
-import { followMission, newMissionId, submitMission } from "../../src/orchestrator/submission.ts";
+import { followMission, newMissionId, submitMission } from "../../src/client/submission.ts";
 import {
   makeEvent,
   type DlqRecord,
@@ -41,7 +41,7 @@ import {
 } from "../orchestrator/e2e-harness.ts";
 import { makeIdentities, type TestIdentities } from "../helpers/identities.ts";
 import { runSwarm, type SwarmProcess } from "../helpers/swarm-process.ts";
-import type { AuditRow } from "../../src/orchestrator/audit.ts";
+import type { AuditRow } from "../../src/client/audit.ts";
 
 let dir: string;
 let ids: TestIdentities;

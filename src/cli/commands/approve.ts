@@ -9,7 +9,7 @@ import {
 } from "../../bus/index.ts";
 import { BadInputError } from "../../errors.ts";
 import { silentLogger } from "../../log.ts";
-import { approvalState } from "../../orchestrator/audit.ts";
+import { approvalState } from "../../client/audit.ts";
 import { makeEvent, type SquadEvent } from "../../schema/index.ts";
 import {
   clientConnectOptions,

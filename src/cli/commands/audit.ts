@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { replayEvents, type Admission } from "../../bus/index.ts";
 import { openCliGuard } from "../cli-guard.ts";
 import { BadInputError } from "../../errors.ts";
-import { buildAudit, type AuditRow } from "../../orchestrator/audit.ts";
+import { buildAudit, type AuditRow } from "../../client/audit.ts";
 import { MissionId, type SquadEvent } from "../../schema/index.ts";
 import { renderTable } from "../text-table.ts";
 import { resolveCommon, withCommonOptions, type CommonFlags } from "../options.ts";

@@ -5,7 +5,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { connectBus, createPublisher, readSwarmSnapshot } from "../../bus/index.ts";
 import { BadInputError, ExitCode } from "../../errors.ts";
 import { silentLogger } from "../../log.ts";
-import { followMission, nextEventsSeq } from "../../orchestrator/submission.ts";
+import { followMission, nextEventsSeq } from "../../client/submission.ts";
 import { isMissionEndType, makeEvent, type EventOf } from "../../schema/index.ts";
 import { useColor } from "../color.ts";
 import { formatEventLine } from "../event-line.ts";

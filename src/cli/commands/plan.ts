@@ -6,7 +6,7 @@ import type { Roster } from "../../workers/roster.ts";
 import { useColor } from "../color.ts";
 import { allowWorkspaceOption, resolveCommon } from "../options.ts";
 import { formatPlan } from "../plan-view.ts";
-import { readBriefFile } from "./submit.ts";
+import { readBriefFile } from "../../client/brief-file.ts";
 
 interface PlanFlags {
   roster?: string;
@@ -32,7 +32,7 @@ export function registerPlanCommand(program: Command): void {
   program
     .command("plan")
     .description("show the plan a brief would run (its explicit plan, or the planner's); no NATS")
-    .argument("<brief>", "mission brief (Markdown)")
+    .argument("<brief>", "mission brief (Markdown); - reads it from stdin")
     .option("--json", "print the normalized plan as JSON (usable as a brief's explicit plan)")
     .addOption(
       new Option("--planner <spec>", "planner model for briefs without a plan").env(

@@ -1,19 +1,16 @@
 import { openCliGuard } from "../cli-guard.ts";
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import type { Command } from "commander";
 import { connectBus } from "../../bus/index.ts";
-import { BadInputError, ExitCode } from "../../errors.ts";
+import { ExitCode } from "../../errors.ts";
 import { silentLogger } from "../../log.ts";
-import { parseBrief } from "../../orchestrator/brief.ts";
 import {
   followMission,
   newMissionId,
   nextEventsSeq,
   submitMission,
-} from "../../orchestrator/submission.ts";
-import { resolveWorkspaceSeed, seedMissionWorkspace } from "../../orchestrator/workspace-seed.ts";
-import { loadRoster } from "../../workers/roster.ts";
+} from "../../client/submission.ts";
+import { readBriefFile } from "../../client/brief-file.ts";
+import { seedMissionWorkspace } from "../../orchestrator/workspace-seed.ts";
 import { formatEventLine } from "../event-line.ts";
 import {
   allowWorkspaceOption,
@@ -29,35 +26,12 @@ interface SubmitFlags extends CommonFlags {
   allowWorkspace?: string[];
 }
 
-/**
- * Reads a brief file and checks it like the orchestrator will (exit 2 before
- * anything is sent), its `workspace:` included: inside the brief's tree or
- * one of `allowWorkspace` (the --allow-workspace flags).
- */
-export async function readBriefFile(
-  file: string,
-  rosterPath: string | undefined,
-  allowWorkspace: readonly string[] = [],
-) {
-  const sourcePath = path.resolve(file);
-  let text: string;
-  try {
-    text = await readFile(sourcePath, "utf8");
-  } catch (err) {
-    throw new BadInputError(`cannot read brief ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  const roster = await loadRoster(rosterPath);
-  const brief = parseBrief(text, { sourcePath, knownAgents: roster.agents.map((a) => a.name) });
-  const seed = await resolveWorkspaceSeed(brief, sourcePath, { allowed: allowWorkspace });
-  return { text, sourcePath, brief, roster, seed };
-}
-
 export function registerSubmitCommand(program: Command): void {
   withCommonOptions(
     program
       .command("submit")
       .description("submit a mission brief; prints the mission id")
-      .argument("<brief>", "mission brief (Markdown)")
+      .argument("<brief>", "mission brief (Markdown); - reads it from stdin")
       .option("--wait", "follow the mission to its end; exit 0 only if it completed")
       .option("--json", "with --wait: print each event as JSON")
       .addOption(allowWorkspaceOption()),

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { connectBus } from "../../bus/index.ts";
 import { ExitCode } from "../../errors.ts";
 import { createLogger } from "../../log.ts";
-import { isFinalMissionEvent, type FinalMissionEvent } from "../../orchestrator/submission.ts";
+import { isFinalMissionEvent, type FinalMissionEvent } from "../../schema/index.ts";
 import { useColor } from "../color.ts";
 import { formatDeadLetterLine, formatEventLine, formatInvalidLine } from "../event-line.ts";
 import {

@@ -167,7 +167,7 @@ export function releaseStartupMemory(): void {
 async function superviseReplicas(flags: WorkerFlags): Promise<void> {
   // Only a supervising parent needs these, not every replica.
   const [{ selfCommand }, { Supervisor }] = await Promise.all([
-    import("../self.ts"),
+    import("../../client/self-command.ts"),
     import("../supervisor.ts"),
   ]);
   const self = await selfCommand();

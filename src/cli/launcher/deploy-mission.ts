@@ -22,16 +22,10 @@ import {
 import { reportPaths, type SwarmEnv } from "../../config.ts";
 import { BadInputError, ExitCode, errorMessage } from "../../errors.ts";
 import { REDACT_PATHS, type Logger } from "../../log.ts";
-import {
-  isFinalMissionEvent,
-  newMissionId,
-  nextEventsSeq,
-  submitMission,
-  type FinalMissionEvent,
-} from "../../orchestrator/submission.ts";
-import { makeEvent } from "../../schema/index.ts";
+import { newMissionId, nextEventsSeq, submitMission } from "../../client/submission.ts";
+import { isFinalMissionEvent, makeEvent, type FinalMissionEvent } from "../../schema/index.ts";
 import { seedMissionWorkspace } from "../../orchestrator/workspace-seed.ts";
-import { readBriefFile } from "../commands/submit.ts";
+import { readBriefFile } from "../../client/brief-file.ts";
 import { openRootToUser } from "../../tools/sandbox.ts";
 import { sandboxUser } from "../../tools/sandbox-user.ts";
 import { onShutdownSignal } from "../signals.ts";

@@ -8,7 +8,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import type { FinalMissionEvent } from "../../orchestrator/submission.ts";
+import type { FinalMissionEvent } from "../../schema/index.ts";
 
 export type DeployStatus = "completed" | "failed" | "cancelled";
 

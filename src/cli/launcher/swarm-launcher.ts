@@ -11,7 +11,7 @@ import { once } from "node:events";
 import type { Brief } from "../../orchestrator/brief.ts";
 import type { Roster } from "../../workers/roster.ts";
 import { PARENT_PID_ENV } from "../signals.ts";
-import { selfCommand } from "../self.ts";
+import { selfCommand } from "../../client/self-command.ts";
 import { Supervisor, type SupervisorEvent } from "../supervisor.ts";
 import { childCredentialEnv, type SwarmCredentials } from "./swarm-credentials.ts";
 

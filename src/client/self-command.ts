@@ -9,7 +9,7 @@ import { compiledEntry } from "./compiled.ts";
  */
 export async function selfCommand(): Promise<{ command: string; args: string[] }> {
   const own = import.meta.url.endsWith(".js")
-    ? fileURLToPath(new URL("./main.js", import.meta.url))
-    : ((await compiledEntry()) ?? fileURLToPath(new URL("./main.ts", import.meta.url)));
+    ? fileURLToPath(new URL("../cli/main.js", import.meta.url))
+    : ((await compiledEntry()) ?? fileURLToPath(new URL("../cli/main.ts", import.meta.url)));
   return { command: process.execPath, args: [own] };
 }

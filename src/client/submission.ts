@@ -58,8 +58,6 @@ export async function submitMission(
   return missionId;
 }
 
-export { isFinalMissionEvent, type FinalMissionEvent };
-
 /**
  * Follows one mission's events from SQUAD_EVENTS (from `fromSeq`, so nothing
  * published between submit and follow is missed, across reconnects) until
