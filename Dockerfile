@@ -8,7 +8,7 @@
 # written here rather than one nobody could check.)
 ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
-# Build stage: src/ transpiled to dist/ (src/cli/compiled.ts, `npm run build`)
+# Build stage: src/ transpiled to dist/ (src/client/compiled.ts, `npm run build`)
 # with the dev dependencies; the runtime stage gets only dist/ and the
 # production dependencies (no sources, no tests, no type stripper).
 FROM ${NODE_IMAGE} AS build
@@ -16,7 +16,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY src ./src
-RUN node src/cli/compiled.ts
+RUN node src/client/compiled.ts
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app

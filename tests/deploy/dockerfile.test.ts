@@ -49,6 +49,12 @@ describe("the Dockerfile", () => {
     expect(copies.join("\n")).toMatch(/--from=build \/app\/dist/);
   });
 
+  it("runs only scripts that exist in the repository (a moved file breaks the build)", () => {
+    const scripts = instructions.filter((l) => /^RUN node /.test(l)).map((l) => l.split(/\s+/)[2]!);
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const s of scripts) expect(existsSync(path.join(REPO_ROOT, s)), `${s} exists`).toBe(true);
+  });
+
   it("has a HEALTHCHECK on /healthz and OCI labels", () => {
     const health = runtime.find((l) => l.startsWith("HEALTHCHECK "));
     expect(health).toMatch(/\/healthz/);

@@ -170,7 +170,12 @@ export async function startSwarm(
       return spawnSwarm(args, env(opts.env));
     },
     ready(p, kind) {
-      return p.waitFor(kind === "orchestrator" ? /orchestrator ready/ : /worker replica online/);
+      // Generous: several processes starting at once on a loaded machine (CI) take a while;
+      // a process that dies instead shows in the rejection's output.
+      return p.waitFor(
+        kind === "orchestrator" ? /orchestrator ready/ : /worker replica online/,
+        90_000,
+      );
     },
     async submit(brief, missionId = newMissionId()) {
       return submitMission(nc, { brief, sourcePath: null, missionId });
