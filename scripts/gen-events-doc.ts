@@ -337,6 +337,8 @@ const SUBJECT_OF: Record<EventType, string> = {
   task_progress: "squad.coordination",
   task_completed: "squad.coordination",
   task_failed: "squad.coordination",
+  task_merged: "squad.coordination",
+  task_conflicted: "squad.coordination",
   approval_requested: "squad.coordination",
   approval_resolved: "squad.coordination",
 };
@@ -396,6 +398,14 @@ const ABOUT: Record<EventType, { by: string; text: string }> = {
   task_failed: {
     by: "worker replica (or the orchestrator, for an attempt that timed out)",
     text: "The attempt failed. The orchestrator retries it (a new `task_assigned` with `attempt` + 1) while attempts remain and `retryable` is not false.",
+  },
+  task_merged: {
+    by: "orchestrator (its merge queue)",
+    text: "A succeeded attempt's commit (`result.changes.commit`) is on the mission branch. Tasks are integrated one at a time in the order their results arrive: a fast-forward when the attempt's base is still the head (`merged` = `commit`), else a rebase onto the head (`merged` is the new commit) after which the task's `verify` commands ran again on the merged tree. `head` is the branch's head after it; dependents start from a head that holds it. A task that changed nothing has no commit and no `task_merged`.",
+  },
+  task_conflicted: {
+    by: "orchestrator (its merge queue)",
+    text: "A succeeded attempt could not be integrated onto `onto`: its changes conflict with the head (`reason: conflict`, `files` the conflicting paths) or its `verify` failed on the merged tree (`verify_failed`). It counts as a failed attempt: the task gets a new `task_assigned` on the new head while attempts remain, then the mission is replanned with the conflicting files in the planner's input.",
   },
   agent_online: {
     by: "worker replica",

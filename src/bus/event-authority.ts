@@ -53,6 +53,8 @@ const RULES: Partial<Record<EventType, Rule>> = {
   wave_started: "orchestrator",
   wave_completed: "orchestrator",
   task_assigned: "orchestrator",
+  task_merged: "orchestrator",
+  task_conflicted: "orchestrator",
   task_started: "task_worker",
   task_progress: "task_worker",
   approval_requested: "task_worker",

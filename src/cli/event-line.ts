@@ -22,6 +22,8 @@ const TYPE_COLOR: Partial<Record<SquadEvent["type"], Color>> = {
   task_progress: "gray",
   task_completed: "green",
   task_failed: "red",
+  task_merged: "green",
+  task_conflicted: "yellow",
   agent_online: "gray",
   agent_heartbeat: "gray",
   agent_offline: "gray",
@@ -71,6 +73,16 @@ export function describeEvent(e: SquadEvent): string {
       const verdict =
         e.type === "task_completed" ? "completed" : `failed: ${oneLine(r.error ?? "", 120)}`;
       return `${e.task_id} ${verdict} on ${r.worker} in ${ms(r.duration_ms)}, ${r.steps.length} steps, ${tokens(r.usage)}`;
+    }
+    case "task_merged": {
+      const p = e.payload;
+      const how = p.fast_forward ? "fast-forward" : `rebased as ${p.merged.slice(0, 10)}`;
+      return `${e.task_id} merged ${p.commit.slice(0, 10)} (attempt ${p.attempt}, ${how}): head ${p.head.slice(0, 10)}`;
+    }
+    case "task_conflicted": {
+      const p = e.payload;
+      const files = p.files.length ? ` in ${p.files.join(", ")}` : "";
+      return `${e.task_id} CONFLICT (${p.reason}${files}) onto ${p.onto.slice(0, 10)}: ${oneLine(p.error, 120)}`;
     }
     case "agent_online":
       return `${e.payload.agent}/${e.payload.instance} online (pid ${e.payload.pid}, concurrency ${e.payload.concurrency}, ${e.payload.model ?? "no model"})`;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AgentName, MissionId, TaskId } from "./identifiers.ts";
+import { AgentName, CommitId, MissionId, TaskId } from "./identifiers.ts";
 import { Plan } from "./plan.ts";
 import { Task } from "./task.ts";
 import { Step, TaskResult } from "./result.ts";
@@ -17,12 +17,30 @@ const Tokens = z.object({
   output_tokens: z.number().int().nonnegative(),
 });
 
+/**
+ * Where a mission's repository starts: its base commit and what it was made
+ * from. The submitter makes it (only its machine has the brief's
+ * directory) and uploads it as a bundle (`squad_bundles`, `<mission>/<base>`).
+ */
+export const MissionWorkspace = z.object({
+  base: CommitId,
+  /** git: the brief's workspace repository at HEAD; directory: a first commit of its files; empty: no workspace. */
+  source: z.enum(["git", "directory", "empty"]),
+  /** The brief's workspace directory on the submitter's machine (where delivery goes), if any. */
+  path: z.string().nullable(),
+  /** For git: the branch HEAD was on (null when detached). */
+  branch: z.string().nullable().optional(),
+});
+export type MissionWorkspace = z.infer<typeof MissionWorkspace>;
+
 /** Payload schemas by event type: the typed half of the contract. */
 export const EventPayloads = {
   mission_submitted: z.object({
     /** The whole Markdown text of the brief; the orchestrator parses it. */
     brief: z.string().min(1, "the brief is empty"),
     source_path: z.string().nullable(),
+    /** The mission repository's base (absent from submitters before git workspaces). */
+    workspace: MissionWorkspace.optional(),
   }),
   mission_planned: z.object({
     title: z.string(),
@@ -41,6 +59,8 @@ export const EventPayloads = {
     /** When the mission was submitted: the time budget counts from here. */
     submitted_at: z.iso.datetime({ offset: true }).optional(),
     source_path: z.string().nullable().optional(),
+    /** Copied from the submission, so a restarted orchestrator and every replica agree on the base. */
+    workspace: MissionWorkspace.optional(),
   }),
   mission_completed: z.object({
     summary: z.string(),
@@ -48,6 +68,8 @@ export const EventPayloads = {
     duration_ms: z.number().nonnegative(),
     usage: Tokens,
     report: z.string().nullable(),
+    /** The mission branch's final head (absent without git workspaces). */
+    head: CommitId.optional(),
   }),
   mission_failed: z.object({
     reason: z.string(),
@@ -56,10 +78,14 @@ export const EventPayloads = {
     duration_ms: z.number().nonnegative().optional(),
     usage: Tokens.optional(),
     report: z.string().nullable().optional(),
+    /** The mission branch's head when it failed: the partial work, merged tasks only. */
+    head: CommitId.optional(),
   }),
   mission_cancelled: z.object({
     reason: z.string(),
     requested_by: z.string().optional(),
+    /** The mission branch's head when it was cancelled (orchestrator only). */
+    head: CommitId.optional(),
   }),
   wave_started: z.object({ wave: z.number().int().min(1), task_ids: z.array(TaskId) }),
   wave_completed: z.object({
@@ -81,6 +107,32 @@ export const EventPayloads = {
   }),
   task_completed: z.object({ result: TaskResult }),
   task_failed: z.object({ result: TaskResult }),
+  /** A succeeded attempt's commit is on the mission branch (the merge queue took it). */
+  task_merged: z.object({
+    attempt: z.number().int().min(1),
+    /** The attempt's own commit (result.changes.commit). */
+    commit: CommitId,
+    /** The commit now on the branch for it: the same on a fast-forward, else the rebased one. */
+    merged: CommitId,
+    /** The head the task was integrated onto, and the branch's head after it. */
+    onto: CommitId,
+    head: CommitId,
+    fast_forward: z.boolean(),
+  }),
+  /**
+   * A succeeded attempt could not be integrated: its changes conflict with
+   * the head, or its verify checks fail on the merged tree. It counts as a
+   * failed attempt: the task is retried on the new head, then replanned.
+   */
+  task_conflicted: z.object({
+    attempt: z.number().int().min(1),
+    commit: CommitId,
+    onto: CommitId,
+    reason: z.enum(["conflict", "verify_failed"]),
+    /** The conflicting paths (conflict), or none. */
+    files: z.array(z.string()),
+    error: z.string(),
+  }),
   agent_online: z.object({
     agent: AgentName,
     instance: z.string().min(1),
@@ -153,6 +205,8 @@ const eventSchemas = {
   task_progress: eventSchema("task_progress"),
   task_completed: eventSchema("task_completed"),
   task_failed: eventSchema("task_failed"),
+  task_merged: eventSchema("task_merged"),
+  task_conflicted: eventSchema("task_conflicted"),
   agent_online: eventSchema("agent_online"),
   agent_heartbeat: eventSchema("agent_heartbeat"),
   agent_offline: eventSchema("agent_offline"),

@@ -32,3 +32,9 @@ export function assertAgentName(name: string): string {
   }
   return name;
 }
+
+/** A git commit id (SHA-1, lower-case hex): the mission repository's commits. */
+export const CommitId = z
+  .string()
+  .regex(/^[0-9a-f]{40}$/, "commit ids are 40 lower-case hexadecimal digits (a git SHA-1)");
+export type CommitId = z.infer<typeof CommitId>;

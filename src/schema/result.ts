@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CommitId } from "./identifiers.ts";
 
 /** One tool call (model-driven) or one `run` step, as recorded in a result. */
 export const Step = z.object({
@@ -28,6 +29,36 @@ export const Usage = z.object({
 });
 export type Usage = z.infer<typeof Usage>;
 
+/** One file an attempt changed, as `git diff --numstat` / `--name-status` say. */
+export const FileChange = z.object({
+  /** Relative to the repository root; for a rename, the new path. */
+  path: z.string().min(1),
+  status: z.enum(["added", "modified", "deleted", "renamed", "type_changed"]),
+  /** The old path of a rename. */
+  from: z.string().min(1).optional(),
+  /** Lines added / deleted; 0 and 0 with `binary` for a binary file. */
+  additions: z.number().int().nonnegative(),
+  deletions: z.number().int().nonnegative(),
+  binary: z.boolean().optional(),
+});
+export type FileChange = z.infer<typeof FileChange>;
+
+/**
+ * What an attempt changed in its checkout, as one commit on its base:
+ * absent when it changed nothing. The commit travels as a git bundle in
+ * the `squad_bundles` object store, named `<mission>/<commit>`.
+ */
+export const Changes = z.object({
+  /** The commit the attempt's checkout started from (its task's `base`). */
+  base: CommitId,
+  /** The attempt's commit (parent: base). */
+  commit: CommitId,
+  files: z.array(FileChange),
+  additions: z.number().int().nonnegative(),
+  deletions: z.number().int().nonnegative(),
+});
+export type Changes = z.infer<typeof Changes>;
+
 /** `task_completed.payload.result` / `task_failed.payload.result`. */
 export const TaskResult = z.object({
   status: z.enum(["succeeded", "failed"]),
@@ -45,5 +76,11 @@ export const TaskResult = z.object({
    * (e.g. deliveries exhausted); the orchestrator may still replan.
    */
   retryable: z.boolean().optional(),
+  /**
+   * The attempt's commit when it changed files. A failed attempt's changes
+   * are kept too (for inspection, under `refs/squad/<task>/<attempt>`), and
+   * never merged.
+   */
+  changes: Changes.optional(),
 });
 export type TaskResult = z.infer<typeof TaskResult>;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AgentName, TaskId } from "./identifiers.ts";
+import { AgentName, CommitId, TaskId } from "./identifiers.ts";
 
 /** `task_assigned.payload.task`: one attempt of one task, as a worker receives it. */
 export const Task = z.object({
@@ -17,5 +17,12 @@ export const Task = z.object({
   timeout_s: z.number().int().positive(),
   attempt: z.number().int().min(1),
   max_attempts: z.number().int().min(1),
+  /**
+   * The commit this attempt's checkout starts from: the mission branch's
+   * head when it was dispatched, holding every task it depends on. Absent
+   * in events from before git workspaces (the attempt then works in the
+   * mission's shared directory).
+   */
+  base: CommitId.optional(),
 });
 export type Task = z.infer<typeof Task>;

@@ -56,6 +56,8 @@ const legit: Record<EventType, IdentityRecord> = {
   wave_started: orchestrator,
   wave_completed: orchestrator,
   task_assigned: orchestrator,
+  task_merged: orchestrator,
+  task_conflicted: orchestrator,
   task_started: builder,
   task_progress: builder,
   task_completed: builder,

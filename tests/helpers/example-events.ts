@@ -126,6 +126,24 @@ function example(type: EventType, n: number): SquadEvent {
       return makeEvent(type, fields({ task_id: "t1", source: "builder/w1" }), {
         result: { ...result("failed"), retryable: true },
       });
+    case "task_merged":
+      return makeEvent(type, fields({ task_id: "t1" }), {
+        attempt: 1,
+        commit: "1111111111111111111111111111111111111111",
+        merged: "2222222222222222222222222222222222222222",
+        onto: "3333333333333333333333333333333333333333",
+        head: "2222222222222222222222222222222222222222",
+        fast_forward: false,
+      });
+    case "task_conflicted":
+      return makeEvent(type, fields({ task_id: "t1" }), {
+        attempt: 1,
+        commit: "1111111111111111111111111111111111111111",
+        onto: "3333333333333333333333333333333333333333",
+        reason: "conflict",
+        files: ["src/app.ts"],
+        error: "CONFLICT (content): Merge conflict in src/app.ts",
+      });
     case "agent_online":
       return makeEvent(
         type,

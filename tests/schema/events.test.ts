@@ -10,7 +10,7 @@ import {
 } from "../../src/schema/index.ts";
 
 describe("events", () => {
-  it("knows the 17 event types of the contract", () => {
+  it("knows the 19 event types of the contract", () => {
     expect(EVENT_TYPES).toEqual([
       "mission_submitted",
       "mission_planned",
@@ -24,6 +24,8 @@ describe("events", () => {
       "task_progress",
       "task_completed",
       "task_failed",
+      "task_merged",
+      "task_conflicted",
       "agent_online",
       "agent_heartbeat",
       "agent_offline",
