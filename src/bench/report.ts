@@ -438,6 +438,8 @@ export function renderMarkdown(report: BenchReport): string {
     "- `--only raw,dispatch,...` runs a subset (also to a temp directory unless `--out`); " +
       "`--no-profile` skips the profiled runs; " +
       "`SWARM_BENCH_KEEP=1` keeps the temp directories (logs, briefs).",
+    "- Comparisons of two commits, run side by side in alternating rounds, are kept in " +
+      "[benchmark-comparisons.md](benchmark-comparisons.md) (this page is regenerated; that one is not).",
     "",
   );
   return lines.join("\n");
