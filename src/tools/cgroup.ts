@@ -17,7 +17,7 @@
  * then execs the rest of the command line. The worker itself is never moved
  * into these cgroups, so a command hitting a limit leaves it healthy.
  */
-import { mkdir, readFile, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorMessage } from "../errors.ts";
@@ -198,6 +198,7 @@ export async function detectCgroups(
       `squad-probe-${process.pid}-${Date.now()}`,
     );
     await trial.remove();
+    await sweepStaleCgroups(chosen);
     return { ok: true, support: chosen };
   } catch (err) {
     const where = chosen.version === 2 ? chosen.parent : chosen.parents.pids;
@@ -226,6 +227,54 @@ async function enableV2Controllers(s: { parent: string }): Promise<void> {
     }
     await writeFile(control, "+memory +pids");
   }
+}
+
+/**
+ * The per-command cgroups (`squad-<pid>-<n>`, `squad-probe-<pid>-<n>`) among
+ * `names` whose worker is gone: a worker SIGKILLed mid-command never removed
+ * them. Pure; `alive(pid)` says whether a process still runs.
+ */
+export function staleCgroupNames(
+  names: readonly string[],
+  alive: (pid: number) => boolean,
+): string[] {
+  return names.filter((name) => {
+    const m = /^squad-(?:probe-)?(\d+)-\d+$/.exec(name);
+    return m !== null && Number(m[1]) !== process.pid && !alive(Number(m[1]));
+  });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Kills what is left in the cgroups of dead workers and removes them, so
+ * cgroups do not pile up under the parent across worker restarts. A pid
+ * reused by a live process keeps its name's cgroups: they are left alone.
+ */
+export async function sweepStaleCgroups(support: CgroupSupport): Promise<string[]> {
+  const parent = support.version === 2 ? support.parent : support.parents.pids;
+  const names = await readdir(parent).catch(() => [] as string[]);
+  const stale = staleCgroupNames(names, processAlive);
+  for (const name of stale) {
+    const made =
+      support.version === 2
+        ? v2CommandCgroup(path.join(parent, name))
+        : v1Cgroup(
+            Object.fromEntries(
+              Object.entries(support.parents).map(([c, p]) => [c, path.join(p, name)]),
+            ) as { pids: string; memory: string; freezer?: string; cpuacct?: string },
+          );
+    await made.remove().catch(() => {});
+  }
+  return stale;
 }
 
 let seq = 0;

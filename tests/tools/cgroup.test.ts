@@ -14,6 +14,8 @@ import {
   createCommandCgroup,
   detectCgroups,
   placementArgs,
+  staleCgroupNames,
+  sweepStaleCgroups,
   v2CommandCgroup,
   type CommandCgroup,
 } from "../../src/tools/cgroup.ts";
@@ -107,6 +109,60 @@ describe("cgroups here", () => {
         await cg.remove();
       }
       expect(await exists(dir)).toBe(false);
+    },
+  );
+});
+
+describe("cgroups of dead workers", () => {
+  it("are told apart by the pid in their name (pure)", () => {
+    const alive = (pid: number) => pid === 100;
+    expect(
+      staleCgroupNames(
+        [
+          "squad-100-1",
+          "squad-200-7",
+          "squad-probe-300-1701",
+          "squad-worker",
+          `squad-${process.pid}-3`,
+          "user.slice",
+          "squad-x-1",
+        ],
+        alive,
+      ),
+    ).toEqual(["squad-200-7", "squad-probe-300-1701"]);
+  });
+
+  it.runIf(root)(
+    "are swept at start: what a SIGKILLed worker left, processes and all, is killed and removed",
+    async () => {
+      const found = await detectCgroups();
+      if (!found.ok) throw new Error(found.reason);
+      // A worker that ran a command in its cgroup and was SIGKILLed before removing it.
+      const worker = spawn("/bin/sh", ["-c", "exit 0"]);
+      const deadPid = await new Promise<number>((resolve) =>
+        worker.once("exit", () => resolve(worker.pid!)),
+      );
+      const left = await createCommandCgroup(
+        found.support,
+        { processes: 16, memory_mb: 64 },
+        `squad-${deadPid}-1`,
+      );
+      const [sh] = await startIn(left);
+      const mine = await createCommandCgroup(found.support, { processes: 16, memory_mb: 64 });
+      try {
+        const swept = await sweepStaleCgroups(found.support);
+        expect(swept).toContain(`squad-${deadPid}-1`);
+        const parent = path.dirname(left.procsFiles[0]!);
+        expect(await exists(parent)).toBe(false);
+        // This process's own cgroups stay.
+        expect(await exists(path.dirname(mine.procsFiles[0]!))).toBe(true);
+        expect(
+          await exists(`/proc/${sh}/cmdline`).then(async (e) => e && !(await zombie(sh!))),
+        ).toBe(false);
+      } finally {
+        await left.remove();
+        await mine.remove();
+      }
     },
   );
 });
