@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
   deny: async () => (await import("./commands/deny.ts")).registerDenyCommand,
   audit: async () => (await import("./commands/audit.ts")).registerAuditCommand,
   bench: async () => (await import("./commands/bench.ts")).registerBenchCommand,
+  dashboard: async () => (await import("./commands/dashboard.ts")).registerDashboardCommand,
   completion: async () => (await import("./commands/completion.ts")).registerCompletionCommand,
   "nats-config": async () => (await import("./commands/nats-config.ts")).registerNatsConfigCommand,
 };
