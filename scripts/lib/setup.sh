@@ -181,6 +181,26 @@ squad_ensure_openssl() {
   return 0
 }
 
+# Chromium runs the dashboard's browser tests (tests/dashboard/, driven by
+# playwright-core); scripts/test installs Debian's package when missing and
+# we are root. Never fails the set-up: without it those tests fail and say how
+# to get it (they never skip). CHROMIUM_PATH names another Chromium.
+squad_have_chromium() {
+  [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ] && return 0
+  [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ]
+}
+squad_ensure_chromium() {
+  squad_have_chromium && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    squad_log "installing Debian's chromium (the dashboard's browser tests)"
+    (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2) &&
+      squad_have_chromium && return 0
+  fi
+  squad_log "warning: chromium is not installed: the browser tests of tests/dashboard/ will fail."
+  squad_log "Install it: 'apt-get install chromium' (Debian/Ubuntu), or set CHROMIUM_PATH."
+  return 0
+}
+
 squad_setup() {
   squad_ensure_node || return $?
   squad_ensure_packages || return $?

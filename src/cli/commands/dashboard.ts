@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
-import { connectBus, createPublisher } from "../../bus/index.ts";
+import { connectBus, createPublisher, type NatsConnection } from "../../bus/index.ts";
 import { startDashboard, type Dashboard } from "../../dashboard/dashboard.ts";
 import { resolveToken } from "../../dashboard/access.ts";
 import type { DashboardActions } from "../../dashboard/actions.ts";
 import type { LogFilterFactory } from "../../dashboard/event-log.ts";
 import type { DashboardState } from "../../dashboard/dashboard-state.ts";
-import { BadInputError } from "../../errors.ts";
+import type { SwarmEnv } from "../../config.ts";
+import { BadInputError, errorMessage } from "../../errors.ts";
 import { createLogger, type Logger } from "../../log.ts";
 import { makeEvent } from "../../schema/index.ts";
 import { openCliGuard } from "../cli-guard.ts";
@@ -24,7 +25,12 @@ import {
   createWatchFilter,
   parseTypeList,
 } from "../watch-filter.ts";
-import { connectCliBus, decideApproval } from "./approve.ts";
+import { decideApproval } from "./approve.ts";
+import {
+  launcherConnectOptions,
+  signingEnv,
+  type SwarmCredentials,
+} from "../launcher/swarm-credentials.ts";
 
 export const DEFAULT_DASHBOARD_PORT = 7800;
 
@@ -73,7 +79,9 @@ SWARM_DASHBOARD_TOKEN, 3 the port cannot be bound.`,
       const common = resolveCommon(flags);
       const { token, generated } = resolveToken(flags.host, process.env.SWARM_DASHBOARD_TOKEN);
       const log = createLogger("dashboard", {}, { defaultLevel: "info" });
-      const dashboard = await runDashboard(common, { host: flags.host, port, token, log });
+      const dashboard = await runDashboard(
+        environmentWiring(common, { host: flags.host, port, token, log }),
+      );
       process.stdout.write(
         `dashboard: ${dashboard.url}\n` +
           (generated
@@ -96,28 +104,82 @@ function parsePort(value: string): number {
   return n;
 }
 
-/** The dashboard with the CLI's connection, actions and filters (deploy-swarm starts it too). */
-export async function runDashboard(
-  common: Resolved,
-  opts: { host: string; port: number; token: string; log: Logger },
-): Promise<Dashboard> {
+/** How the dashboard reaches NATS: as the watcher to read, as the operator to act. */
+export interface DashboardWiring {
+  host: string;
+  port: number;
+  token: string;
+  log: Logger;
+  connect(role: "watcher" | "operator", name: string): Promise<NatsConnection>;
+  /** Where the operator's signature comes from (NATS_NKEY, SWARM_IDENTITIES). Default process.env. */
+  signingEnv?: NodeJS.ProcessEnv;
+}
+
+/** The dashboard with the CLI's connection, actions and filters. */
+export async function runDashboard(wiring: DashboardWiring): Promise<Dashboard> {
   let state: DashboardState | null = null;
   const dashboard = await startDashboard({
-    host: opts.host,
-    port: opts.port,
-    token: opts.token,
-    log: opts.log,
-    connect: async () =>
-      connectBus({
-        ...(await clientConnectOptions(common, "swarm-dashboard", { role: "watcher" })),
-        log: opts.log,
-        timeoutMs: 3000,
-      }),
-    actions: cliActions(common, () => state),
+    host: wiring.host,
+    port: wiring.port,
+    token: wiring.token,
+    log: wiring.log,
+    connect: () => wiring.connect("watcher", "swarm-dashboard"),
+    actions: cliActions(wiring, () => state),
     filters: watchFilters,
   });
   state = dashboard.state;
   return dashboard;
+}
+
+/** `swarm dashboard`: the credentials of the environment, as `swarm watch` and `swarm approve` use them. */
+function environmentWiring(
+  common: Resolved,
+  opts: { host: string; port: number; token: string; log: Logger },
+): DashboardWiring {
+  return {
+    ...opts,
+    connect: async (role, name) =>
+      connectBus({
+        ...(await clientConnectOptions(common, name, { role })),
+        log: opts.log,
+        timeoutMs: 3000,
+      }),
+  };
+}
+
+/**
+ * The dashboard of `deploy-swarm`: the launcher's server and identities, on
+ * loopback, on the default port or any free one when that is taken. Never
+ * fails the deploy: null (and a line in the deploy log) when it cannot start.
+ */
+export async function startLauncherDashboard(opts: {
+  credentials: SwarmCredentials;
+  url: string;
+  env: SwarmEnv;
+  log: Logger;
+}): Promise<{ dashboard: Dashboard; token: string } | null> {
+  const { token } = resolveToken("127.0.0.1", process.env.SWARM_DASHBOARD_TOKEN);
+  const wiring = (port: number): DashboardWiring => ({
+    host: "127.0.0.1",
+    port,
+    token,
+    log: opts.log,
+    connect: (role, name) =>
+      connectBus({
+        ...launcherConnectOptions(opts.credentials, { role }, opts.url, name, opts.env),
+        log: opts.log,
+        timeoutMs: 3000,
+      }),
+    signingEnv: { ...process.env, ...signingEnv(opts.credentials, { role: "operator" }) },
+  });
+  for (const port of [DEFAULT_DASHBOARD_PORT, 0]) {
+    try {
+      return { dashboard: await runDashboard(wiring(port)), token };
+    } catch (err) {
+      opts.log.warn({ err: errorMessage(err), port }, "dashboard not started on this port");
+    }
+  }
+  return null;
 }
 
 /** `swarm watch`'s filters, from the query of /api/events and /api/stream. */
@@ -137,12 +199,9 @@ const watchFilters: LogFilterFactory = (q) => {
  * connection with the operator's credentials and signature, as the commands
  * make them (the audit then shows the operator as who decided).
  */
-function cliActions(common: Resolved, state: () => DashboardState | null): DashboardActions {
-  const withOperator = async <T>(
-    name: string,
-    f: (nc: Awaited<ReturnType<typeof connectCliBus>>) => Promise<T>,
-  ) => {
-    const nc = await connectCliBus(common, name);
+function cliActions(wiring: DashboardWiring, state: () => DashboardState | null): DashboardActions {
+  const withOperator = async <T>(name: string, f: (nc: NatsConnection) => Promise<T>) => {
+    const nc = await wiring.connect("operator", name);
     try {
       return await f(nc);
     } finally {
@@ -154,7 +213,10 @@ function cliActions(common: Resolved, state: () => DashboardState | null): Dashb
       withOperator(
         `swarm-dashboard-${decision === "approved" ? "approve" : "deny"}`,
         async (nc) => {
-          const guard = await openCliGuard(nc, { publishes: true });
+          const guard = await openCliGuard(nc, {
+            publishes: true,
+            ...(wiring.signingEnv ? { env: wiring.signingEnv } : {}),
+          });
           const out = await decideApproval(nc, approvalId, decision, guard);
           return { approval_id: approvalId, decision, ...out };
         },
@@ -169,7 +231,10 @@ function cliActions(common: Resolved, state: () => DashboardState | null): Dashb
           `mission ${missionId} has already ended (${known.status}); nothing sent`,
         );
       return withOperator("swarm-dashboard-cancel", async (nc) => {
-        const guard = await openCliGuard(nc, { publishes: true });
+        const guard = await openCliGuard(nc, {
+          publishes: true,
+          ...(wiring.signingEnv ? { env: wiring.signingEnv } : {}),
+        });
         const event = makeEvent(
           "mission_cancelled",
           {

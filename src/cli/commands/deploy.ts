@@ -15,6 +15,7 @@ interface DeployFlags extends CommonFlags {
   replicas: number;
   json?: boolean;
   allowWorkspace?: string[];
+  dashboard: boolean;
 }
 
 export function registerDeployCommand(program: Command): void {
@@ -33,6 +34,7 @@ export function registerDeployCommand(program: Command): void {
             .default(2),
         )
         .option("--json", "print one JSON summary line on stdout (progress goes to stderr)")
+        .option("--no-dashboard", "do not start the web dashboard (swarm dashboard)")
         .addOption(allowWorkspaceOption()),
     ),
   )
@@ -48,6 +50,8 @@ nothing answers, on that port. The local server is authenticated: one nkey per r
 <state>/nats (each process gets only its own); --insecure-nats / SWARM_NATS_AUTH=none runs it
 without, with a warning. It is stopped at the end.
 Logs of every process: <workspace>/logs/<name>.log. Ctrl-C cancels the mission, then stops.
+The web dashboard (docs/dashboard.md) runs on http://127.0.0.1:7800/ (any free port when that
+is taken) for as long as the deploy does; its URL, with the token, is in the progress view.
 
 Examples:
   $ scripts/deploy-swarm mission-briefs/demo-library.md
@@ -67,6 +71,7 @@ Examples:
         json: flags.json === true,
         allowWorkspace: flags.allowWorkspace ?? [],
         env: common.env,
+        dashboard: flags.dashboard,
       });
     });
 }

@@ -43,6 +43,7 @@ import { checkModelServers, modelsNeeded } from "./model-preflight.ts";
 import type { ProgressInput, ProgressState } from "./progress-model.ts";
 import { createProgressView, type ProgressView, type ViewStream } from "./progress-view.ts";
 import { agentsForBrief, launchSwarm, type LaunchedSwarm } from "./swarm-launcher.ts";
+import { startLauncherDashboard } from "../commands/dashboard.ts";
 
 export interface DeployOptions {
   briefFile: string;
@@ -64,6 +65,8 @@ export interface DeployOptions {
   env: SwarmEnv;
   /** How long a cancelled mission may take to report its end. Default 10 s. */
   cancelWaitMs?: number;
+  /** Start the web dashboard (`--no-dashboard`: false). Default false. */
+  dashboard?: boolean;
 }
 
 type GaveUp = Extract<SupervisorEvent, { type: "gave_up" }>;
@@ -119,6 +122,7 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
   let swarm: LaunchedSwarm | null = null;
   let nc: NatsConnection | null = null;
   let feed: EventFeed | null = null;
+  let dashboard: { stop(): Promise<void> } | null = null;
   const watches: EventWatch[] = [];
   const natsLog = createWriteStream(path.join(logDir, "nats-server.log"), { flags: "a" });
   natsLog.on("error", () => undefined);
@@ -135,6 +139,7 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
         log.warn({ err: errorMessage(err), what }, "teardown step failed");
       }
     };
+    await step("dashboard", async () => dashboard?.stop());
     await step("event feed", async () => feed?.stop());
     await step("watches", () => Promise.all(watches.map((w) => w.stop())));
     await step("connection", async () => {
@@ -181,6 +186,20 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
       logDir,
       onEvent: onSupervisor,
     });
+
+    if (opts.dashboard) {
+      const started = await startLauncherDashboard({
+        credentials: endpoint.credentials,
+        url: endpoint.url,
+        env: opts.env,
+        log,
+      });
+      dashboard = started?.dashboard ?? null;
+      if (started) {
+        const { url } = started.dashboard;
+        show({ kind: "info", key: "dashboard", value: `${url}#token=${started.token}` });
+      }
+    }
 
     // 4. Follow from before the submission (nothing is missed), then submit.
     // The launcher submits, follows and cancels as a person would: the operator role.
