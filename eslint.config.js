@@ -41,6 +41,8 @@ const BROWSER_GLOBALS = Object.fromEntries(
     "fetch",
     "EventSource",
     "URLSearchParams",
+    "CSS",
+    "queueMicrotask",
     "Node",
     "setTimeout",
     "clearTimeout",

@@ -68,6 +68,16 @@ function link(href, ...children) {
   return h("a", { href, "data-link": "" }, ...children);
 }
 
+/** What a person typed in a field, kept across live re-renders of the view. */
+const drafts = new Map();
+function draftInput(key, props) {
+  const focused = document.activeElement && document.activeElement.dataset.draft === key;
+  const input = h("input", { ...props, value: drafts.get(key) || "", dataset: { draft: key } });
+  input.addEventListener("input", () => drafts.set(key, input.value));
+  if (focused) queueMicrotask(() => input.focus());
+  return input;
+}
+
 function stateBadge(state) {
   return h("span", { className: "state", dataset: { state } }, state);
 }
@@ -360,7 +370,7 @@ async function renderMission(r) {
     );
   const m = body.mission;
   const finished = ["completed", "failed", "cancelled"].includes(m.status);
-  const reason = h("input", {
+  const reason = draftInput(`cancel:${m.id}`, {
     type: "text",
     placeholder: "reason (optional)",
     "data-testid": "cancel-reason",
@@ -735,7 +745,7 @@ async function renderAgents() {
 async function renderApprovals() {
   const { body } = await getJson("/api/approvals");
   const items = body.approvals.map((a) => {
-    const reason = h("input", {
+    const reason = draftInput(`approval:${a.approval_id}`, {
       type: "text",
       placeholder: "reason (optional)",
       className: "reason",
@@ -936,6 +946,50 @@ function scheduleRender() {
   }, 100);
 }
 
+// A task's change on a mission's page: its node and row are patched from the
+// task alone (a plan of 1,000 tasks is not redrawn per event); the rest of the
+// page (progress, gauges, critical path) catches up with a full render soon after.
+const dirtyTasks = new Set();
+let patchTimer = null;
+let catchUpTimer = null;
+
+function schedulePatch(taskId) {
+  dirtyTasks.add(taskId);
+  if (!patchTimer) patchTimer = setTimeout(patchTasks, 20);
+  if (!catchUpTimer)
+    catchUpTimer = setTimeout(() => {
+      catchUpTimer = null;
+      render();
+    }, 1500);
+}
+
+async function patchTasks() {
+  patchTimer = null;
+  const r = route();
+  const ids = [...dirtyTasks];
+  dirtyTasks.clear();
+  if (r.name !== "mission") return;
+  await Promise.all(
+    ids.map(async (id) => {
+      const { status, body } = await getJson(
+        `/api/missions/${encodeURIComponent(r.mission)}/tasks/${encodeURIComponent(id)}`,
+      );
+      const node = document.querySelector(`svg .node[data-task-id="${CSS.escape(id)}"]`);
+      // A task the page does not draw yet (a replan): the plan changed, draw it again.
+      if (status !== 200 || !node) return scheduleRender();
+      const t = body.task;
+      node.dataset.state = t.state;
+      const title = node.querySelector("title");
+      if (title) title.textContent = `${t.id}: ${t.title} (${t.state})`;
+      const row = document.querySelector(`tr[data-task-id="${CSS.escape(id)}"]`);
+      if (row) {
+        row.dataset.state = t.state;
+        row.querySelector(".task-state").replaceChildren(stateBadge(t.state));
+      }
+    }),
+  );
+}
+
 function relevant(change) {
   const r = route();
   switch (r.name) {
@@ -999,7 +1053,9 @@ function connectStream() {
   source.addEventListener("change", (ev) => {
     const change = JSON.parse(ev.data);
     if (change.kind === "approvals") refreshApprovalCount();
-    if (relevant(change)) scheduleRender();
+    if (!relevant(change)) return;
+    if (route().name === "mission" && change.task_id) schedulePatch(change.task_id);
+    else scheduleRender();
   });
   source.addEventListener("log", (ev) => {
     if (route().name !== "events" || !logBody) return;
