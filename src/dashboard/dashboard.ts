@@ -9,6 +9,7 @@ import { once } from "node:events";
 import type { NatsConnection } from "../bus/index.ts";
 import { InfrastructureError, errorMessage } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
+import { isLoopbackHost } from "./access.ts";
 import type { DashboardActions } from "./actions.ts";
 import { createDashboardState, type DashboardState } from "./dashboard-state.ts";
 import type { LogFilterFactory } from "./event-log.ts";
@@ -45,6 +46,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     filters: opts.filters,
     token: opts.token,
     log,
+    loopbackOnly: isLoopbackHost(opts.host),
   });
   server.listen(opts.port, opts.host);
   try {
@@ -64,7 +66,8 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     onEvent: (e) => state.onEvent(e),
     onDeadLetter: (r, s) => state.onDeadLetter(r, s),
     onNats: (s) => {
-      log.info({ nats: s.state, detail: s.detail }, "dashboard NATS state");
+      if (s.state !== state.nats.state || s.detail !== state.nats.detail)
+        log.info({ nats: s.state, detail: s.detail }, "dashboard NATS state");
       state.onNats(s);
     },
     onLoad: (l) => state.onLoad(l),

@@ -11,9 +11,9 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { z } from "zod";
-import { BadInputError, errorMessage } from "../errors.ts";
+import { BadInputError, InfrastructureError, errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { bearerToken, tokenMatches } from "./access.ts";
+import { bearerToken, isLoopbackHost, tokenMatches } from "./access.ts";
 import { CancelBody, DecisionBody, type DashboardActions } from "./actions.ts";
 import {
   passes,
@@ -35,18 +35,51 @@ export const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join("; ");
 
-/** The page's files (src/dashboard/assets, beside the sources also when running dist/). */
-const ASSET_DIR = fileURLToPath(new URL("../../src/dashboard/assets/", import.meta.url));
+/**
+ * Where the page's files are: beside this module (src/dashboard/assets, or
+ * dist/dashboard/assets when the build copied them), else in the checkout's
+ * sources beside a build that did not.
+ */
+const ASSET_DIRS = [
+  fileURLToPath(new URL("./assets/", import.meta.url)),
+  fileURLToPath(new URL("../../src/dashboard/assets/", import.meta.url)),
+];
 const DAGRE = path.join(
   path.dirname(createRequire(import.meta.url).resolve("@dagrejs/dagre/package.json")),
   "dist/dagre.min.js",
 );
-const ASSETS: Record<string, { file: string; type: string }> = {
-  "/assets/app.js": { file: path.join(ASSET_DIR, "app.js"), type: "text/javascript" },
-  "/assets/app.css": { file: path.join(ASSET_DIR, "app.css"), type: "text/css" },
-  "/assets/dagre.min.js": { file: DAGRE, type: "text/javascript" },
+const PAGE_FILES: Record<string, { file: string; type: string }> = {
+  "/assets/app.js": { file: "app.js", type: "text/javascript" },
+  "/assets/app.css": { file: "app.css", type: "text/css" },
+  "/": { file: "index.html", type: "text/html" },
 };
-const PAGE = path.join(ASSET_DIR, "index.html");
+const ASSETS: Record<string, { type: string }> = {
+  "/assets/app.js": { type: "text/javascript" },
+  "/assets/app.css": { type: "text/css" },
+  "/assets/dagre.min.js": { type: "text/javascript" },
+};
+
+/** The page's files by route, read once; an InfrastructureError naming what is missing. */
+async function readPageFiles(): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const dir of ASSET_DIRS) {
+    try {
+      for (const [route, f] of Object.entries(PAGE_FILES))
+        files.set(route, await readFile(path.join(dir, f.file)));
+      break;
+    } catch {
+      files.clear();
+    }
+  }
+  if (files.size === 0)
+    throw new InfrastructureError(
+      `the dashboard's page is missing: none of ${ASSET_DIRS.join(", ")} holds index.html, app.js and app.css`,
+      "run the dashboard from a checkout, or from a build that copied src/dashboard/assets",
+    );
+  files.set("/assets/dagre.min.js", await readFile(DAGRE));
+  return files;
+}
+
 /** Paths the page routes itself (history API): they all get the page. */
 const PAGE_ROUTES = /^\/(missions(\/[^/]+(\/tasks\/[^/]+)?)?|agents|approvals|events)?\/?$/;
 
@@ -58,15 +91,20 @@ export interface HttpServerOptions {
   log: Logger;
   /** Ms between SSE keep-alive comments. Default 15 s. */
   keepAliveMs?: number;
+  /**
+   * Answer only requests addressed to a loopback name (Host header): a web
+   * page elsewhere cannot read the dashboard through a DNS name it rebinds
+   * to 127.0.0.1. Set when listening on loopback.
+   */
+  loopbackOnly?: boolean;
 }
 
 const MAX_BODY = 16 * 1024;
 
 export async function createHttpServer(opts: HttpServerOptions): Promise<Server> {
   const { state, log } = opts;
-  const files = new Map<string, Buffer>();
-  for (const [route, a] of Object.entries(ASSETS)) files.set(route, await readFile(a.file));
-  const page = await readFile(PAGE);
+  const files = await readPageFiles();
+  const page = files.get("/")!;
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -81,6 +119,13 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Server>
     res.setHeader("X-Content-Type-Options", "nosniff");
     res.setHeader("Referrer-Policy", "no-referrer");
     res.setHeader("X-Frame-Options", "DENY");
+    if (opts.loopbackOnly && !isLoopbackHost(hostOf(req.headers.host))) {
+      req.resume();
+      return sendJson(res, 421, {
+        error:
+          "this dashboard listens on loopback and answers only to 127.0.0.1, [::1] or localhost",
+      });
+    }
     const url = new URL(req.url ?? "/", "http://dashboard.invalid");
     const p = url.pathname;
 
@@ -259,6 +304,14 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Server>
   }
 
   return server;
+}
+
+/** The host name of a Host header (`127.0.0.1:7800` → `127.0.0.1`, `[::1]:7800` → `::1`). */
+function hostOf(header: string | undefined): string {
+  const h = (header ?? "").trim();
+  const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(h);
+  if (v6) return v6[1]!;
+  return h.replace(/:\d+$/, "");
 }
 
 function logQuery(url: URL): LogQuery {

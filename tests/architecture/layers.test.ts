@@ -34,6 +34,10 @@ describe("layers (eslint no-restricted-imports)", () => {
     ["src/chaos/x.ts", "../bench/stats.ts"],
     ["src/x.ts", "./schema/index.ts"],
     ["src/cli/commands/x.ts", "../../chaos/prng.ts"],
+    ["src/dashboard/x.ts", "../cli/watch-filter.ts"],
+    ["src/dashboard/x.ts", "../workers/roster.ts"],
+    ["src/dashboard/x.ts", "../orchestrator/brief.ts"],
+    ["src/client/x.ts", "../dashboard/dashboard.ts"],
   ])("%s may not import %s", async (file, from) => {
     const found = await violations(file, `import { x } from "${from}";\nexport const y = x;\n`);
     expect(found).toHaveLength(1);
@@ -50,6 +54,9 @@ describe("layers (eslint no-restricted-imports)", () => {
     ["src/bench/x.ts", "../client/submission.ts"],
     ["src/chaos/x.ts", "../bus/index.ts"],
     ["src/schema/x.ts", "../errors.ts"],
+    ["src/dashboard/x.ts", "../client/audit.ts"],
+    ["src/dashboard/x.ts", "../bus/index.ts"],
+    ["src/cli/commands/x.ts", "../../dashboard/dashboard.ts"],
   ])("%s may import %s", async (file, from) => {
     const found = await violations(file, `import { x } from "${from}";\nexport const y = x;\n`);
     expect(found).toEqual([]);

@@ -9,6 +9,7 @@
  * saved to docs/images/.
  */
 import { readFile, writeFile } from "node:fs/promises";
+import { get } from "node:http";
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -272,6 +273,28 @@ describe("swarm dashboard in Chromium", () => {
     expect(cancels[0]!.payload).toMatchObject({ reason: "changed my mind", requested_by: "cli" });
     expect(errors).toEqual([]);
   }, 180_000);
+
+  it("answers only to loopback names (no DNS rebinding), and every response forbids inline script", async () => {
+    const status = (host: string) =>
+      new Promise<{ code: number; csp: string | undefined }>((resolve, reject) => {
+        const u = new URL("api/missions", dashboardUrl);
+        get(
+          { host: u.hostname, port: u.port, path: u.pathname, headers: { Host: host } },
+          (res) => {
+            res.resume();
+            resolve({
+              code: res.statusCode!,
+              csp: res.headers["content-security-policy"] as string,
+            });
+          },
+        ).on("error", reject);
+      });
+    const port = new URL(dashboardUrl).port;
+    expect((await status(`rebound.example:${port}`)).code).toBe(421);
+    const ok = await status(`localhost:${port}`);
+    expect(ok.code).toBe(200);
+    expect(ok.csp).toMatch(/default-src 'none'.*script-src 'self'/);
+  });
 
   it("shows a hostile title as text, runs nothing, and says clearly when a mission is unknown", async () => {
     const { page, dialogs, errors } = await openPage(browser);

@@ -198,6 +198,8 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
       if (started) {
         const { url } = started.dashboard;
         show({ kind: "info", key: "dashboard", value: `${url}#token=${started.token}` });
+      } else {
+        show({ kind: "info", key: "dashboard", value: `not started (see ${logDir}/deploy.log)` });
       }
     }
 
