@@ -60,6 +60,7 @@ function append(el, children) {
 
 /** Replaces the view's content (arrays flattened, null and false left out). */
 function show(...children) {
+  delete view.dataset.mission;
   view.replaceChildren();
   append(view, children);
 }
@@ -281,24 +282,44 @@ function tokenList(tokens) {
 /** The last layout, kept while the plan's shape is the same: live updates only recolour. */
 let layoutCache = { key: "", layout: null };
 
-function layoutPlan(mission) {
-  const key =
+/** The plan's shape: its tasks, waves and edges (states left out). */
+function layoutKey(mission) {
+  return (
     mission.id +
     "|" +
-    mission.tasks.map((t) => t.id).join(",") +
+    mission.tasks.map((t) => `${t.id}@${t.wave}`).join(",") +
     "|" +
-    mission.edges.map((e) => e.from + ">" + e.to).join(",");
+    mission.edges.map((e) => e.from + ">" + e.to).join(",")
+  );
+}
+
+function layoutPlan(mission) {
+  const key = layoutKey(mission);
   if (layoutCache.key === key) return layoutCache.layout;
   const g = new dagre.graphlib.Graph();
-  g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 50, marginx: 10, marginy: 10 });
+  g.setGraph({ rankdir: "LR", nodesep: 14, ranksep: 50, marginx: 10, marginy: 30 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const t of mission.tasks) g.setNode(t.id, { width: 170, height: 42 });
   for (const e of mission.edges) g.setEdge(e.from, e.to);
+  // Waves as columns: an invisible anchor per wave, before its tasks and after the
+  // wave before's anchor, so a task never sits left of an earlier wave.
+  const waves = [...new Set(mission.tasks.map((t) => t.wave))].sort((a, b) => a - b);
+  for (const [i, w] of waves.entries()) {
+    g.setNode(`wave:${w}`, { width: 1, height: 1 });
+    if (i > 0) g.setEdge(`wave:${waves[i - 1]}`, `wave:${w}`, { weight: 0 });
+  }
+  for (const t of mission.tasks) g.setEdge(`wave:${t.wave}`, t.id, { weight: 0 });
   dagre.layout(g);
+  const nodes = new Map(mission.tasks.map((t) => [t.id, g.node(t.id)]));
+  const labels = waves.map((w) => {
+    const xs = mission.tasks.filter((t) => t.wave === w).map((t) => nodes.get(t.id).x);
+    return { wave: w, x: xs.reduce((a, b) => a + b, 0) / xs.length };
+  });
   const layout = {
     width: g.graph().width,
     height: g.graph().height,
-    nodes: new Map(mission.tasks.map((t) => [t.id, g.node(t.id)])),
+    nodes,
+    labels,
     edges: mission.edges.map((e) => ({ ...e, points: g.edge(e.from, e.to).points })),
   };
   layoutCache = { key, layout };
@@ -322,6 +343,14 @@ function renderGraph(mission) {
       `Plan of ${mission.id}: ${mission.tasks.length} tasks in ${mission.waves.length} waves`,
     ),
   );
+  for (const l of layout.labels)
+    svg.append(
+      s(
+        "text",
+        { className: "wave-label", x: l.x.toFixed(1), y: 16, "text-anchor": "middle" },
+        `wave ${l.wave}`,
+      ),
+    );
   for (const e of layout.edges) {
     const d = e.points
       .map((p, i) => `${i ? "L" : "M"}${p.x.toFixed(1)},${p.y.toFixed(1)}`)
@@ -405,12 +434,14 @@ async function renderMission(r) {
       h("td", {}, t.title),
       h("td", {}, t.agent),
       h("td", { className: "task-state" }, stateBadge(t.state)),
-      h("td", {}, String(t.attempts.length)),
+      h("td", { className: "attempts" }, String(t.attempts.length)),
       h("td", {}, t.depends_on.join(", ") || "–"),
-      h("td", {}, t.critical ? "yes" : ""),
+      h("td", { className: "critical-cell" }, t.critical ? "yes" : ""),
     ),
   );
-  show(
+  const head = h(
+    "div",
+    { id: "mission-head" },
     h("h1", {}, m.title, " ", stateBadge(m.status)),
     h(
       "p",
@@ -451,12 +482,24 @@ async function renderMission(r) {
         m.progress.failed ? `, ${m.progress.failed} failed` : "",
       ),
     ),
+  );
+  const criticalLine = `critical path: ${m.critical_path.join(" → ") || "–"}`;
+  // The same plan already on the page: patch it in place (a plan of 1,000 tasks
+  // is not drawn again for a state change), replace only the head.
+  if (view.dataset.mission === m.id && layoutCache.key === layoutKey(m) && m.tasks.length) {
+    view.querySelector("#mission-head").replaceWith(head);
+    patchPlan(m);
+    view.querySelector("#critical-line").textContent = criticalLine;
+    return;
+  }
+  show(
+    head,
     h("h2", {}, "Plan"),
     m.strategy ? h("p", { className: "muted" }, m.strategy) : null,
     m.tasks.length
       ? h("div", { className: "graph" }, renderGraph(m))
       : h("p", { className: "muted" }, "Not planned yet."),
-    h("p", { className: "muted" }, `critical path: ${m.critical_path.join(" → ") || "–"}`),
+    h("p", { className: "muted", id: "critical-line" }, criticalLine),
     h("h2", {}, "Waves"),
     h(
       "ul",
@@ -481,6 +524,37 @@ async function renderMission(r) {
       h("tbody", {}, taskRows),
     ),
   );
+  if (m.tasks.length) view.dataset.mission = m.id;
+}
+
+/** States, critical path and attempt counts of a plan already drawn. */
+function patchPlan(m) {
+  const onPath = new Map(m.critical_path.map((id, i) => [id, m.critical_path[i + 1]]));
+  const nodes = new Map([...view.querySelectorAll("svg .node")].map((n) => [n.dataset.taskId, n]));
+  const rows = new Map(
+    [...view.querySelectorAll("tr[data-task-id]")].map((r) => [r.dataset.taskId, r]),
+  );
+  for (const t of m.tasks) {
+    const node = nodes.get(t.id);
+    if (node) {
+      if (node.dataset.state !== t.state) {
+        node.dataset.state = t.state;
+        node.querySelector("title").textContent = `${t.id}: ${t.title} (${t.state})`;
+      }
+      node.classList.toggle("critical", t.critical);
+    }
+    const row = rows.get(t.id);
+    if (row) {
+      if (row.dataset.state !== t.state) {
+        row.dataset.state = t.state;
+        row.querySelector(".task-state").replaceChildren(stateBadge(t.state));
+      }
+      row.querySelector(".attempts").textContent = String(t.attempts.length);
+      row.querySelector(".critical-cell").textContent = t.critical ? "yes" : "";
+    }
+  }
+  for (const e of view.querySelectorAll("svg .edge"))
+    e.classList.toggle("critical", onPath.get(e.dataset.from) === e.dataset.to);
 }
 
 async function renderTask(r) {
