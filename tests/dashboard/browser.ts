@@ -4,9 +4,12 @@
  * browser CHROMIUM_PATH names. Without one the tests fail and say how to get
  * it; they never skip.
  */
+import { mkdtempSync } from "node:fs";
 import { access } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { spawnSwarm, type SwarmProcess } from "../helpers/swarm-process.ts";
+import { REPO_ROOT, spawnSwarm, type SwarmProcess } from "../helpers/swarm-process.ts";
 
 const CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/lib/chromium/chromium"];
 
@@ -49,6 +52,16 @@ export async function openPage(
   page.on("pageerror", (e) => errors.push(e.message));
   return { page, dialogs, errors };
 }
+
+/**
+ * Where the tests save their screenshots: docs/images/ when
+ * SQUAD_SCREENSHOTS=docs (to refresh the pictures the docs show), else a
+ * temp directory, so an ordinary test run leaves the checkout as it was.
+ */
+export const SCREENSHOTS =
+  process.env.SQUAD_SCREENSHOTS === "docs"
+    ? path.join(REPO_ROOT, "docs/images")
+    : mkdtempSync(path.join(tmpdir(), "squad-screenshots-"));
 
 export const TEST_TOKEN = "dashboard-test-token-0123456789";
 

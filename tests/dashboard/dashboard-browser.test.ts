@@ -6,7 +6,7 @@
  * page and the mission goes on; a running mission is cancelled from the
  * page; actions without or with a wrong token are refused and change
  * nothing; a hostile title is shown as text and runs nothing. Each view is
- * saved to docs/images/.
+ * saved (to docs/images/ with SQUAD_SCREENSHOTS=docs).
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { get } from "node:http";
@@ -17,10 +17,16 @@ import { replayEvents } from "../../src/bus/index.ts";
 import { makeEvent, type SquadEvent } from "../../src/schema/index.ts";
 import { useSwarmBus } from "../helpers/swarm-bus.ts";
 import { REPO_ROOT, runSwarm, spawnSwarm } from "../helpers/swarm-process.ts";
-import { TEST_TOKEN, launchBrowser, openPage, startDashboardProcess } from "./browser.ts";
+import {
+  SCREENSHOTS,
+  TEST_TOKEN,
+  launchBrowser,
+  openPage,
+  startDashboardProcess,
+} from "./browser.ts";
 
 const bus = useSwarmBus("dashboard");
-const IMAGES = path.join(REPO_ROOT, "docs/images");
+const IMAGES = SCREENSHOTS;
 const XSS = "<img src=x onerror=alert(1)>";
 
 const ROSTER = `agents:

@@ -17,8 +17,8 @@ import {
 } from "../../src/bus/index.ts";
 import { makeEvent } from "../../src/schema/index.ts";
 import { freePort, startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
-import { REPO_ROOT, killAllSwarms, swarmEnv } from "../helpers/swarm-process.ts";
-import { launchBrowser, openPage, startDashboardProcess } from "./browser.ts";
+import { killAllSwarms, swarmEnv } from "../helpers/swarm-process.ts";
+import { SCREENSHOTS, launchBrowser, openPage, startDashboardProcess } from "./browser.ts";
 
 let browser: Browser;
 let workspace: string;
@@ -69,7 +69,7 @@ describe("the dashboard across restarts", () => {
     await page.goto(dashboard.url);
     await page.locator("#nats-status[data-state=down]").waitFor();
     expect(await page.locator("#nats-status").getAttribute("title")).toMatch(/not reachable/);
-    await page.screenshot({ path: path.join(REPO_ROOT, "docs/images/dashboard-nats-down.png") });
+    await page.screenshot({ path: path.join(SCREENSHOTS, "dashboard-nats-down.png") });
     await markNoReload(page);
 
     // NATS comes up: the page says so and shows what is published.
