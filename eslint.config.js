@@ -5,11 +5,14 @@ import tseslint from "typescript-eslint";
  * The layers of src/, lowest first (docs/architecture.md). A folder may
  * import its own layer's files and every layer below; never one above, nor a
  * peer (tools and llm do not know each other). src/*.ts (errors, log,
- * config, text, backoff) is the base under everything. bench and chaos are on
+ * config, text, backoff) is the base under everything. telemetry (traces and
+ * metrics) sits just above the schema, so every layer from the bus up may
+ * record spans and counts. bench and chaos are on
  * top, beside cli, which may import bench for `swarm bench`.
  */
 const LAYERS = [
   ["schema"],
+  ["telemetry"],
   ["bus"],
   ["tools", "llm"],
   ["workers"],

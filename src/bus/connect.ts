@@ -2,6 +2,7 @@ import net from "node:net";
 import { connect, errors, type NatsConnection } from "@nats-io/transport-node";
 import { InfrastructureError } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
+import { startTracing } from "../telemetry/index.ts";
 import {
   authenticatorFor,
   describeAuth,
@@ -42,6 +43,7 @@ const HINT =
  * (exit 3) naming the server and the method, never the secret. The shipped
  * placeholder passwords are refused before connecting (exit 2). A server that
  * accepts clients without authentication is connected to with a warning.
+ * Tracing starts here (src/telemetry/tracing.ts), off unless OTEL_* asks.
  */
 export async function connectBus(opts: ConnectBusOptions): Promise<NatsConnection> {
   const log = opts.log ?? silentLogger;
@@ -51,6 +53,9 @@ export async function connectBus(opts: ConnectBusOptions): Promise<NatsConnectio
   refusePlaceholder(auth);
   const method = describeAuth(auth, opts.tls);
   const authenticator = auth ? await authenticatorFor(auth) : undefined;
+  // Every process that joins the swarm connects here first: its traces start now when
+  // OTEL_* asks for them (a bad OTEL_* value is bad input, exit 2).
+  await startTracing({ serviceName: `squad-${opts.name}` });
   let nc: NatsConnection;
   try {
     nc = await connect({

@@ -18,7 +18,11 @@ import { SQUAD_TYPE_HEADER } from "./publisher.ts";
 export interface EventFeedOptions {
   /** First stream sequence to deliver (e.g. the last replayed one + 1). */
   fromSeq: number;
-  onEvent: (event: SquadEvent, seq: number) => void;
+  /**
+   * `msg` is the message as received: `contextOf(msg)` (src/telemetry) is
+   * the trace context its publisher sent with it.
+   */
+  onEvent: (event: SquadEvent, seq: number, msg: ReceivedMessage) => void;
   /**
    * Checked before onEvent, in stream order (the next event waits for it):
    * false drops the event (the event guard's check; it logs and counts).
@@ -102,7 +106,7 @@ export async function followEvents(nc: NatsConnection, opts: EventFeedOptions): 
       return;
     }
     try {
-      opts.onEvent(event, seq);
+      opts.onEvent(event, seq, m);
     } catch (err) {
       log.error({ seq, err: errorMessage(err) }, "event handler failed");
     }

@@ -7,6 +7,7 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { context, SpanStatusCode } from "@opentelemetry/api";
 import { InfrastructureError } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import {
@@ -22,6 +23,7 @@ import { buildDlqRecord, publishDeadLetter } from "./dead-letter.ts";
 import { backoffDelay } from "../backoff.ts";
 import { isTransientNatsError } from "./retry.ts";
 import { hasJsCode, JS_CODES } from "./jetstream-codes.ts";
+import { contextOf, metrics, SQUAD, startAttemptSpan } from "../telemetry/index.ts";
 
 /** One delivery of one `task_assigned` message to this replica. */
 export interface TaskDelivery {
@@ -200,6 +202,7 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
       return;
     }
     protocol(() => m.term(), "term");
+    metrics.deadLettered(agent);
     log.warn({ seq: record.stream_seq, reason }, "message moved to the dead-letter queue");
   }
 
@@ -276,11 +279,20 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
       },
     };
     const task = event.payload.task;
+    // The attempt's span (child of the dispatch that sent it, from the message's
+    // traceparent): the handler runs in its context, so its spans are children.
+    const attempt = startAttemptSpan({ mission_id: event.mission_id, task }, contextOf(m), {
+      [SQUAD.deliveryCount]: deliveryCount,
+    });
     inFlight++;
+    metrics.taskStarted(agent);
+    if (deliveryCount > 1) metrics.redelivered(agent);
     try {
-      await handler(delivery);
+      await context.with(attempt.context, () => handler(delivery));
       if (!settled) await delivery.ack();
     } catch (err) {
+      attempt.span.recordException(err as Error);
+      attempt.span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
       if (!settled && delivery.isLastDelivery) {
         // A nak would leave it in the work queue for good: the server delivers it no more.
         settle();
@@ -304,6 +316,8 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
     } finally {
       settle();
       inFlight--;
+      metrics.taskEnded(agent);
+      attempt.span.end();
     }
   }
 
@@ -409,7 +423,16 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
         log.info({ slots: opts.slots, ackWaitMs, maxDeliver }, "pulling tasks");
         // A closed connection ends the pulls; the loop must also wake when no pull is out.
         void nc.closed().then(changed);
-        await pullLoop(consumer, handler, ackWaitMs, maxDeliver);
+        // The pending gauges of /metrics read the consumer at each scrape.
+        const unwatch = metrics.watchConsumer(agent, async () => {
+          const i = await consumer.info();
+          return { num_pending: i.num_pending, num_ack_pending: i.num_ack_pending };
+        });
+        try {
+          await pullLoop(consumer, handler, ackWaitMs, maxDeliver);
+        } finally {
+          unwatch();
+        }
         if (!stopping()) {
           throw new InfrastructureError(`NATS connection closed while pulling tasks for ${agent}`);
         }

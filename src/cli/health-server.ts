@@ -3,8 +3,10 @@
  * report while the process can do its job (connected to NATS, not stopping),
  * else 503 with the same report saying why. Container healthchecks
  * (docker-compose.yml, the Dockerfile's HEALTHCHECK) and load balancers poll
- * it. Off unless SWARM_HEALTH_PORT is set; binds SWARM_HEALTH_HOST
- * (default 127.0.0.1: a healthcheck runs inside the container).
+ * it. `GET /metrics` on the same port is the process's Prometheus metrics
+ * (src/telemetry/metrics.ts; docs/operations.md lists them). Off unless
+ * SWARM_HEALTH_PORT is set; binds SWARM_HEALTH_HOST (default 127.0.0.1: a
+ * healthcheck runs inside the container; 0.0.0.0 for a Prometheus elsewhere).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,6 +14,7 @@ import { z } from "zod";
 import type { NatsConnection } from "../bus/index.ts";
 import { BadInputError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { enableMetrics, metricsText } from "../telemetry/index.ts";
 
 export type NatsLinkState = "connected" | "reconnecting" | "closed";
 
@@ -98,8 +101,23 @@ export async function startHealthServer(opts: {
       res.writeHead(405, { allow: "GET, HEAD" }).end();
       return;
     }
+    if (path === "/metrics") {
+      metricsText().then(
+        ({ contentType, body }) =>
+          res
+            .writeHead(200, { "content-type": contentType, "cache-control": "no-store" })
+            .end(req.method === "HEAD" ? undefined : body),
+        (err: unknown) => {
+          opts.log.error({ err: (err as Error).message }, "metrics collection failed");
+          res.writeHead(500, { "content-type": "text/plain" }).end("metrics collection failed\n");
+        },
+      );
+      return;
+    }
     if (path !== "/healthz") {
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz\n");
+      res
+        .writeHead(404, { "content-type": "text/plain" })
+        .end("not found: try /healthz or /metrics\n");
       return;
     }
     const report = opts.report();
@@ -110,6 +128,8 @@ export async function startHealthServer(opts: {
       })
       .end(req.method === "HEAD" ? undefined : `${JSON.stringify(report)}\n`);
   });
+  // Counting starts with the server, whoever scrapes it later (prom-client loads now).
+  await enableMetrics();
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err) =>
       reject(
@@ -124,7 +144,10 @@ export async function startHealthServer(opts: {
   const { port } = server.address() as AddressInfo;
   const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
   const url = `http://${host}:${port}/healthz`;
-  opts.log.info({ url }, "health endpoint listening");
+  opts.log.info(
+    { url, metrics: url.replace(/\/healthz$/, "/metrics") },
+    "health endpoint listening",
+  );
   return {
     url,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

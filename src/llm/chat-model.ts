@@ -5,6 +5,8 @@ import { BadInputError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { resolveModelEndpoint, type ModelEndpoint } from "./model-endpoint.ts";
 import { createResilientFetch } from "./resilient-fetch.ts";
+import { tracingEnabled } from "../telemetry/index.ts";
+import { ModelCallSpans } from "./model-call-spans.ts";
 
 export interface ChatModelOptions {
   /** Where OLLAMA_HOST / OPENAI_BASE_URL / OPENAI_API_KEY are read; process.env by default. */
@@ -47,6 +49,9 @@ export const PLACEHOLDER_API_KEY = "sk-local-no-key";
  * `resolveModelEndpoint`) to get a `ModelUnavailableError` when the server is
  * down or does not have the model.
  *
+ * With tracing on (OTEL_*), every call of the model is a GenAI span
+ * (model-call-spans.ts).
+ *
  * Never sets `streaming: true`: with `.invoke()` ChatOpenAI would then try to
  * download a tokenizer to estimate usage, and hang offline. (ChatOllama
  * streams on the wire regardless; that is its protocol, not this flag.)
@@ -60,6 +65,7 @@ export function createChatModel(spec: string, opts: ChatModelOptions = {}): Base
 
 function createOllamaModel(endpoint: ModelEndpoint, opts: ChatModelOptions): ChatOllama {
   return new ChatOllama({
+    ...modelCallSpans(endpoint),
     model: endpoint.model,
     baseUrl: endpoint.url,
     numCtx: opts.numCtx ?? DEFAULT_NUM_CTX,
@@ -84,6 +90,7 @@ function createOpenAIModel(endpoint: ModelEndpoint, opts: ChatModelOptions): Cha
     );
   }
   return new ChatOpenAI({
+    ...modelCallSpans(endpoint),
     model: endpoint.model,
     apiKey,
     // Always explicit, so the client never falls back to process.env or a gateway.
@@ -92,4 +99,11 @@ function createOpenAIModel(endpoint: ModelEndpoint, opts: ChatModelOptions): Cha
     maxRetries: opts.maxRetries ?? DEFAULT_MAX_RETRIES,
     timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   });
+}
+
+/** The span handler while tracing is on; nothing otherwise. */
+function modelCallSpans(endpoint: ModelEndpoint): { callbacks?: ModelCallSpans[] } {
+  return tracingEnabled()
+    ? { callbacks: [new ModelCallSpans(endpoint.provider, endpoint.model)] }
+    : {};
 }

@@ -7,6 +7,7 @@ import type { ShellSandbox } from "./sandbox.ts";
 import { describeShellEnd, runShell } from "./shell.ts";
 import { ToolInputError } from "./tool-input-error.ts";
 import { truncateText } from "./truncate.ts";
+import { toolSpan } from "../telemetry/index.ts";
 
 import { TOOL_NAMES, isToolName, type ToolName } from "./tool-names.ts";
 
@@ -155,14 +156,16 @@ function buildTools(
     body: () => Promise<Outcome>,
   ): Promise<string> => {
     const started = performance.now();
-    let outcome: Outcome;
-    try {
-      outcome = await body();
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      const expected = err instanceof ToolInputError;
-      outcome = { text: `ERROR: ${expected ? message : `${name} failed: ${message}`}`, ok: false };
-    }
+    // One span per call (GenAI execute_tool), a child of the attempt's.
+    const outcome = await toolSpan(name, async (): Promise<Outcome> => {
+      try {
+        return await body();
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        const expected = err instanceof ToolInputError;
+        return { text: `ERROR: ${expected ? message : `${name} failed: ${message}`}`, ok: false };
+      }
+    });
     ctx.onStep({
       tool: name,
       args: stepArgs({ ...args, ...outcome.extraArgs }),

@@ -16,6 +16,7 @@ import {
 } from "./task-limits.ts";
 import { CappedOutput } from "./truncate.ts";
 import { chownWorkspace, workspaceUsage } from "./workspace-usage.ts";
+import { shellSpan } from "../telemetry/index.ts";
 
 export interface ShellOptions {
   command: string;
@@ -77,7 +78,12 @@ const DEFAULT_KILL_GRACE_MS = 2_000;
  * (task-network.ts), deleted when it ends. Where that can't be had, the
  * command does not run: it never falls back to the host's network.
  */
-export async function runShell(opts: ShellOptions): Promise<ShellResult> {
+export function runShell(opts: ShellOptions): Promise<ShellResult> {
+  // A span per command (a `run` step, a `verify` check, an agent's run_shell), child of the active one.
+  return shellSpan(opts.command, () => runShellUntraced(opts));
+}
+
+async function runShellUntraced(opts: ShellOptions): Promise<ShellResult> {
   const sb = opts.sandbox;
   if (sb?.kind !== "bwrap" || !sb.network || opts.signal?.aborted) return runConfined(opts);
   const started = performance.now();

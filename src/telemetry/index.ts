@@ -1,0 +1,32 @@
+/**
+ * The telemetry layer: OpenTelemetry traces (one per mission, joined across
+ * processes by W3C trace context in NATS headers) and Prometheus metrics.
+ * Below the bus: it imports only the schema and the base (errors, log).
+ */
+export { startTracing, stopTracing, flushTracing, tracingEnabled, tracer } from "./tracing.ts";
+export { traceConfig, type TraceConfig } from "./trace-config.ts";
+export { contextOf, injectTraceContext, TRACEPARENT, TRACESTATE } from "./trace-context.ts";
+export {
+  closeMissionSpan,
+  contextForMission,
+  endMissionSpan,
+  missionContext,
+  missionSpan,
+  missionTraceIds,
+  openMissionSpan,
+} from "./mission-trace.ts";
+export {
+  endAttemptSpan,
+  endModelSpan,
+  inSpan,
+  noteAttemptOutcome,
+  startAttemptSpan,
+  startModelSpan,
+  shellSpan,
+  startPublishSpan,
+  toolSpan,
+  type AttemptSubject,
+} from "./spans.ts";
+export { enableMetrics, metrics, metricsText, type ConsumerCounts } from "./metrics.ts";
+export { notePublished } from "./published-events.ts";
+export { GEN_AI, SQUAD } from "./attributes.ts";
