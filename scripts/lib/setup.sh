@@ -72,6 +72,16 @@ squad_ensure_build() {
   return 0
 }
 
+# Installs Debian packages (as root), running `apt-get update` once per set-up
+# however many packages are missing.
+squad_apt_install() {
+  if [ -z "${SQUAD_APT_UPDATED:-}" ]; then
+    apt-get update -qq >&2 || return 1
+    SQUAD_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
 # Finds nats-server: $NATS_SERVER_BIN, then PATH, then /usr/sbin (Debian), else
 # installs Debian's package when root. Exports NATS_SERVER_BIN when found.
 squad_ensure_nats_server() {
@@ -86,7 +96,7 @@ squad_ensure_nats_server() {
   fi
   if [ "$mode" = install ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     squad_log "nats-server not found; installing Debian's package (apt-get install nats-server)"
-    if (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >&2); then
+    if squad_apt_install nats-server; then
       # Debian's package starts a system service; we only want the binary.
       found="$(command -v nats-server 2>/dev/null || echo /usr/sbin/nats-server)"
       if [ -x "$found" ]; then
@@ -110,7 +120,7 @@ squad_ensure_bwrap() {
   if command -v bwrap >/dev/null 2>&1; then return 0; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     squad_log "bwrap not found; installing Debian's bubblewrap (the workers' shell sandbox)"
-    if (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >&2) &&
+    if squad_apt_install bubblewrap &&
       command -v bwrap >/dev/null 2>&1; then
       return 0
     fi
@@ -134,7 +144,7 @@ squad_ensure_confinement_tools() {
   [ -z "$missing" ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     squad_log "missing:$missing; installing Debian's util-linux and coreutils (the workers' confinement)"
-    if (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux coreutils >&2) &&
+    if squad_apt_install util-linux coreutils &&
       command -v setpriv >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1; then
       return 0
     fi
@@ -159,7 +169,7 @@ squad_ensure_task_network() {
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     squad_log "installing Debian's ${missing[*]} (the network of network: true tasks)"
-    if (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2) &&
+    if squad_apt_install "${missing[@]}" &&
       squad_have_bin slirp4netns && squad_have_bin ip; then
       return 0
     fi
@@ -175,7 +185,7 @@ squad_ensure_openssl() {
   command -v openssl >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     squad_log "installing Debian's openssl (TLS certificates for the NATS auth tests)"
-    (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >&2) && return 0
+    squad_apt_install openssl && return 0
   fi
   squad_log "warning: openssl is not installed: the TLS test of tests/bus/nats-auth-connect.test.ts will fail."
   return 0
@@ -193,11 +203,26 @@ squad_ensure_chromium() {
   squad_have_chromium && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     squad_log "installing Debian's chromium (the dashboard's browser tests)"
-    (apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2) &&
+    squad_apt_install chromium &&
       squad_have_chromium && return 0
   fi
   squad_log "warning: chromium is not installed: the browser tests of tests/dashboard/ will fail."
   squad_log "Install it: 'apt-get install chromium' (Debian/Ubuntu), or set CHROMIUM_PATH."
+  return 0
+}
+
+# prometheus (and its promtool) scrape and check the swarm's /metrics in
+# tests/telemetry/prometheus.test.ts and tests/deploy/compose.test.ts;
+# scripts/test installs Debian's package when missing and we are root. Never
+# fails the set-up: without it those tests fail and say how to get it.
+squad_ensure_prometheus() {
+  [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] && return 0
+  command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    squad_log "installing Debian's prometheus (the metrics tests scrape the swarm with it)"
+    squad_apt_install --no-install-recommends prometheus && return 0
+  fi
+  squad_log "warning: prometheus is not installed: tests/telemetry/prometheus.test.ts will fail ('apt-get install prometheus')."
   return 0
 }
 

@@ -5,10 +5,14 @@
  * process given only its own seed, a worker service for every agent of the
  * default roster, healthchecks and `service_healthy` ordering, a stop grace
  * above the drain, init, ports on 127.0.0.1, pinned images, a one-shot model
- * pull, and a cli service that submits from inside the stack.
+ * pull, a cli service that submits from inside the stack, and a prometheus
+ * service whose scrape configuration reaches every process's /metrics.
  */
-import { readFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { loadRoster } from "../../src/workers/roster.ts";
@@ -41,6 +45,7 @@ const text = await readFile(path.join(REPO_ROOT, "docker-compose.yml"), "utf8");
 const compose = YAML.parse(text, { merge: true }) as {
   services: Record<string, Service>;
   volumes: Record<string, unknown>;
+  configs?: Record<string, { content?: string }>;
 };
 const services = compose.services;
 const ours = Object.entries(services).filter(([, s]) => s.build !== undefined);
@@ -120,7 +125,7 @@ describe("docker-compose.yml", () => {
     for (const [name, s] of Object.entries(services)) {
       for (const p of s.ports ?? [])
         expect(p, name).toMatch(/^\$\{SQUAD_BIND:-127\.0\.0\.1\}:\d+:\d+$/);
-      if (s.image && !s.build) expect(s.image, name).toMatch(/:\d+\.\d+\.\d+(-[a-z]+)?$/);
+      if (s.image && !s.build) expect(s.image, name).toMatch(/:v?\d+\.\d+\.\d+(-[a-z]+)?$/);
     }
   });
 
@@ -135,6 +140,59 @@ describe("docker-compose.yml", () => {
       ]),
     );
     expect(cli.healthcheck?.disable).toBe(true);
+  });
+
+  it("has a prometheus service scraping /metrics of the orchestrator and every worker replica", () => {
+    const prom = services.prometheus! as Service & {
+      configs?: Array<{ source: string; target: string }>;
+    };
+    expect(prom.profiles).toEqual(["observability"]);
+    expect(prom.ports).toEqual(["${SQUAD_BIND:-127.0.0.1}:9090:9090"]);
+    expect(prom.configs).toEqual([
+      { source: "prometheus", target: "/etc/prometheus/prometheus.yml" },
+    ]);
+    expect(prom.command).toContain("--config.file=/etc/prometheus/prometheus.yml");
+    const scrape = YAML.parse(compose.configs!.prometheus!.content!) as {
+      scrape_configs: Array<{
+        job_name: string;
+        static_configs?: Array<{ targets: string[] }>;
+        dns_sd_configs?: Array<{ names: string[]; type: string; port: number }>;
+      }>;
+    };
+    const job = (name: string) => scrape.scrape_configs.find((j) => j.job_name === name)!;
+    const port = services.orchestrator!.environment!.SWARM_HEALTH_PORT;
+    expect(job("squad-orchestrator").static_configs).toEqual([
+      { targets: [`orchestrator:${port}`] },
+    ]);
+    // Every worker service (a DNS name that resolves to all of its replicas), on its health port.
+    const dns = job("squad-workers").dns_sd_configs!;
+    expect(dns).toHaveLength(1);
+    expect(dns[0]!.names.sort()).toEqual(workers.map(([n]) => n).sort());
+    expect(dns[0]!).toMatchObject({ type: "A", port: Number(port) });
+    // The processes listen beyond their own loopback so that it can reach them.
+    for (const [name, s] of [["orchestrator", services.orchestrator!] as const, ...workers]) {
+      expect(s.environment?.SWARM_HEALTH_HOST, name).toBe("0.0.0.0");
+      expect(s.environment?.SWARM_HEALTH_PORT, name).toBe(port);
+    }
+    expect(compose.volumes).toHaveProperty("prometheus-data");
+  });
+
+  it("gives Prometheus a configuration its own promtool accepts", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "squad-promtool-"));
+    try {
+      const file = path.join(dir, "prometheus.yml");
+      await writeFile(file, compose.configs!.prometheus!.content!);
+      const promtool = process.env.PROMTOOL_BIN ?? "/usr/bin/promtool";
+      await access(promtool).catch(() => {
+        throw new Error(
+          "promtool is not installed: `apt-get install prometheus` (scripts/test does it when run as root), or set PROMTOOL_BIN",
+        );
+      });
+      const { stdout } = await promisify(execFile)(promtool, ["check", "config", file]);
+      expect(stdout).toMatch(/SUCCESS/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("declares every named volume it mounts", () => {
