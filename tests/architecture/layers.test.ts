@@ -38,6 +38,8 @@ describe("layers (eslint no-restricted-imports)", () => {
     ["src/dashboard/x.ts", "../workers/roster.ts"],
     ["src/dashboard/x.ts", "../orchestrator/brief.ts"],
     ["src/client/x.ts", "../dashboard/dashboard.ts"],
+    ["src/telemetry/x.ts", "../bus/index.ts"],
+    ["src/telemetry/x.ts", "../llm/chat-model.ts"],
   ])("%s may not import %s", async (file, from) => {
     const found = await violations(file, `import { x } from "${from}";\nexport const y = x;\n`);
     expect(found).toHaveLength(1);
@@ -57,6 +59,10 @@ describe("layers (eslint no-restricted-imports)", () => {
     ["src/dashboard/x.ts", "../client/audit.ts"],
     ["src/dashboard/x.ts", "../bus/index.ts"],
     ["src/cli/commands/x.ts", "../../dashboard/dashboard.ts"],
+    ["src/telemetry/x.ts", "../schema/index.ts"],
+    ["src/bus/x.ts", "../telemetry/index.ts"],
+    ["src/llm/x.ts", "../telemetry/index.ts"],
+    ["src/tools/x.ts", "../telemetry/index.ts"],
   ])("%s may import %s", async (file, from) => {
     const found = await violations(file, `import { x } from "${from}";\nexport const y = x;\n`);
     expect(found).toEqual([]);
