@@ -44,7 +44,15 @@ export interface Section {
   error?: string;
 }
 
-export const BENCH_IDS = ["raw", "dispatch", "throughput", "model", "makespan", "memory"] as const;
+export const BENCH_IDS = [
+  "raw",
+  "dispatch",
+  "throughput",
+  "model",
+  "makespan",
+  "memory",
+  "tracing",
+] as const;
 export type BenchId = (typeof BENCH_IDS)[number];
 
 /** "≤ limit" target for a figure where lower is better. */

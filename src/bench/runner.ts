@@ -20,6 +20,7 @@ import { renderMarkdown, renderTable, type BenchReport } from "./report.ts";
 import { BENCH_IDS, type BenchId, type Section } from "./results.ts";
 import { panelsFromSections, renderPlot } from "./svg-plot.ts";
 import { throughput, throughputSection, type ThroughputOptions } from "./throughput.ts";
+import { tracingOverhead, tracingSection, type TracingOptions } from "./tracing.ts";
 
 export interface BenchPlan {
   raw: RawOptions;
@@ -29,6 +30,7 @@ export interface BenchPlan {
   makespan: MakespanOptions;
   memory: MemoryOptions;
   profile: ProfileOptions;
+  tracing: TracingOptions;
 }
 
 /** Sizes of the full run (< 10 minutes on two cores) and of --quick (< 1 minute). */
@@ -65,6 +67,7 @@ export function benchPlan(quick: boolean): BenchPlan {
           modelSlots: 16,
           callMs: 200,
         },
+        tracing: { tasks: 200, replicas: 2, concurrency: 4, rounds: 1 },
       }
     : {
         raw: { latencySamples: 1000, throughputMessages: 30_000, pullSlots: 8, payloadBytes: 1024 },
@@ -103,6 +106,7 @@ export function benchPlan(quick: boolean): BenchPlan {
           modelSlots: 32,
           callMs: 200,
         },
+        tracing: { tasks: 1000, replicas: 4, concurrency: 4, rounds: 3 },
       };
 }
 
@@ -219,6 +223,11 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
   await step("memory", "6. Memory of a worker replica", async () => {
     const t = performance.now();
     return memorySection(await memory(plan.memory), plan.memory, since(t));
+  });
+
+  await step("tracing", "7. Tracing exporting versus off", async () => {
+    const t = performance.now();
+    return tracingSection(await tracingOverhead(plan.tracing), plan.tracing, since(t));
   });
 
   let profile: ProfileFigures | null = null;
