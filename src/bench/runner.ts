@@ -67,7 +67,7 @@ export function benchPlan(quick: boolean): BenchPlan {
           modelSlots: 16,
           callMs: 200,
         },
-        tracing: { tasks: 200, replicas: 2, concurrency: 4, rounds: 1 },
+        tracing: { tasks: 300, replicas: 2, concurrency: 4, rounds: 2 },
       }
     : {
         raw: { latencySamples: 1000, throughputMessages: 30_000, pullSlots: 8, payloadBytes: 1024 },

@@ -26,7 +26,7 @@ export interface TracingRun {
   mode: "off" | "on";
   round: number;
   tasksPerSecond: number;
-  /** Spans the receiver got during this run (0 when off). */
+  /** Spans the receiver got from this run's swarm, per task run (0 when off). */
   spans: number;
 }
 
@@ -98,6 +98,9 @@ async function oneRun(
   receiver: Awaited<ReturnType<typeof startReceiver>>,
 ): Promise<TracingRun> {
   const restore = otelEnv(mode === "on" ? receiver.url : null);
+  const spansBefore = receiver.spans();
+  const warmupTasks = opts.replicas * opts.concurrency;
+  let tasksPerSecond: number;
   try {
     const h = await startHarness(`tracing-${mode}`);
     try {
@@ -108,10 +111,9 @@ async function oneRun(
       try {
         await h.runMission(
           `tracing-warmup-${mode}-${round}`,
-          noopWidePlan(opts.replicas * opts.concurrency, "empty"),
+          noopWidePlan(warmupTasks, "empty"),
           120_000,
         );
-        const before = receiver.spans();
         const run = await h.runMission(
           `tracing-${mode}-${round}`,
           noopWidePlan(opts.tasks, "empty"),
@@ -120,22 +122,23 @@ async function oneRun(
         const completed = run.records.filter((r) => r.type === "task_completed").length;
         if (completed < opts.tasks)
           throw new Error(`only ${completed} of ${opts.tasks} tasks completed`);
-        return {
-          mode,
-          round,
-          tasksPerSecond: ratePerSecond(opts.tasks, run.finishedAt - run.firstAssignedAt),
-          // Spans flushed so far (the batch exporter sends every second): a lower bound.
-          spans: receiver.spans() - before,
-        };
+        tasksPerSecond = ratePerSecond(opts.tasks, run.finishedAt - run.firstAssignedAt);
       } finally {
         await workers.stop();
       }
     } finally {
+      // The processes flush their last spans as they end: all are in once they have stopped.
       await h.close();
     }
   } finally {
     restore();
   }
+  return {
+    mode,
+    round,
+    tasksPerSecond,
+    spans: (receiver.spans() - spansBefore) / (opts.tasks + warmupTasks),
+  };
 }
 
 export async function tracingOverhead(opts: TracingOptions): Promise<TracingFigures> {
@@ -163,7 +166,7 @@ export async function tracingOverhead(opts: TracingOptions): Promise<TracingFigu
     off,
     on,
     slowdownPct: off > 0 ? ((off - on) / off) * 100 : 0,
-    spansPerTask: onRuns.reduce((n, r) => n + r.spans, 0) / (onRuns.length * opts.tasks),
+    spansPerTask: onRuns.reduce((n, r) => n + r.spans, 0) / onRuns.length,
   };
 }
 
@@ -204,9 +207,9 @@ export function tracingSection(
         "with no OTEL_* variable, and with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP " +
         "receiver in the benchmark process (JSON, every span decoded and counted), in " +
         `${opts.rounds} alternating rounds; the figures are the medians. Runs: ${perRun}.`,
-      `With tracing on, about ${t.spansPerTask.toFixed(1)} spans per task reached the receiver ` +
-        "during the measured window (publish of each event, the attempt, its report; a lower " +
-        "bound: the last batch is flushed when the processes stop).",
+      `With tracing on, ${t.spansPerTask.toFixed(1)} spans per task reached the receiver ` +
+        "(the publish of each event of the mission, the attempt, its report), counted once the " +
+        "processes had stopped and flushed; with tracing off, none (no SDK is loaded).",
     ],
     durationMs,
   };

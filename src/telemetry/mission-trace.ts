@@ -33,10 +33,19 @@ export interface MissionTraceIds {
   spanId: string;
 }
 
+/** Ids of the missions seen lately: every event of a mission asks for them. */
+const recent = new Map<string, MissionTraceIds>();
+const RECENT_LIMIT = 1024;
+
 /** The ids of a mission's trace (pure). */
 export function missionTraceIds(missionId: string): MissionTraceIds {
+  const known = recent.get(missionId);
+  if (known) return known;
   const hex = createHash("sha256").update(`squad-mission\0${missionId}`).digest("hex");
-  return { traceId: hex.slice(0, 32), spanId: hex.slice(32, 48) };
+  const ids = { traceId: hex.slice(0, 32), spanId: hex.slice(32, 48) };
+  if (recent.size >= RECENT_LIMIT) recent.delete(recent.keys().next().value!);
+  recent.set(missionId, ids);
+  return ids;
 }
 
 /** The same decision in every process: the trace id's low 32 bits against the ratio. */
