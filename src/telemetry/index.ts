@@ -18,6 +18,7 @@ export {
 export {
   endAttemptSpan,
   endModelSpan,
+  inMissionSpan,
   inSpan,
   noteAttemptOutcome,
   startAttemptSpan,

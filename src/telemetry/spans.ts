@@ -128,6 +128,23 @@ export async function inSpan<T>(
 }
 
 /**
+ * Runs `fn` in a span that is a child of the mission's root (wherever that
+ * runs), e.g. the orchestrator's planning and replanning, so the planner's
+ * model-call spans land in the mission's trace.
+ */
+export function inMissionSpan<T>(
+  missionId: string,
+  name: string,
+  fn: (span: Span) => Promise<T>,
+  attributes: Attributes = {},
+): Promise<T> {
+  if (!tracingEnabled()) return fn(NOOP_SPAN);
+  return context.with(missionContext(missionId), () =>
+    inSpan(name, { [SQUAD.missionId]: missionId, ...attributes }, fn),
+  );
+}
+
+/**
  * A tool call of an agent (GenAI `execute_tool`): `fn` returns whether the
  * call succeeded; a failed one is an error span.
  */

@@ -19,6 +19,7 @@ import { createChatModel } from "../../src/llm/chat-model.ts";
 import { makeEvent } from "../../src/schema/index.ts";
 import {
   closeMissionSpan,
+  inMissionSpan,
   missionTraceIds,
   openMissionSpan,
   startTracing,
@@ -160,6 +161,26 @@ describe("a task's trace across the bus", () => {
     // Another process derives the same ids.
     expect(missionTraceIds(missionId)).toEqual(missionTraceIds(missionId));
     expect(missionTraceIds("m-other").traceId).not.toBe(missionTraceIds(missionId).traceId);
+  });
+});
+
+describe("work of the orchestrator for a mission", () => {
+  it("runs in a child span of the mission's root, and a throw marks it as an error", async () => {
+    const missionId = "m-planning";
+    const ids = missionTraceIds(missionId);
+    expect(await inMissionSpan(missionId, "plan", async () => 42)).toBe(42);
+    await expect(
+      inMissionSpan(missionId, "replan", async () => {
+        throw new Error("planner down");
+      }),
+    ).rejects.toThrow("planner down");
+    for (const name of ["plan", "replan"]) {
+      const s = only(name);
+      expect(s.spanContext().traceId).toBe(ids.traceId);
+      expect(parentOf(s)).toBe(ids.spanId);
+      expect(s.attributes["squad.mission.id"]).toBe(missionId);
+    }
+    expect(only("replan").status).toEqual({ code: SpanStatusCode.ERROR, message: "planner down" });
   });
 });
 
