@@ -11,8 +11,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { atMost, type Figure, type Section } from "./results.ts";
 import { noopWidePlan } from "./plans.ts";
-import { percentile, ratePerSecond } from "./stats.ts";
-import { startHarness } from "./swarm-harness.ts";
+import { ratePerSecond } from "./stats.ts";
+import { startHarness, treeCpuSeconds } from "./swarm-harness.ts";
 
 export interface TracingOptions {
   tasks: number;
@@ -26,6 +26,8 @@ export interface TracingRun {
   mode: "off" | "on";
   round: number;
   tasksPerSecond: number;
+  /** CPU time of the orchestrator and the workers (with their children) per task, in ms. */
+  cpuMsPerTask: number;
   /** Spans the receiver got from this run's swarm, per task run (0 when off). */
   spans: number;
 }
@@ -36,6 +38,10 @@ export interface TracingFigures {
   on: number;
   /** How much slower with tracing, in percent of the off throughput (negative: faster). */
   slowdownPct: number;
+  cpuOff: number;
+  cpuOn: number;
+  /** How much more CPU per task with tracing, in percent. */
+  cpuExtraPct: number;
   spansPerTask: number;
 }
 
@@ -101,6 +107,7 @@ async function oneRun(
   const spansBefore = receiver.spans();
   const warmupTasks = opts.replicas * opts.concurrency;
   let tasksPerSecond: number;
+  let cpuMsPerTask: number;
   try {
     const h = await startHarness(`tracing-${mode}`);
     try {
@@ -114,6 +121,9 @@ async function oneRun(
           noopWidePlan(warmupTasks, "empty"),
           120_000,
         );
+        const cpu = async () =>
+          (await treeCpuSeconds(h.orchestrator.pid)) + (await treeCpuSeconds(workers.process.pid));
+        const cpu0 = await cpu();
         const run = await h.runMission(
           `tracing-${mode}-${round}`,
           noopWidePlan(opts.tasks, "empty"),
@@ -123,6 +133,7 @@ async function oneRun(
         if (completed < opts.tasks)
           throw new Error(`only ${completed} of ${opts.tasks} tasks completed`);
         tasksPerSecond = ratePerSecond(opts.tasks, run.finishedAt - run.firstAssignedAt);
+        cpuMsPerTask = (((await cpu()) - cpu0) * 1000) / opts.tasks;
       } finally {
         await workers.stop();
       }
@@ -137,8 +148,17 @@ async function oneRun(
     mode,
     round,
     tasksPerSecond,
+    cpuMsPerTask,
     spans: (receiver.spans() - spansBefore) / (opts.tasks + warmupTasks),
   };
+}
+
+/** The middle value (the mean of the middle two for an even count). */
+function median(values: readonly number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 export async function tracingOverhead(opts: TracingOptions): Promise<TracingFigures> {
@@ -152,20 +172,21 @@ export async function tracingOverhead(opts: TracingOptions): Promise<TracingFigu
   } finally {
     await receiver.close();
   }
-  const off = percentile(
-    runs.filter((r) => r.mode === "off").map((r) => r.tasksPerSecond),
-    50,
-  );
-  const on = percentile(
-    runs.filter((r) => r.mode === "on").map((r) => r.tasksPerSecond),
-    50,
-  );
+  const of = (mode: "off" | "on", pick: (r: TracingRun) => number) =>
+    median(runs.filter((r) => r.mode === mode).map(pick));
+  const off = of("off", (r) => r.tasksPerSecond);
+  const on = of("on", (r) => r.tasksPerSecond);
+  const cpuOff = of("off", (r) => r.cpuMsPerTask);
+  const cpuOn = of("on", (r) => r.cpuMsPerTask);
   const onRuns = runs.filter((r) => r.mode === "on");
   return {
     runs,
     off,
     on,
     slowdownPct: off > 0 ? ((off - on) / off) * 100 : 0,
+    cpuOff,
+    cpuOn,
+    cpuExtraPct: cpuOff > 0 ? ((cpuOn - cpuOff) / cpuOff) * 100 : 0,
     spansPerTask: onRuns.reduce((n, r) => n + r.spans, 0) / onRuns.length,
   };
 }
@@ -193,9 +214,26 @@ export function tracingSection(
       unit: "%",
       target: atMost(Math.max(0, t.slowdownPct), 5, "%"),
     },
+    {
+      key: "tracing.cpu.off",
+      name: "CPU per task, orchestrator + workers, tracing off",
+      value: t.cpuOff,
+      unit: "ms",
+    },
+    {
+      key: "tracing.cpu.on",
+      name: "CPU per task, orchestrator + workers, tracing exporting",
+      value: t.cpuOn,
+      unit: "ms",
+      reference: { label: "tracing off", value: t.cpuOff, unit: "ms" },
+      ratio: t.cpuOff > 0 ? t.cpuOn / t.cpuOff : null,
+    },
   ];
   const perRun = t.runs
-    .map((r) => `round ${r.round} ${r.mode}: ${r.tasksPerSecond.toFixed(0)} tasks/s`)
+    .map(
+      (r) =>
+        `round ${r.round} ${r.mode}: ${r.tasksPerSecond.toFixed(0)} tasks/s, ${r.cpuMsPerTask.toFixed(2)} ms CPU/task`,
+    )
     .join("; ");
   return {
     id: "tracing",
@@ -210,6 +248,9 @@ export function tracingSection(
       `With tracing on, ${t.spansPerTask.toFixed(1)} spans per task reached the receiver ` +
         "(the publish of each event of the mission, the attempt, its report), counted once the " +
         "processes had stopped and flushed; with tracing off, none (no SDK is loaded).",
+      "CPU per task (user + system of the orchestrator's and the workers' process trees over the " +
+        "measured mission) depends less than throughput on other work running on the machine: " +
+        `${t.cpuExtraPct >= 0 ? "+" : ""}${t.cpuExtraPct.toFixed(1)}% with tracing exporting.`,
     ],
     durationMs,
   };
