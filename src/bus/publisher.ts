@@ -1,17 +1,11 @@
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
-import { context, SpanStatusCode, trace } from "@opentelemetry/api";
+import { SpanStatusCode } from "@opentelemetry/api";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
 import { InfrastructureError } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import { AgentName, ensureEvent, parseWith, subjects, type SquadEvent } from "../schema/index.ts";
-import {
-  contextForMission,
-  injectTraceContext,
-  notePublished,
-  startPublishSpan,
-  tracingEnabled,
-} from "../telemetry/index.ts";
+import { notePublished, tracePublish } from "../telemetry/index.ts";
 import type { EventSigner } from "./event-signing.ts";
 import { DEFAULT_RETRY, retryTransient, type RetryPolicy } from "./retry.ts";
 
@@ -78,11 +72,11 @@ export function subjectFor(event: SquadEvent): string {
 /**
  * Typed JetStream publish: validates before anything is sent, routes by type,
  * dedupes on `event.id` (Nats-Msg-Id), retries transient failures a bounded
- * number of times, then throws an InfrastructureError. With tracing on, each
- * event of a mission is published in a PRODUCER span (child of the active
- * span, else of the mission's root) whose W3C trace context goes into the
- * message's `traceparent` / `tracestate` headers; the signature does not
- * cover them. Every event it published is shown to the telemetry layer
+ * number of times, then throws an InfrastructureError. With tracing on, the
+ * W3C trace context of each event of a mission goes into the message's
+ * `traceparent` / `tracestate` headers (src/telemetry/spans.ts
+ * `tracePublish`: the active span's, or a PRODUCER span's under the
+ * mission's root); the signature does not cover them. Every event it published is shown to the telemetry layer
  * (counts of tasks, tokens, missions: src/telemetry/published-events.ts).
  */
 export function createPublisher(nc: NatsConnection, options: PublisherOptions = {}): Publisher {
@@ -104,11 +98,7 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions = 
       if (options.signer) {
         for (const [k, v] of Object.entries(options.signer.sign(subject, data))) h.set(k, v);
       }
-      const span =
-        tracingEnabled() && (valid.mission_id || valid.task_id)
-          ? startPublishSpan(contextForMission(valid.mission_id), valid, subject)
-          : null;
-      if (span) injectTraceContext(h, trace.setSpan(context.active(), span));
+      const span = tracePublish(h, valid, subject);
       try {
         const ack = await retryTransient(
           () =>

@@ -8,7 +8,6 @@ export { traceConfig, type TraceConfig } from "./trace-config.ts";
 export { contextOf, injectTraceContext, TRACEPARENT, TRACESTATE } from "./trace-context.ts";
 export {
   closeMissionSpan,
-  contextForMission,
   endMissionSpan,
   missionContext,
   missionSpan,
@@ -24,7 +23,7 @@ export {
   startAttemptSpan,
   startModelSpan,
   shellSpan,
-  startPublishSpan,
+  tracePublish,
   toolSpan,
   type AttemptSubject,
 } from "./spans.ts";

@@ -8,7 +8,6 @@
  */
 import { createHash } from "node:crypto";
 import {
-  context,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
@@ -114,13 +113,6 @@ export function endMissionSpan(
     span.setStatus({ code: SpanStatusCode.ERROR, ...(reason ? { message: reason } : {}) });
   }
   span.end();
-}
-
-/** The active context, or the mission's when there is no active span. */
-export function contextForMission(missionId: string | null | undefined): Context {
-  const active = context.active();
-  if (trace.getSpan(active) || !missionId) return active;
-  return missionContext(missionId);
 }
 
 const open = new Map<string, Span>();

@@ -23,6 +23,7 @@ import {
   SQUAD,
 } from "./attributes.ts";
 import { missionContext } from "./mission-trace.ts";
+import { injectTraceContext, type HeaderWriter } from "./trace-context.ts";
 import { tracer, tracingEnabled } from "./tracing.ts";
 
 /** A span that records nothing (tracing off). */
@@ -215,14 +216,34 @@ export function endModelSpan(span: Span, end: ModelCallEnd | { error: Error }): 
   span.end();
 }
 
-/** The publish of one event (kind PRODUCER): its context goes into the message's headers. */
-export function startPublishSpan(
-  parent: Context,
+/**
+ * The trace side of publishing one event: its context goes into the
+ * message's headers. Inside a span (a worker's attempt reporting
+ * task_started / task_completed) the publish is an event of that span and
+ * its context is sent: a span per report would double the spans of a task
+ * for nothing a backend shows better. Outside any span (the orchestrator
+ * dispatching), the publish is a PRODUCER span under the mission's root,
+ * returned for the caller to end once the server acknowledged it. Events of
+ * no mission (heartbeats) carry nothing.
+ */
+export function tracePublish(
+  headers: HeaderWriter,
   event: { type: string; id: string; mission_id: string | null; task_id: string | null },
   subject: string,
-): Span {
-  if (!tracingEnabled()) return NOOP_SPAN;
-  return tracer().startSpan(
+): Span | null {
+  if (!tracingEnabled()) return null;
+  const active = context.active();
+  const current = trace.getSpan(active);
+  if (current?.isRecording()) {
+    current.addEvent(`publish ${event.type}`, {
+      [MESSAGING.destination]: subject,
+      [MESSAGING.messageId]: event.id,
+    });
+    injectTraceContext(headers, active);
+    return null;
+  }
+  if (!event.mission_id) return null;
+  const span = tracer().startSpan(
     `publish ${event.type}`,
     {
       kind: SpanKind.PRODUCER,
@@ -232,12 +253,14 @@ export function startPublishSpan(
         [MESSAGING.operation]: "send",
         [MESSAGING.messageId]: event.id,
         [SQUAD.eventType]: event.type,
-        ...(event.mission_id ? { [SQUAD.missionId]: event.mission_id } : {}),
+        [SQUAD.missionId]: event.mission_id,
         ...(event.task_id ? { [SQUAD.taskId]: event.task_id } : {}),
       },
     },
-    parent,
+    missionContext(event.mission_id),
   );
+  injectTraceContext(headers, trace.setSpan(active, span));
+  return span;
 }
 
 /** What a shell span records of its command's end. */

@@ -4,7 +4,7 @@
  * 127.0.0.1, and one task can be followed across processes: the
  * orchestrator's publish of its task_assigned, the worker replica's attempt
  * span (the publish span's child, through the message's traceparent), the
- * attempt's shell commands and its task_completed, all in the mission's
+ * attempt's shell commands and its reports (events of the attempt), all in the mission's
  * trace. With http/protobuf the same exporter sends protobuf.
  */
 import http from "node:http";
@@ -29,6 +29,7 @@ interface OtlpSpan {
   name: string;
   kind: number;
   attributes?: Array<{ key: string; value: OtlpValue }>;
+  events?: Array<{ name: string }>;
   status?: { code?: number };
 }
 interface ExportRequest {
@@ -161,8 +162,11 @@ describe("OTLP/HTTP export from a real swarm", () => {
       "test -s hello.txt",
     ]);
     expect(commands.every((s) => s.attrs["process.exit.code"] === 0)).toBe(true);
-    const report = one("publish task_completed", /^squad-worker-builder/);
-    expect(report.parentSpanId).toBe(attempt.spanId);
+    // Its reports are events of the attempt span.
+    const reports = attempt.events?.map((e) => e.name) ?? [];
+    expect(reports[0]).toBe("publish task_started");
+    expect(reports.at(-1)).toBe("publish task_completed");
+    expect(reports.slice(1, -1).every((n) => n === "publish task_progress")).toBe(true);
 
     // The orchestrator's other events are in the same trace, under the mission's root.
     expect(one("publish mission_completed", /^squad-orchestrator$/).parentSpanId).toBe(ids.spanId);
