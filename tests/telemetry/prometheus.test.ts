@@ -77,21 +77,40 @@ interface Sample {
 }
 
 async function query(promUrl: string, q: string): Promise<Sample[]> {
-  const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);
+  const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`, {
+    signal: AbortSignal.timeout(10_000),
+  });
   const body = (await res.json()) as { status: string; data: { result: Sample[] } };
   expect(body.status).toBe("success");
   return body.data.result;
 }
 
-/** Asks Prometheus again (it scrapes every second) until the answer satisfies `want`. */
+/** What Prometheus printed, for a failure's message. */
+let promLog = (): string => "";
+
+/**
+ * Asks Prometheus again (it scrapes every second) until the answer satisfies
+ * `want`; after a minute, fails with the last answer and Prometheus's log.
+ */
 async function until(
   promUrl: string,
   q: string,
   want: (r: Sample[]) => boolean,
 ): Promise<Sample[]> {
+  const deadline = Date.now() + 60_000;
+  let last: unknown = null;
   for (;;) {
-    const r = await query(promUrl, q).catch(() => [] as Sample[]);
+    const r = await query(promUrl, q).catch((err: unknown) => {
+      last = err;
+      return [] as Sample[];
+    });
     if (want(r)) return r;
+    if (r.length) last = r;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `Prometheus never answered ${q} as expected; last: ${JSON.stringify(last)}\n${promLog().slice(-3000)}`,
+      );
+    }
     await sleep(250);
   }
 }
@@ -113,8 +132,10 @@ describe("Prometheus scraping the swarm", () => {
 
     const brief = path.join(dir, "brief.md");
     await writeFile(brief, BRIEF);
-    const submitted = await runSwarm(["submit", brief, "--wait"], swarmEnv(nats.url, workspace));
-    expect(submitted.code, submitted.stderr).toBe(0);
+    const submitted = await runSwarm(["submit", brief, "--wait"], swarmEnv(nats.url, workspace), {
+      timeoutMs: 90_000,
+    });
+    expect(submitted.code, `${submitted.stderr}\n${orchestrator.stderr().slice(-2000)}`).toBe(0);
 
     // The replica's own endpoint, as Prometheus will read it.
     const text = await (await fetch(`http://127.0.0.1:${workerPort}/metrics`)).text();
@@ -146,6 +167,7 @@ describe("Prometheus scraping the swarm", () => {
       { command: bin, cwd: dir },
     );
     const promUrl = `http://127.0.0.1:${promPort}`;
+    promLog = () => prometheus.stderr();
     try {
       const up = await until(
         promUrl,
