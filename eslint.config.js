@@ -15,6 +15,7 @@ const LAYERS = [
   ["telemetry"],
   ["bus"],
   ["tools", "llm"],
+  ["workspace"],
   ["workers"],
   ["orchestrator"],
   ["client"],
@@ -23,15 +24,18 @@ const LAYERS = [
 ];
 /** Peer imports that are allowed: the command runs the benchmarks. */
 const ALLOWED_PEERS = { cli: ["bench"] };
-
 /** An import of any of `folders` by a relative path, from anywhere under src/. */
 const folderImport = (folders) => `(^|/)(${folders.join("|")})/`;
 
 /**
  * Layers a folder skips although they are below it: the dashboard reads the
- * bus and acts through the client, never through the processes' own code.
+ * bus and acts through the client, never through the processes' own code;
+ * git workspaces need no model.
  */
-const SKIPPED = { dashboard: ["tools", "llm", "workers", "orchestrator"] };
+const SKIPPED = {
+  dashboard: ["tools", "llm", "workers", "orchestrator"],
+  workspace: ["llm"],
+};
 
 /** What the dashboard's page (a classic script in the browser) uses. */
 const BROWSER_GLOBALS = Object.fromEntries(

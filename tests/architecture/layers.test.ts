@@ -40,6 +40,9 @@ describe("layers (eslint no-restricted-imports)", () => {
     ["src/client/x.ts", "../dashboard/dashboard.ts"],
     ["src/telemetry/x.ts", "../bus/index.ts"],
     ["src/telemetry/x.ts", "../llm/chat-model.ts"],
+    ["src/workspace/x.ts", "../workers/roster.ts"],
+    ["src/workspace/x.ts", "../llm/model-spec.ts"],
+    ["src/tools/x.ts", "../workspace/mission-repo.ts"],
   ])("%s may not import %s", async (file, from) => {
     const found = await violations(file, `import { x } from "${from}";\nexport const y = x;\n`);
     expect(found).toHaveLength(1);
@@ -63,6 +66,10 @@ describe("layers (eslint no-restricted-imports)", () => {
     ["src/bus/x.ts", "../telemetry/index.ts"],
     ["src/llm/x.ts", "../telemetry/index.ts"],
     ["src/tools/x.ts", "../telemetry/index.ts"],
+    ["src/workspace/x.ts", "../tools/sandbox.ts"],
+    ["src/workspace/x.ts", "../bus/connect.ts"],
+    ["src/workers/x.ts", "../workspace/mission-repo.ts"],
+    ["src/orchestrator/x.ts", "../workspace/mission-repo.ts"],
   ])("%s may import %s", async (file, from) => {
     const found = await violations(file, `import { x } from "${from}";\nexport const y = x;\n`);
     expect(found).toEqual([]);

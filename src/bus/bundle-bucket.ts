@@ -1,0 +1,108 @@
+/**
+ * The `squad_bundles` object store: git bundles of every mission, named
+ * `<mission>/<commit>` (src/workspace/bundle-store.ts). Made where the
+ * streams are made (swarm-provision.ts, the orchestrator), replicated like
+ * them, with size and age limits from the environment.
+ */
+import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
+import { nanos } from "@nats-io/transport-node";
+import type { NatsConnection } from "./connect.ts";
+import { openJetStreamManager } from "./jetstream-manager.ts";
+import { replicasFromEnv } from "./streams.ts";
+import { InfrastructureError } from "../errors.ts";
+import { silentLogger, type Logger } from "../log.ts";
+
+export const BUNDLE_BUCKET = "squad_bundles";
+/** The JetStream stream under the bucket. */
+export const BUNDLE_STREAM = `OBJ_${BUNDLE_BUCKET}`;
+
+export const DEFAULT_BUNDLE_MAX_BYTES = 1024 * 1024 * 1024;
+export const DEFAULT_BUNDLE_MAX_AGE_S = 7 * 24 * 3600;
+export const DEFAULT_BUNDLE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+export interface BundleLimits {
+  /** The whole bucket (SWARM_BUNDLE_MAX_BYTES, default 1 GiB). */
+  maxBytes: number;
+  /** How long a bundle is kept (SWARM_BUNDLE_MAX_AGE_S, default 7 days, like SQUAD_EVENTS). */
+  maxAgeS: number;
+  /** One bundle (SWARM_BUNDLE_LIMIT_BYTES, default 64 MiB): a bigger one fails the task. */
+  bundleLimitBytes: number;
+  /** Like the streams (SWARM_STREAM_REPLICAS). */
+  replicas: number;
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new InfrastructureError(
+      `${name} must be a positive whole number, got ${JSON.stringify(raw)}`,
+      `unset ${name} for its default (${fallback}) or give a number`,
+    );
+  }
+  return n;
+}
+
+/** The bucket's limits from SWARM_BUNDLE_MAX_BYTES, SWARM_BUNDLE_MAX_AGE_S, SWARM_BUNDLE_LIMIT_BYTES. */
+export function bundleLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): BundleLimits {
+  const limits = {
+    maxBytes: positiveInt(env, "SWARM_BUNDLE_MAX_BYTES", DEFAULT_BUNDLE_MAX_BYTES),
+    maxAgeS: positiveInt(env, "SWARM_BUNDLE_MAX_AGE_S", DEFAULT_BUNDLE_MAX_AGE_S),
+    bundleLimitBytes: positiveInt(env, "SWARM_BUNDLE_LIMIT_BYTES", DEFAULT_BUNDLE_LIMIT_BYTES),
+    replicas: replicasFromEnv(env) ?? 1,
+  };
+  if (limits.bundleLimitBytes > limits.maxBytes) {
+    throw new InfrastructureError(
+      `SWARM_BUNDLE_LIMIT_BYTES (${limits.bundleLimitBytes}) is larger than the whole bucket, SWARM_BUNDLE_MAX_BYTES (${limits.maxBytes})`,
+    );
+  }
+  return limits;
+}
+
+/**
+ * Create the bucket, or bring an existing one's max_bytes and max_age to
+ * `limits` (replicas are left as they are, like the streams'). Needs the
+ * admin's permissions (stream create/update).
+ */
+export async function provisionBundleBucket(
+  nc: NatsConnection,
+  limits: BundleLimits,
+  log: Logger = silentLogger,
+): Promise<ObjectStore> {
+  const store = await new Objm(nc).create(BUNDLE_BUCKET, {
+    storage: StorageType.File,
+    replicas: limits.replicas,
+    max_bytes: limits.maxBytes,
+    ttl: nanos(limits.maxAgeS * 1000),
+    description: "Squad: git bundles of missions, <mission>/<commit>",
+  });
+  const jsm = await openJetStreamManager(nc);
+  const info = await jsm.streams.info(BUNDLE_STREAM);
+  const maxAge = nanos(limits.maxAgeS * 1000);
+  if (info.config.max_bytes !== limits.maxBytes || info.config.max_age !== maxAge) {
+    log.info(
+      { bucket: BUNDLE_BUCKET, max_bytes: limits.maxBytes, max_age_s: limits.maxAgeS },
+      "updating the bundle bucket's limits",
+    );
+    await jsm.streams.update(BUNDLE_STREAM, {
+      ...info.config,
+      max_bytes: limits.maxBytes,
+      max_age: maxAge,
+    });
+  }
+  return store;
+}
+
+/** Open the existing bucket (workers, the CLI: put/get only, no stream create). */
+export async function openBundleBucket(nc: NatsConnection): Promise<ObjectStore> {
+  try {
+    return await new Objm(nc).open(BUNDLE_BUCKET);
+  } catch (err) {
+    throw new InfrastructureError(
+      `the object store ${BUNDLE_BUCKET} is not usable on ${nc.getServer()}: ${(err as Error).message}`,
+      "start the orchestrator (or `swarm up`) first: it provisions the bucket with the streams",
+      { cause: err },
+    );
+  }
+}

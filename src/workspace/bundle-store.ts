@@ -1,0 +1,102 @@
+/**
+ * Git bundles of a mission in the `squad_bundles` object store, one object
+ * per commit, named `<mission>/<commit>`. A put is chunked by the client and
+ * its metadata written last, so a put cut short is never visible as an object.
+ */
+import type { ObjectStore } from "@nats-io/obj";
+import {
+  openBundleBucket,
+  provisionBundleBucket,
+  type BundleLimits,
+} from "../bus/bundle-bucket.ts";
+import type { NatsConnection } from "../bus/connect.ts";
+import { BadInputError } from "../errors.ts";
+import type { CommitId } from "../schema/identifiers.ts";
+
+export { BUNDLE_BUCKET, bundleLimitsFromEnv, type BundleLimits } from "../bus/bundle-bucket.ts";
+
+export function bundleObjectName(mission: string, commit: CommitId): string {
+  return `${mission}/${commit}`;
+}
+
+export interface BundleStore {
+  /** Store the bundle of `commit`; BundleTooLargeError over the per-bundle limit. */
+  put(mission: string, commit: CommitId, bytes: Uint8Array): Promise<void>;
+  /** The bundle, or null when the store has none for this commit. */
+  get(mission: string, commit: CommitId): Promise<Uint8Array | null>;
+  has(mission: string, commit: CommitId): Promise<boolean>;
+  /** Delete every bundle of the mission; how many were deleted. */
+  removeMission(mission: string): Promise<number>;
+  /** The per-bundle limit in bytes (SWARM_BUNDLE_LIMIT_BYTES). */
+  readonly bundleLimitBytes: number;
+}
+
+/** A bundle over SWARM_BUNDLE_LIMIT_BYTES: the work is too big to ship, say how to allow it. */
+export class BundleTooLargeError extends BadInputError {
+  override readonly name: string = "BundleTooLargeError";
+  readonly bytes: number;
+  readonly limitBytes: number;
+  constructor(what: string, bytes: number, limitBytes: number) {
+    super(
+      `${what} is a git bundle of ${formatBytes(bytes)}, over the limit of ${formatBytes(limitBytes)} ` +
+        `(raise SWARM_BUNDLE_LIMIT_BYTES, and SWARM_BUNDLE_MAX_BYTES for the whole bucket, to allow it)`,
+    );
+    this.bytes = bytes;
+    this.limitBytes = limitBytes;
+  }
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MiB (${n} bytes)`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB (${n} bytes)`;
+  return `${n} bytes`;
+}
+
+export function bundleStoreOf(obj: ObjectStore, bundleLimitBytes: number): BundleStore {
+  return {
+    bundleLimitBytes,
+    async put(mission, commit, bytes) {
+      const name = bundleObjectName(mission, commit);
+      if (bytes.byteLength > bundleLimitBytes) {
+        throw new BundleTooLargeError(
+          `commit ${commit} of mission ${mission}`,
+          bytes.byteLength,
+          bundleLimitBytes,
+        );
+      }
+      await obj.putBlob({ name, description: `git bundle of ${commit}` }, bytes);
+    },
+    async get(mission, commit) {
+      return obj.getBlob(bundleObjectName(mission, commit));
+    },
+    async has(mission, commit) {
+      const info = await obj.info(bundleObjectName(mission, commit));
+      return info !== null && !info.deleted;
+    },
+    async removeMission(mission) {
+      const prefix = `${mission}/`;
+      let n = 0;
+      for (const info of await obj.list()) {
+        if (info.deleted || !info.name.startsWith(prefix)) continue;
+        await obj.delete(info.name);
+        n++;
+      }
+      return n;
+    },
+  };
+}
+
+/**
+ * The mission bundle store. `provision` (default true: the orchestrator)
+ * creates the bucket or updates its limits; false (workers, the CLI) opens
+ * the existing bucket with put/get permissions only.
+ */
+export async function openBundleStore(
+  nc: NatsConnection,
+  limits: BundleLimits,
+  opts: { provision?: boolean } = {},
+): Promise<BundleStore> {
+  const obj =
+    opts.provision === false ? await openBundleBucket(nc) : await provisionBundleBucket(nc, limits);
+  return bundleStoreOf(obj, limits.bundleLimitBytes);
+}
