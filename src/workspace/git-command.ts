@@ -54,6 +54,9 @@ const ISOLATION = [
   "maintenance.auto=false",
   "-c",
   "core.fsmonitor=false",
+  // Not ~/.config/git/ignore: only the checkout's own .gitignore files decide what is left out.
+  "-c",
+  "core.excludesFile=/dev/null",
   "-c",
   "safe.directory=*",
   "-c",

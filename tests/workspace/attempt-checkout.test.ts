@@ -1,0 +1,185 @@
+import {
+  chmod,
+  chown,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectBus, type NatsConnection } from "../../src/bus/connect.ts";
+import { openBundleStore, type BundleStore } from "../../src/workspace/bundle-store.ts";
+import { MissionRepo } from "../../src/workspace/mission-repo.ts";
+import {
+  commitMessage,
+  indexFileOf,
+  prepareCheckout,
+  type CommitRequest,
+} from "../../src/workspace/attempt-checkout.ts";
+import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
+import { commitFiles } from "./repo-fixtures.ts";
+
+let server: NatsServerHandle;
+let nc: NatsConnection;
+let store: BundleStore;
+let root: string;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connectBus({ servers: server.url, name: "attempt-checkout-test" });
+  store = await openBundleStore(nc, {
+    maxBytes: 64 * 1024 * 1024,
+    maxAgeS: 3600,
+    bundleLimitBytes: 8 * 1024 * 1024,
+    replicas: 1,
+  });
+  root = await mkdtemp(path.join(tmpdir(), "squad-checkout-"));
+});
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+const req = (task: string, attempt = 1): CommitRequest => ({
+  author: { name: "coder/w1", email: "coder@squad.local" },
+  title: `Do ${task}`,
+  trailers: {
+    "Squad-Mission": "m",
+    "Squad-Task": task,
+    "Squad-Attempt": String(attempt),
+    "Squad-Agent": "coder",
+  },
+});
+
+async function files(dir: string): Promise<string[]> {
+  return ((await readdir(dir, { recursive: true })) as string[]).sort();
+}
+
+describe("prepareCheckout", () => {
+  it("a plain directory at the base; the commit is published with author, subject and trailers", async () => {
+    const publisher = await MissionRepo.open(path.join(root, "orch"), "m1", store);
+    const base = await commitFiles(publisher, null, {
+      "README.md": "hi\n",
+      ".gitignore": "build/\n",
+      "src/a.txt": "a\n",
+    });
+    await publisher.publish(base, []);
+    const repo = await MissionRepo.open(path.join(root, "worker"), "m1", store);
+    const dir = path.join(root, "ws", "m1", "w1-0");
+    const co = await prepareCheckout({ repo, dir, base, slot: "w1-0" });
+    expect(await files(dir)).toEqual([".gitignore", "README.md", "src", "src/a.txt"]);
+    // nothing changed: no commit
+    expect(await co.commitAttempt(req("t0"))).toBeNull();
+    await writeFile(path.join(dir, "src", "a.txt"), "a\nb\n");
+    await writeFile(path.join(dir, "new.txt"), "new\n");
+    await mkdir(path.join(dir, "build"));
+    await writeFile(path.join(dir, "build", "out.o"), "ignored");
+    const changes = await co.commitAttempt(req("t1"));
+    expect(changes).toMatchObject({
+      base,
+      files: [
+        { path: "new.txt", status: "added", additions: 1, deletions: 0 },
+        { path: "src/a.txt", status: "modified", additions: 1, deletions: 0 },
+      ],
+      additions: 2,
+      deletions: 0,
+    });
+    await co.release();
+    // another process fetches it from the store
+    await publisher.ensure(changes!.commit);
+    const [entry] = await publisher.log(base, changes!.commit);
+    expect(entry).toMatchObject({
+      parents: [base],
+      author: "coder/w1 <coder@squad.local>",
+      subject: "Do t1",
+      trailers: {
+        "Squad-Mission": "m",
+        "Squad-Task": "t1",
+        "Squad-Attempt": "1",
+        "Squad-Agent": "coder",
+      },
+    });
+    expect(await publisher.git(["ls-tree", "-r", "--name-only", changes!.commit])).not.toContain(
+      "build",
+    );
+  });
+
+  it("the next attempt sees exactly its base: stale, ignored, foreign-owned and locked files gone", async () => {
+    const repo = await MissionRepo.open(path.join(root, "w2"), "m2", store);
+    const base = await commitFiles(repo, null, { "keep.txt": "keep\n", ".gitignore": "*.log\n" });
+    await repo.publish(base, []);
+    const dir = path.join(root, "ws", "m2", "w2-0");
+    const first = await prepareCheckout({ repo, dir, base, slot: "w2-0" });
+    await writeFile(path.join(dir, "keep.txt"), "half-written");
+    await writeFile(path.join(dir, "debug.log"), "ignored");
+    await mkdir(path.join(dir, "deep", "er"), { recursive: true });
+    await writeFile(path.join(dir, "deep", "er", "x"), "x");
+    await chown(path.join(dir, "deep", "er", "x"), 65534, 65534).catch(() => undefined);
+    await chmod(path.join(dir, "deep", "er"), 0o500);
+    await symlink("/etc", path.join(dir, "etc-link"));
+    const changes = await first.commitAttempt(req("t1"));
+    await first.keepFailed("refs/squad/t1/1");
+    await first.release();
+    expect(await repo.readRef("refs/squad/t1/1")).toBe(changes!.commit);
+    // a killed worker's lock on this slot's index, and an untracked file after the commit
+    await writeFile(`${indexFileOf(repo, "w2-0")}.lock`, "");
+    await writeFile(path.join(dir, "late.txt"), "late");
+    const second = await prepareCheckout({ repo, dir, base, slot: "w2-0" });
+    expect(await files(dir)).toEqual([".gitignore", "keep.txt"]);
+    expect(await readFile(path.join(dir, "keep.txt"), "utf8")).toBe("keep\n");
+    await second.release();
+  });
+
+  it("moves a reused checkout to a new base, and starts afresh when its index is gone", async () => {
+    const repo = await MissionRepo.open(path.join(root, "w3"), "m3", store);
+    const b1 = await commitFiles(repo, null, { "a.txt": "1\n", "old.txt": "old\n" });
+    const b2 = await commitFiles(repo, b1, { "a.txt": "2\n", "old.txt": null, "new/b.txt": "b\n" });
+    const dir = path.join(root, "ws", "m3", "w3-0");
+    await (await prepareCheckout({ repo, dir, base: b1, slot: "w3-0" })).release();
+    await prepareCheckout({ repo, dir, base: b2, slot: "w3-0" });
+    expect(await files(dir)).toEqual(["a.txt", "new", "new/b.txt"]);
+    await rm(indexFileOf(repo, "w3-0"));
+    await writeFile(path.join(dir, "junk"), "junk");
+    await prepareCheckout({ repo, dir, base: b1, slot: "w3-0" });
+    expect(await files(dir)).toEqual(["a.txt", "old.txt"]);
+    expect((await stat(dir)).isDirectory()).toBe(true);
+  });
+
+  it("two slots of one repository work side by side without seeing each other", async () => {
+    const repo = await MissionRepo.open(path.join(root, "w4"), "m4", store);
+    const base = await commitFiles(repo, null, { "shared.txt": "s\n" });
+    await repo.publish(base, []);
+    const a = await prepareCheckout({
+      repo,
+      dir: path.join(root, "ws", "m4", "w4-0"),
+      base,
+      slot: "w4-0",
+    });
+    const b = await prepareCheckout({
+      repo,
+      dir: path.join(root, "ws", "m4", "w4-1"),
+      base,
+      slot: "w4-1",
+    });
+    await writeFile(path.join(a.dir, "a.txt"), "a\n");
+    await writeFile(path.join(b.dir, "b.txt"), "b\n");
+    const [ca, cb] = await Promise.all([a.commitAttempt(req("ta")), b.commitAttempt(req("tb"))]);
+    expect(ca!.files.map((f) => f.path)).toEqual(["a.txt"]);
+    expect(cb!.files.map((f) => f.path)).toEqual(["b.txt"]);
+    expect(await store.has("m4", ca!.commit)).toBe(true);
+    expect(await store.has("m4", cb!.commit)).toBe(true);
+  });
+
+  it("the commit message is one subject line and the trailers", () => {
+    expect(commitMessage({ title: "Fix\nthe bug", trailers: { "Squad-Task": "t\n1" } })).toBe(
+      "Fix the bug\n\nSquad-Task: t 1\n",
+    );
+  });
+});
