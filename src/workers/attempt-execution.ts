@@ -4,9 +4,13 @@ import { ModelUnavailableError } from "../llm/errors.ts";
 import type { Step, TaskResult } from "../schema/index.ts";
 import type { CommandPolicy } from "../tools/command-policy.ts";
 import type { ShellSandbox } from "../tools/sandbox.ts";
+import { MIB, resolveLimits } from "../tools/task-limits.ts";
+import type { Checkout } from "../workspace/attempt-checkout.ts";
 import { createApprovalGate, type ApprovalBroker } from "./approvals.ts";
+import { commitAttemptResult } from "./attempt-commit.ts";
 import type { RosterAgent } from "./roster.ts";
-import { executeTask, failedResult } from "./task-executor.ts";
+import { executeTask, failedResult, needsWorkspace } from "./task-executor.ts";
+import type { WorkerWorkspaces } from "./worker-workspaces.ts";
 
 export interface ExecutionOptions {
   workspaceRoot: string;
@@ -19,6 +23,8 @@ export interface ExecutionOptions {
   sandbox: ShellSandbox | undefined;
   policy: CommandPolicy;
   approvals: ApprovalBroker;
+  /** Checkouts of tasks that have a `base` (absent: every task uses the shared directory). */
+  workspaces?: WorkerWorkspaces;
 }
 
 export interface Execution {
@@ -32,9 +38,12 @@ export interface Execution {
 
 /**
  * Run one attempt (executeTask) under the agent's sandbox and command gate.
- * It never throws: an error becomes a failed result, final (retryable:
- * false) when another attempt would meet it again (a model outage on the
- * last delivery, a configuration error).
+ * A task with a `base` runs in its own checkout of that commit (fetched
+ * first), and what it changed becomes a commit in `result.changes`
+ * (attempt-commit.ts); a `run: []` task without verify needs none. It never
+ * throws: an error becomes a failed result, final (retryable: false) when
+ * another attempt would meet it again (a model outage on the last
+ * delivery, a configuration error).
  */
 export async function executeAttempt(
   opts: ExecutionOptions,
@@ -45,10 +54,16 @@ export async function executeAttempt(
   startedAt: number,
 ): Promise<Execution> {
   const task = d.event.payload.task;
+  const missionId = d.event.mission_id;
+  let checkout: Checkout | null = null;
   try {
+    if (task.base && opts.workspaces && needsWorkspace(task)) {
+      checkout = await opts.workspaces.acquire(missionId, task.base);
+    }
     const result = await executeTask(task, {
-      missionId: d.event.mission_id,
+      missionId,
       workspaceRoot: opts.workspaceRoot,
+      ...(checkout ? { workspace: checkout.dir } : {}),
       agent: opts.agent,
       defaultModel: opts.defaultModel,
       worker: opts.worker,
@@ -66,7 +81,16 @@ export async function executeAttempt(
         correlationId: d.event.id,
       }),
     });
-    return { result, modelUnavailable: false };
+    if (!checkout) return { result, modelUnavailable: false };
+    const limits = opts.sandbox?.limits ?? resolveLimits(opts.agent.limits);
+    const committed = await commitAttemptResult(checkout, task, result, {
+      missionId,
+      worker: opts.worker,
+      agent: opts.agent.name,
+      maxFileBytes: limits.file_mb * MIB,
+      signal,
+    });
+    return { result: committed, modelUnavailable: false };
   } catch (err) {
     const modelUnavailable = err instanceof ModelUnavailableError;
     const final = modelUnavailable || err instanceof BadInputError;
@@ -79,5 +103,7 @@ export async function executeAttempt(
       modelUnavailable,
       error: err,
     };
+  } finally {
+    await checkout?.release();
   }
 }

@@ -20,12 +20,20 @@ export function missionEndReason(e: SquadEvent): string | null {
 /** The missions a replica has seen end, and why (the oldest forgotten past a bound). */
 export class EndedMissions {
   private readonly reasons = new Map<string, string>();
+  /** Told of each mission's end once (the worker removes its checkouts there). */
+  private readonly onEnd: (missionId: string) => void;
+
+  constructor(onEnd: (missionId: string) => void = () => undefined) {
+    this.onEnd = onEnd;
+  }
 
   /** Remember `e`'s mission when `e` ends it; answers the reason, or null. */
   note(e: SquadEvent): string | null {
     const reason = missionEndReason(e);
     if (!reason || !e.mission_id) return null;
+    const first = !this.reasons.has(e.mission_id);
     this.reasons.set(e.mission_id, reason);
+    if (first) this.onEnd(e.mission_id);
     if (this.reasons.size > ENDED_MISSIONS_KEPT) {
       const oldest = this.reasons.keys().next().value;
       if (oldest !== undefined) this.reasons.delete(oldest);

@@ -23,6 +23,9 @@ interface Level {
   keep: number | null;
 }
 
+/** Changed files listed per step kept, at the levels that drop steps. */
+const FILES_PER_KEPT_STEP = 50;
+
 /** Tried in order until the result fits; the first is "as it is". */
 const LEVELS: readonly (Level | null)[] = [
   null,
@@ -100,10 +103,19 @@ function cutResult(r: TaskResult, level: Level): TaskResult {
   const verification = keepEnds(r.verification, level.keep).map((v) => cutCheck(v, level));
   const dropped = r.steps.length - steps.length;
   const droppedChecks = r.verification.length - verification.length;
+  // The commit and its totals always stay (the orchestrator merges by them); the file list may go.
+  const changes =
+    r.changes && level.keep !== null
+      ? { ...r.changes, files: r.changes.files.slice(0, level.keep * FILES_PER_KEPT_STEP) }
+      : r.changes;
+  const droppedFiles = (r.changes?.files.length ?? 0) - (changes?.files.length ?? 0);
   const note =
     `[result cut to fit the NATS payload limit` +
     (dropped > 0 ? `: ${steps.length} of ${r.steps.length} steps kept` : "") +
     (droppedChecks > 0 ? `, ${verification.length} of ${r.verification.length} checks kept` : "") +
+    (droppedFiles > 0
+      ? `, ${changes!.files.length} of ${r.changes!.files.length} changed files listed`
+      : "") +
     "]";
   return {
     ...r,
@@ -111,6 +123,7 @@ function cutResult(r: TaskResult, level: Level): TaskResult {
     ...(r.error !== undefined ? { error: truncateText(r.error, level.text) } : {}),
     steps,
     verification,
+    ...(changes ? { changes } : {}),
   };
 }
 

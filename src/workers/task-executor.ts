@@ -19,6 +19,11 @@ export const DRAIN_REASON = "drain";
 export interface ExecuteTaskContext {
   missionId: string;
   workspaceRoot: string;
+  /**
+   * The attempt's own checkout (a task with a `base`, attempt-checkout.ts);
+   * absent: the mission's shared directory `<workspaceRoot>/<mission>`.
+   */
+  workspace?: string;
   agent: RosterAgent;
   /** Model spec when the roster entry names none (SWARM_WORKER_MODEL). */
   defaultModel: string;
@@ -48,10 +53,9 @@ export interface ExecuteTaskContext {
 export async function executeTask(task: Task, ctx: ExecuteTaskContext): Promise<TaskResult> {
   const startedAt = Date.now();
   const deadline = startedAt + task.timeout_s * 1000;
-  const workspace = missionWorkspace(ctx.workspaceRoot, ctx.missionId);
+  const workspace = ctx.workspace ?? missionWorkspace(ctx.workspaceRoot, ctx.missionId);
   // A task that runs no command at all (`run: []`, no verify) needs no workspace: skip the syscall.
-  if (!task.run || task.run.length || task.verify?.length)
-    await mkdir(workspace, { recursive: true });
+  if (!ctx.workspace && needsWorkspace(task)) await mkdir(workspace, { recursive: true });
   const steps: Step[] = [];
   const record = (step: Step) => {
     steps.push(step);
@@ -202,6 +206,11 @@ export async function executeTask(task: Task, ctx: ExecuteTaskContext): Promise<
     worker: ctx.worker,
     ...(error && refusedForGood && !ctx.signal.aborted ? { retryable: false } : {}),
   };
+}
+
+/** Does the task run anything (a model, a run step, a verify check)? `run: []` alone does not. */
+export function needsWorkspace(task: Pick<Task, "run" | "verify">): boolean {
+  return !task.run || task.run.length > 0 || (task.verify?.length ?? 0) > 0;
 }
 
 /** A failed result for an attempt that could not run at all. */

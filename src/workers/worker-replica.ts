@@ -30,6 +30,7 @@ import { redactSecrets, secretValues } from "./secret-redaction.ts";
 import { createClaims } from "./task-claim.ts";
 import { DRAIN_REASON } from "./task-executor.ts";
 import { createTaskHandler } from "./task-handler.ts";
+import { createWorkerWorkspaces } from "./worker-workspaces.ts";
 
 export { CLAIMS_BUCKET };
 export { checkSandbox, sandboxRequest } from "./replica-sandbox.ts";
@@ -135,7 +136,8 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
   const publisher = createPublisher(nc, { log, signer: guard.signer });
   const leases = await openClaims(nc);
   const inFlight = new InFlightTasks();
-  const ended = new EndedMissions();
+  const workspaces = createWorkerWorkspaces({ nc, root: opts.workspaceRoot, instance, env, log });
+  const ended = new EndedMissions((mission) => workspaces.endMission(mission));
 
   /** Every task event goes out scrubbed of the worker's secrets (see secret-redaction.ts). */
   const publishTaskEvent = (event: SquadEvent) => publisher.publish(redactSecrets(event, secrets));
@@ -197,6 +199,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
       sandbox,
       policy,
       approvals,
+      workspaces,
     },
     reporting: {
       publishTaskEvent,

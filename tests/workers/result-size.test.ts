@@ -176,3 +176,32 @@ describe("payloadBudget and oversizedResult", () => {
     expect(jsonBytes(out)).toBeLessThan(1024);
   });
 });
+
+describe("a result with changes", () => {
+  it("keeps the commit and totals, cutting only the file list, when it is too big", () => {
+    const files = Array.from({ length: 5000 }, (_, i) => ({
+      path: `src/generated/file-${i}.ts`,
+      status: "added" as const,
+      additions: 1,
+      deletions: 0,
+    }));
+    const changes = {
+      base: "a".repeat(40),
+      commit: "b".repeat(40),
+      files,
+      additions: 5000,
+      deletions: 0,
+    };
+    const fit = fitResult(result({ changes }), 64 * KB);
+    expect(fit.ok).toBe(true);
+    if (!fit.ok) return;
+    expect(fit.result.changes).toMatchObject({
+      base: changes.base,
+      commit: changes.commit,
+      additions: 5000,
+    });
+    expect(fit.result.changes!.files.length).toBeLessThan(5000);
+    expect(fit.result.summary).toMatch(/of 5000 changed files listed/);
+    expect(jsonBytes(fit.result)).toBeLessThanOrEqual(64 * KB);
+  });
+});
