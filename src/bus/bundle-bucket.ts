@@ -8,7 +8,8 @@ import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
 import { nanos } from "@nats-io/transport-node";
 import type { NatsConnection } from "./connect.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
-import { replicasFromEnv } from "./streams.ts";
+import { hasJsCode } from "./jetstream-codes.ts";
+import { replicasFromEnv } from "./stream-replicas.ts";
 import { InfrastructureError } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
 
@@ -60,38 +61,86 @@ export function bundleLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): Bundl
   return limits;
 }
 
+/** "insufficient storage resources available": the server cannot reserve max_bytes. */
+const INSUFFICIENT_RESOURCES = 10047;
+/** The smallest bucket worth making when the server cannot reserve the asked size. */
+const MIN_FITTED_BYTES = 16 * 1024 * 1024;
+
 /**
  * Create the bucket, or bring an existing one's max_bytes and max_age to
  * `limits` (replicas are left as they are, like the streams'). Needs the
- * admin's permissions (stream create/update).
+ * admin's permissions (stream create/update). A server that cannot reserve
+ * SWARM_BUNDLE_MAX_BYTES (its max_file_store is smaller) gets the largest
+ * halving of it that fits, with a warning, rather than no bucket at all.
  */
 export async function provisionBundleBucket(
   nc: NatsConnection,
   limits: BundleLimits,
   log: Logger = silentLogger,
 ): Promise<ObjectStore> {
-  const store = await new Objm(nc).create(BUNDLE_BUCKET, {
-    storage: StorageType.File,
-    replicas: limits.replicas,
-    max_bytes: limits.maxBytes,
-    ttl: nanos(limits.maxAgeS * 1000),
-    description: "Squad: git bundles of missions, <mission>/<commit>",
-  });
+  const maxAge = nanos(limits.maxAgeS * 1000);
+  const create = (maxBytes: number) =>
+    new Objm(nc).create(BUNDLE_BUCKET, {
+      storage: StorageType.File,
+      replicas: limits.replicas,
+      max_bytes: maxBytes,
+      ttl: maxAge,
+      description: "Squad: git bundles of missions, <mission>/<commit>",
+    });
+  let store: ObjectStore | null = null;
+  for (let size = limits.maxBytes; store === null; size = Math.floor(size / 2)) {
+    try {
+      store = await create(size);
+      if (size !== limits.maxBytes) warnFitted(log, limits.maxBytes, size);
+    } catch (err) {
+      if (!hasJsCode(err, INSUFFICIENT_RESOURCES) || size / 2 < MIN_FITTED_BYTES) {
+        throw new InfrastructureError(
+          `could not create the object store ${BUNDLE_BUCKET}: ${(err as Error).message}`,
+          hasJsCode(err, INSUFFICIENT_RESOURCES)
+            ? "give JetStream more file storage (max_file_store) or lower SWARM_BUNDLE_MAX_BYTES"
+            : "check that the NATS server runs with JetStream enabled and has room for the bucket",
+          { cause: err },
+        );
+      }
+    }
+  }
   const jsm = await openJetStreamManager(nc);
   const info = await jsm.streams.info(BUNDLE_STREAM);
-  const maxAge = nanos(limits.maxAgeS * 1000);
-  if (info.config.max_bytes !== limits.maxBytes || info.config.max_age !== maxAge) {
-    log.info(
-      { bucket: BUNDLE_BUCKET, max_bytes: limits.maxBytes, max_age_s: limits.maxAgeS },
-      "updating the bundle bucket's limits",
-    );
+  const { max_bytes: haveBytes, max_age: haveAge } = info.config;
+  if (haveBytes === limits.maxBytes && haveAge === maxAge) return store;
+  // The server refuses a duplicate window longer than max_age.
+  const dupWindow = Math.min(info.config.duplicate_window, maxAge);
+  try {
     await jsm.streams.update(BUNDLE_STREAM, {
       ...info.config,
       max_bytes: limits.maxBytes,
       max_age: maxAge,
+      duplicate_window: dupWindow,
     });
+    log.info(
+      { bucket: BUNDLE_BUCKET, max_bytes: limits.maxBytes, max_age_s: limits.maxAgeS },
+      "bundle bucket limits updated",
+    );
+  } catch (err) {
+    // A bucket fitted to a small server keeps its size; its age limit is still brought along.
+    if (!hasJsCode(err, INSUFFICIENT_RESOURCES)) throw err;
+    if (haveAge !== maxAge)
+      await jsm.streams.update(BUNDLE_STREAM, {
+        ...info.config,
+        max_age: maxAge,
+        duplicate_window: dupWindow,
+      });
+    if (haveBytes !== limits.maxBytes) warnFitted(log, limits.maxBytes, haveBytes);
   }
   return store;
+}
+
+function warnFitted(log: Logger, asked: number, got: number): void {
+  log.warn(
+    { bucket: BUNDLE_BUCKET, asked_bytes: asked, max_bytes: got },
+    "JetStream cannot reserve SWARM_BUNDLE_MAX_BYTES for the bundle bucket; made it smaller " +
+      "(raise max_file_store or lower SWARM_BUNDLE_MAX_BYTES)",
+  );
 }
 
 /** Open the existing bucket (workers, the CLI: put/get only, no stream create). */

@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
 import { InfrastructureError } from "../errors.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
-import { replicasFromEnv } from "./streams.ts";
+import { replicasFromEnv } from "./stream-replicas.ts";
 import { parseWith } from "../schema/index.ts";
 import { hasJsCode, JS_CODES } from "./jetstream-codes.ts";
 

@@ -6,7 +6,8 @@
  * named API (`CONSUMER.CREATE.<stream>.<name>[.<filter>]`), a KV read is a
  * direct get (`DIRECT.GET.KV_<bucket>.$KV.<bucket>.<key>`), a KV write a
  * publish on `$KV.<bucket>.<key>`, a bucket is opened with
- * `STREAM.INFO.KV_<bucket>`. docs/security.md has the table.
+ * `STREAM.INFO.KV_<bucket>`; git bundles (`squad_bundles`) are read and
+ * written as READ_BUNDLES / WRITE_BUNDLES say. docs/security.md has the table.
  *
  * Only the orchestrator may create, change or delete streams, durable
  * consumers and buckets. Readers (watcher, operator) may create the ephemeral
@@ -21,6 +22,9 @@ import type { Role } from "./identity.ts";
 /** The bucket names (leases.ts and identity-registry.ts own them; kept here to stay a pure module). */
 const CLAIMS = "squad_claims";
 const IDENTITIES_BUCKET = "squad_identities";
+/** The git bundles' object store (bundle-bucket.ts) and the stream under it. */
+const BUNDLES = "squad_bundles";
+const BUNDLES_STREAM = `OBJ_${BUNDLES}`;
 
 export interface SubjectPermissions {
   publish: string[];
@@ -63,6 +67,33 @@ const READ_IDENTITIES = [
   `$JS.API.CONSUMER.DELETE.KV_${IDENTITIES_BUCKET}.*`,
   `$JS.FC.KV_${IDENTITIES_BUCKET}.>`,
 ];
+
+/**
+ * Reading git bundles (@nats-io/obj 3.4): the bucket is opened with
+ * STREAM.INFO, an object's metadata read with STREAM.MSG.GET (last by
+ * subject), its chunks through an ordered push consumer with flow control
+ * (created, deleted when done or reset). Direct get is allowed too (the
+ * stream has allow_direct).
+ */
+const READ_BUNDLES = [
+  `$JS.API.STREAM.INFO.${BUNDLES_STREAM}`,
+  `$JS.API.STREAM.MSG.GET.${BUNDLES_STREAM}`,
+  `$JS.API.DIRECT.GET.${BUNDLES_STREAM}`,
+  `$JS.API.DIRECT.GET.${BUNDLES_STREAM}.>`,
+  `$JS.API.CONSUMER.CREATE.${BUNDLES_STREAM}`,
+  `$JS.API.CONSUMER.CREATE.${BUNDLES_STREAM}.>`,
+  `$JS.API.CONSUMER.INFO.${BUNDLES_STREAM}.*`,
+  `$JS.API.CONSUMER.DELETE.${BUNDLES_STREAM}.*`,
+  `$JS.FC.${BUNDLES_STREAM}.>`,
+];
+
+/**
+ * Writing one: chunks on `$O.<bucket>.C.<nuid>`, then the metadata on
+ * `$O.<bucket>.M.<name>`. Not STREAM.PURGE (it could empty the whole
+ * bucket): the client's clean-up of a put that failed half-way is then
+ * refused, and the stray chunks age out with the bucket's max_age.
+ */
+const WRITE_BUNDLES = [`$O.${BUNDLES}.C.>`, `$O.${BUNDLES}.M.>`];
 
 /** `swarm watch`, `swarm status`, `swarm audit`: replays and stream facts, nothing that changes state. */
 const READ_SWARM = [
@@ -113,6 +144,9 @@ export function rolePermissions(id: RoleIdentity): SubjectPermissions {
           `$KV.${CLAIMS}.${agent}.>`,
           `$JS.API.DIRECT.GET.KV_${CLAIMS}.$KV.${CLAIMS}.${agent}.>`,
           ...READ_IDENTITIES,
+          // The missions' git bundles: the bases it checks out, the commits it makes.
+          ...READ_BUNDLES,
+          ...WRITE_BUNDLES,
         ],
         subscribe: [`${inboxPrefixFor(id)}.>`, subjects.coordination],
       };
@@ -125,12 +159,15 @@ export function rolePermissions(id: RoleIdentity): SubjectPermissions {
           subjects.coordination,
           ...READ_SWARM,
           ...READ_IDENTITIES,
+          // A submission uploads its workspace's base; delivery fetches the mission's head.
+          ...READ_BUNDLES,
+          ...WRITE_BUNDLES,
         ],
         subscribe: ["squad.>", `${inboxPrefixFor(id)}.>`],
       };
     case "watcher":
       return {
-        publish: [...READ_SWARM, ...READ_IDENTITIES],
+        publish: [...READ_SWARM, ...READ_IDENTITIES, ...READ_BUNDLES],
         subscribe: ["squad.>", `${inboxPrefixFor(id)}.>`],
       };
   }

@@ -10,9 +10,13 @@ import { errors, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { InfrastructureError } from "../errors.ts";
 import { hasJsCode, jsApiCode, JS_CODES } from "./jetstream-codes.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
+import { bundleLimitsFromEnv, provisionBundleBucket } from "./bundle-bucket.ts";
+import { replicasFromEnv } from "./stream-replicas.ts";
 import { backoffDelay } from "../backoff.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import { STREAMS, subjects } from "../schema/index.ts";
+
+export { replicasFromEnv };
 
 export interface StreamOptions {
   /** Age after which SQUAD_EVENTS drops events. Default 7 days; 0 keeps them forever. */
@@ -63,22 +67,6 @@ function resolve(opts: StreamOptions): Resolved {
     replicas,
     dupWindow: nanos((opts.duplicateWindowS ?? DEFAULT_DUPLICATE_WINDOW_S) * 1000),
   };
-}
-
-/**
- * SWARM_STREAM_REPLICAS of the environment, or undefined when unset. Read
- * here, where streams and buckets are made, so that every process of a
- * deployment creates them alike (R3 from the start: nats-server 2.9 does
- * not reliably move consumers when a stream is scaled up later).
- */
-export function replicasFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const raw = env.SWARM_STREAM_REPLICAS?.trim();
-  if (!raw) return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 5) {
-    throw new InfrastructureError(`SWARM_STREAM_REPLICAS must be 1-5, got ${JSON.stringify(raw)}`);
-  }
-  return n;
 }
 
 /** The server refuses a duplicate window longer than max_age. */
@@ -213,7 +201,8 @@ export interface ProvisionResult {
 const PLACEMENT_PATIENCE_MS = 20_000;
 
 /**
- * Create the five streams of the contract, or check the ones that exist.
+ * Create the five streams of the contract, or check the ones that exist,
+ * and the `squad_bundles` object store (bundle-bucket.ts).
  * Idempotent: a second run changes nothing. Safe differences (max_age,
  * duplicate window, subjects, replicas when given...) are updated in place;
  * retention or storage differences raise StreamConfigConflictError.
@@ -242,6 +231,9 @@ export async function provisionStreams(
   if (failure) throw failure.reason;
   const results = settled.map((r) => (r as PromiseFulfilledResult<ProvisionResult>).value);
   for (const r of results) if (r.action !== "unchanged") log.info(r, `stream ${r.action}`);
+  // The git bundles of the missions' workspaces, beside the streams and replicated like them.
+  const limits = bundleLimitsFromEnv();
+  await provisionBundleBucket(nc, { ...limits, replicas: replicas ?? limits.replicas }, log);
   return results;
 }
 

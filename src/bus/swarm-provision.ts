@@ -43,7 +43,7 @@ export async function ensureWorkerConsumers(
   }
 }
 
-/** Streams, the agents' consumers and the claims bucket (idempotent). */
+/** Streams and the bundle object store, the agents' consumers and the claims bucket (idempotent). */
 export async function provisionSwarm(
   nc: NatsConnection,
   opts: { agents: readonly string[]; consumer?: WorkerConsumerOptions; log?: Logger },

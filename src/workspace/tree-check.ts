@@ -69,10 +69,11 @@ export function judgeEntry(
       why: `a symlink pointing out of the checkout (to ${JSON.stringify(e.target)})`,
     };
   }
-  if (e.kind === "file" && e.size > limits.maxFileBytes) {
+  // At the limit counts: RLIMIT_FSIZE stops a write there, so such a file is a cut-off one.
+  if (e.kind === "file" && e.size >= limits.maxFileBytes) {
     return {
       rel: e.rel,
-      why: `a file of ${e.size} bytes, over the per-file limit of ${limits.maxFileBytes} bytes (the roster's limits.file_mb)`,
+      why: `a file of ${e.size} bytes, at or over the per-file limit of ${limits.maxFileBytes} bytes (the roster's limits.file_mb)`,
     };
   }
   if (e.kind === "other") {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectBus, type NatsConnection } from "../../src/bus/connect.ts";
 import { openJetStreamManager } from "../../src/bus/jetstream-manager.ts";
-import { BUNDLE_STREAM } from "../../src/bus/bundle-bucket.ts";
+import { BUNDLE_STREAM, provisionBundleBucket } from "../../src/bus/bundle-bucket.ts";
+import { silentLogger } from "../../src/log.ts";
 import {
   BUNDLE_BUCKET,
   BundleTooLargeError,
@@ -10,6 +11,7 @@ import {
   openBundleStore,
 } from "../../src/workspace/bundle-store.ts";
 import { InfrastructureError } from "../../src/errors.ts";
+import { provisionStreams } from "../../src/bus/streams.ts";
 import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
 
 let server: NatsServerHandle;
@@ -109,5 +111,49 @@ describe("BundleStore", () => {
     expect(await store.has("m1", D)).toBe(false);
     expect(await store.removeMission("m1")).toBe(1);
     expect(await store.get("m1", C)).toBeNull();
+  });
+
+  it("provisionStreams makes the bucket too (the orchestrator's start-up)", async () => {
+    const other = await startNatsServer();
+    const c = await connectBus({ servers: other.url, name: "bundle-provision" });
+    try {
+      await expect(
+        openBundleStore(c, bundleLimitsFromEnv({}), { provision: false }),
+      ).rejects.toThrow();
+      await provisionStreams(c);
+      const info = await (await openJetStreamManager(c)).streams.info(BUNDLE_STREAM);
+      expect(info.config).toMatchObject({ max_bytes: 1024 ** 3, max_age: 7 * 24 * 3600 * 1e9 });
+      await openBundleStore(c, bundleLimitsFromEnv({}), { provision: false });
+    } finally {
+      await c.close();
+      await other.stop();
+    }
+  });
+
+  it("a server that cannot reserve SWARM_BUNDLE_MAX_BYTES gets a smaller bucket, not none", async () => {
+    const small = await startNatsServer({ configText: "jetstream { max_file_store: 256MB }" });
+    const c = await connectBus({ servers: small.url, name: "bundle-small" });
+    try {
+      const warnings: string[] = [];
+      const log = { ...silentLogger, warn: (_o: unknown, msg: string) => warnings.push(msg) };
+      const limits = bundleLimitsFromEnv({});
+      await provisionBundleBucket(c, limits, log as unknown as typeof silentLogger);
+      const jsm = await openJetStreamManager(c);
+      const got = (await jsm.streams.info(BUNDLE_STREAM)).config.max_bytes;
+      expect(got).toBeLessThanOrEqual(256 * 1024 * 1024);
+      expect(got).toBeGreaterThanOrEqual(16 * 1024 * 1024);
+      expect(warnings.join("\n")).toMatch(/SWARM_BUNDLE_MAX_BYTES/);
+      // provisioning again keeps it, and still brings a new age limit
+      await provisionBundleBucket(
+        c,
+        { ...limits, maxAgeS: 60 },
+        log as unknown as typeof silentLogger,
+      );
+      const again = (await jsm.streams.info(BUNDLE_STREAM)).config;
+      expect(again).toMatchObject({ max_bytes: got, max_age: 60 * 1e9 });
+    } finally {
+      await c.close();
+      await small.stop();
+    }
   });
 });

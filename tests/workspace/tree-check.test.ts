@@ -21,14 +21,14 @@ describe("judgeEntry (pure)", () => {
     [{ rel: "link", kind: "symlink", target: "/etc/passwd" }, /symlink pointing out/],
     [{ rel: "link", kind: "symlink", target: "/ws/m/w-01/x" }, /symlink pointing out/],
     [{ rel: "link", kind: "symlink", target: "" }, /symlink pointing out/],
-    [{ rel: "big.bin", kind: "file", size: 1001 }, /over the per-file limit of 1000 bytes/],
+    [{ rel: "big.bin", kind: "file", size: 1001 }, /at or over the per-file limit of 1000 bytes/],
     [{ rel: "fifo", kind: "other" }, /FIFO/],
   ] as const)("refuses %j", (e, why) => {
     expect(judgeEntry({ size: 0, ...e }, LIMITS)?.why).toMatch(why);
   });
 
   it.each([
-    { rel: "a.txt", kind: "file", size: 1000 },
+    { rel: "a.txt", kind: "file", size: 999 },
     { rel: "dir", kind: "dir", size: 4096 },
     { rel: ".github", kind: "dir", size: 0 },
     { rel: ".gitignore", kind: "file", size: 10 },
