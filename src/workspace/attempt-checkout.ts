@@ -8,7 +8,9 @@
  * whatever the last attempt left (its files, ignored files, a killed
  * worker's half-written index). The commit is `add -A` (the checkout's
  * .gitignore respected), `write-tree`, `commit-tree -p base`, then its
- * bundle published.
+ * bundle published. It expects a directory tree-check.ts passed: git
+ * never lists a `.git` entry, so one the task made would survive a reset;
+ * a checkout that was not committed is removed on release instead.
  */
 import { lstat, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
@@ -32,7 +34,12 @@ export interface Checkout {
   commitAttempt(req: CommitRequest): Promise<Changes | null>;
   /** Keep the last commitAttempt's commit under `ref` (a failed attempt, for inspection). */
   keepFailed(ref: string): Promise<void>;
-  /** The attempt is over (the directory is reset by the next prepareCheckout, or removed). */
+  /**
+   * The attempt is over. After a commitAttempt the directory stays for the
+   * next attempt (which resets it); otherwise (the attempt was refused,
+   * aborted, or its commit failed) it is removed with its index, since it
+   * may hold what a reset leaves alone (a `.git` of the task's own).
+   */
   release(): Promise<void>;
 }
 
@@ -91,6 +98,8 @@ export async function prepareCheckout(opts: PrepareCheckoutOptions): Promise<Che
   }
 
   let last: CommitId | null = null;
+  /** commitAttempt went through: everything in the directory is in the index, nothing foreign. */
+  let committed = false;
   return {
     dir,
     base,
@@ -100,7 +109,10 @@ export async function prepareCheckout(opts: PrepareCheckoutOptions): Promise<Che
         repo.git(["write-tree"], git),
         repo.git(["rev-parse", `${base}^{tree}`]),
       ]);
-      if (tree === baseTree) return null;
+      if (tree === baseTree) {
+        committed = true;
+        return null;
+      }
       const who = {
         GIT_AUTHOR_NAME: req.author.name,
         GIT_AUTHOR_EMAIL: req.author.email,
@@ -113,6 +125,7 @@ export async function prepareCheckout(opts: PrepareCheckoutOptions): Promise<Che
       });
       last = commit;
       await repo.publish(commit, [base]);
+      committed = true;
       return repo.diffChanges(base, commit);
     },
     async keepFailed(ref) {
@@ -120,6 +133,9 @@ export async function prepareCheckout(opts: PrepareCheckoutOptions): Promise<Che
     },
     async release() {
       last = null;
+      if (committed) return;
+      await rm(dir, { recursive: true, force: true });
+      await rm(indexFile, { force: true });
     },
   };
 }

@@ -142,7 +142,10 @@ describe("prepareCheckout", () => {
     const b1 = await commitFiles(repo, null, { "a.txt": "1\n", "old.txt": "old\n" });
     const b2 = await commitFiles(repo, b1, { "a.txt": "2\n", "old.txt": null, "new/b.txt": "b\n" });
     const dir = path.join(root, "ws", "m3", "w3-0");
-    await (await prepareCheckout({ repo, dir, base: b1, slot: "w3-0" })).release();
+    const first = await prepareCheckout({ repo, dir, base: b1, slot: "w3-0" });
+    expect(await first.commitAttempt(req("t0"))).toBeNull();
+    await first.release();
+    expect((await stat(dir)).isDirectory()).toBe(true); // kept for the next attempt
     await prepareCheckout({ repo, dir, base: b2, slot: "w3-0" });
     expect(await files(dir)).toEqual(["a.txt", "new", "new/b.txt"]);
     await rm(indexFileOf(repo, "w3-0"));
@@ -150,6 +153,19 @@ describe("prepareCheckout", () => {
     await prepareCheckout({ repo, dir, base: b1, slot: "w3-0" });
     expect(await files(dir)).toEqual(["a.txt", "old.txt"]);
     expect((await stat(dir)).isDirectory()).toBe(true);
+  });
+
+  it("a checkout released without a commit (refused, aborted) is removed, a top-level .git with it", async () => {
+    const repo = await MissionRepo.open(path.join(root, "w5"), "m5", store);
+    const base = await commitFiles(repo, null, { "a.txt": "a\n" });
+    const dir = path.join(root, "ws", "m5", "w5-0");
+    const co = await prepareCheckout({ repo, dir, base, slot: "w5-0" });
+    await mkdir(path.join(dir, ".git"));
+    await writeFile(path.join(dir, ".git", "HEAD"), "ref: refs/heads/evil\n");
+    await co.release();
+    expect(await stat(dir).catch(() => null)).toBeNull();
+    await prepareCheckout({ repo, dir, base, slot: "w5-0" });
+    expect(await files(dir)).toEqual(["a.txt"]);
   });
 
   it("two slots of one repository work side by side without seeing each other", async () => {
