@@ -97,6 +97,9 @@ export async function prepareCheckout(opts: PrepareCheckoutOptions): Promise<Che
     await repo.git(["read-tree", "--reset", "-u", base], git);
   }
 
+  // Asked once per checkout (not per commit); in flight while the task runs.
+  const baseTree = repo.git(["rev-parse", `${base}^{tree}`]);
+  baseTree.catch(() => undefined);
   let last: CommitId | null = null;
   /** commitAttempt went through: everything in the directory is in the index, nothing foreign. */
   let committed = false;
@@ -105,11 +108,8 @@ export async function prepareCheckout(opts: PrepareCheckoutOptions): Promise<Che
     base,
     async commitAttempt(req) {
       await repo.git(["add", "-A", "--", "."], git);
-      const [tree, baseTree] = await Promise.all([
-        repo.git(["write-tree"], git),
-        repo.git(["rev-parse", `${base}^{tree}`]),
-      ]);
-      if (tree === baseTree) {
+      const tree = await repo.git(["write-tree"], git);
+      if (tree === (await baseTree)) {
         committed = true;
         return null;
       }
@@ -124,9 +124,12 @@ export async function prepareCheckout(opts: PrepareCheckoutOptions): Promise<Che
         env: who,
       });
       last = commit;
-      await repo.publish(commit, [base]);
+      const [, changes] = await Promise.all([
+        repo.publish(commit, [base]),
+        repo.diffChanges(base, commit),
+      ]);
       committed = true;
-      return repo.diffChanges(base, commit);
+      return changes;
     },
     async keepFailed(ref) {
       if (last) await repo.setRef(ref, last);

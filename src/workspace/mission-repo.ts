@@ -119,22 +119,22 @@ export class MissionRepo {
    */
   async publish(commit: CommitId, since: readonly CommitId[]): Promise<void> {
     CommitId.parse(commit);
-    if (await this.store.has(this.missionId, commit)) return;
     const ref = bundleRef(commit);
-    await this.setRef(ref, commit);
     const excluded = since.filter((s) => s !== commit).map((s) => `^${s}`);
-    let bytes: Uint8Array;
-    try {
-      bytes = await runGitBytes(["bundle", "create", "-q", "-", ref, ...excluded], {
-        gitDir: this.gitDir,
-      });
-    } catch (err) {
-      if (err instanceof GitError && /empty bundle/i.test(err.stderr)) {
+    // Asking the store and making the bundle at once: a fresh commit is (almost) never there.
+    const stored = this.store.has(this.missionId, commit);
+    const made = this.setRef(ref, commit).then(() =>
+      runGitBytes(["bundle", "create", "-q", "-", ref, ...excluded], { gitDir: this.gitDir }),
+    );
+    const [already, bytes] = await Promise.all([stored, made.catch((err: unknown) => err)]);
+    if (already) return;
+    if (!(bytes instanceof Uint8Array)) {
+      if (bytes instanceof GitError && /empty bundle/i.test(bytes.stderr)) {
         throw new WorkspaceError(
           `mission ${this.missionId}: nothing to publish for commit ${commit}: it is already contained in ${since.join(", ")}`,
         );
       }
-      throw err;
+      throw bytes;
     }
     for (const p of parseBundleHeader(bytes).prerequisites) {
       if (!(await this.store.has(this.missionId, p))) {
