@@ -8,7 +8,7 @@ import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
 import { nanos } from "@nats-io/transport-node";
 import type { NatsConnection } from "./connect.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
-import { hasJsCode } from "./jetstream-codes.ts";
+import { hasJsCode, JS_CODES } from "./jetstream-codes.ts";
 import { replicasFromEnv } from "./stream-replicas.ts";
 import { InfrastructureError } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
@@ -63,6 +63,15 @@ export function bundleLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): Bundl
 
 /** "insufficient storage resources available": the server cannot reserve max_bytes. */
 const INSUFFICIENT_RESOURCES = 10047;
+/** No room for max_bytes: on one server (10047), or on a cluster's peers (10005, "insufficient storage"). */
+function noRoom(err: unknown): boolean {
+  return (
+    hasJsCode(err, INSUFFICIENT_RESOURCES) ||
+    (hasJsCode(err, JS_CODES.noSuitablePeers) &&
+      /insufficient storage/i.test((err as Error).message))
+  );
+}
+
 /** The smallest bucket worth making when the server cannot reserve the asked size. */
 const MIN_FITTED_BYTES = 16 * 1024 * 1024;
 
@@ -93,10 +102,10 @@ export async function provisionBundleBucket(
       store = await create(size);
       if (size !== limits.maxBytes) warnFitted(log, limits.maxBytes, size);
     } catch (err) {
-      if (!hasJsCode(err, INSUFFICIENT_RESOURCES) || size / 2 < MIN_FITTED_BYTES) {
+      if (!noRoom(err) || size / 2 < MIN_FITTED_BYTES) {
         throw new InfrastructureError(
           `could not create the object store ${BUNDLE_BUCKET}: ${(err as Error).message}`,
-          hasJsCode(err, INSUFFICIENT_RESOURCES)
+          noRoom(err)
             ? "give JetStream more file storage (max_file_store) or lower SWARM_BUNDLE_MAX_BYTES"
             : "check that the NATS server runs with JetStream enabled and has room for the bucket",
           { cause: err },
@@ -123,7 +132,7 @@ export async function provisionBundleBucket(
     );
   } catch (err) {
     // A bucket fitted to a small server keeps its size; its age limit is still brought along.
-    if (!hasJsCode(err, INSUFFICIENT_RESOURCES)) throw err;
+    if (!noRoom(err)) throw err;
     if (haveAge !== maxAge)
       await jsm.streams.update(BUNDLE_STREAM, {
         ...info.config,
