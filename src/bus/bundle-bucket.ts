@@ -4,7 +4,7 @@
  * streams are made (swarm-provision.ts, the orchestrator), replicated like
  * them, with size and age limits from the environment.
  */
-import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
+import type { ObjectStore } from "@nats-io/obj";
 import { nanos } from "@nats-io/transport-node";
 import type { NatsConnection } from "./connect.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
@@ -78,70 +78,83 @@ const MIN_FITTED_BYTES = 16 * 1024 * 1024;
 /**
  * Create the bucket, or bring an existing one's max_bytes and max_age to
  * `limits` (replicas are left as they are, like the streams'). Needs the
- * admin's permissions (stream create/update). A server that cannot reserve
- * SWARM_BUNDLE_MAX_BYTES (its max_file_store is smaller) gets the largest
- * halving of it that fits, with a warning, rather than no bucket at all.
+ * admin's permissions (stream create/update).
+ *
+ * max_bytes is a reservation: a bucket that took all of a server's
+ * max_file_store would leave no room to create any other stream or bucket
+ * (or to place a scaled-up stream's replicas). So the size is set only
+ * where twice as much could be reserved; otherwise the largest halving of
+ * SWARM_BUNDLE_MAX_BYTES that leaves as much again free, with a warning.
  */
 export async function provisionBundleBucket(
   nc: NatsConnection,
   limits: BundleLimits,
   log: Logger = silentLogger,
 ): Promise<ObjectStore> {
+  const { Objm, StorageType } = await import("@nats-io/obj");
   const maxAge = nanos(limits.maxAgeS * 1000);
-  const create = (maxBytes: number) =>
-    new Objm(nc).create(BUNDLE_BUCKET, {
+  const jsm = await openJetStreamManager(nc);
+  const config = async () => (await jsm.streams.info(BUNDLE_STREAM)).config;
+  const setBytes = async (maxBytes: number) => {
+    const c = await config();
+    // The server refuses a duplicate window longer than max_age.
+    const dup = Math.min(c.duplicate_window, maxAge);
+    await jsm.streams.update(BUNDLE_STREAM, {
+      ...c,
+      max_bytes: maxBytes,
+      max_age: maxAge,
+      duplicate_window: dup,
+    });
+  };
+  let store: ObjectStore | null = null;
+  const open = async (maxBytes: number) => {
+    store = await new Objm(nc).create(BUNDLE_BUCKET, {
       storage: StorageType.File,
       replicas: limits.replicas,
       max_bytes: maxBytes,
       ttl: maxAge,
       description: "Squad: git bundles of missions, <mission>/<commit>",
     });
-  let store: ObjectStore | null = null;
-  for (let size = limits.maxBytes; store === null; size = Math.floor(size / 2)) {
+  };
+  const existing = await config().catch((err: unknown) => {
+    if (hasJsCode(err, JS_CODES.streamNotFound)) return null;
+    throw err;
+  });
+  if (existing && existing.max_bytes === limits.maxBytes && existing.max_age === maxAge) {
+    await open(limits.maxBytes);
+    return store!;
+  }
+  const have = existing?.max_bytes ?? 0;
+  for (let size = limits.maxBytes; ; size = Math.floor(size / 2)) {
     try {
-      store = await create(size);
+      // Twice the size reserved for a moment (made or grown), then the size itself.
+      if (existing && have >= size) await setBytes(size);
+      else if (existing) await setBytes(size * 2);
+      else await open(size * 2);
+      if (!(existing && have >= size)) await setBytes(size);
       if (size !== limits.maxBytes) warnFitted(log, limits.maxBytes, size);
+      else if (existing)
+        log.info({ bucket: BUNDLE_BUCKET, max_bytes: size }, "bundle bucket limits updated");
+      break;
     } catch (err) {
-      if (!noRoom(err) || size / 2 < MIN_FITTED_BYTES) {
-        throw new InfrastructureError(
-          `could not create the object store ${BUNDLE_BUCKET}: ${(err as Error).message}`,
-          noRoom(err)
-            ? "give JetStream more file storage (max_file_store) or lower SWARM_BUNDLE_MAX_BYTES"
-            : "check that the NATS server runs with JetStream enabled and has room for the bucket",
-          { cause: err },
-        );
+      if (noRoom(err) && size / 2 >= MIN_FITTED_BYTES) continue;
+      if (noRoom(err) && existing) {
+        // Nothing larger fits: an existing bucket keeps its size, and still gets the new age.
+        await setBytes(have);
+        warnFitted(log, limits.maxBytes, have);
+        break;
       }
+      throw new InfrastructureError(
+        `could not ${existing ? "update" : "create"} the object store ${BUNDLE_BUCKET}: ${(err as Error).message}`,
+        noRoom(err)
+          ? "give JetStream more file storage (max_file_store) or lower SWARM_BUNDLE_MAX_BYTES"
+          : "check that the NATS server runs with JetStream enabled and has room for the bucket",
+        { cause: err },
+      );
     }
   }
-  const jsm = await openJetStreamManager(nc);
-  const info = await jsm.streams.info(BUNDLE_STREAM);
-  const { max_bytes: haveBytes, max_age: haveAge } = info.config;
-  if (haveBytes === limits.maxBytes && haveAge === maxAge) return store;
-  // The server refuses a duplicate window longer than max_age.
-  const dupWindow = Math.min(info.config.duplicate_window, maxAge);
-  try {
-    await jsm.streams.update(BUNDLE_STREAM, {
-      ...info.config,
-      max_bytes: limits.maxBytes,
-      max_age: maxAge,
-      duplicate_window: dupWindow,
-    });
-    log.info(
-      { bucket: BUNDLE_BUCKET, max_bytes: limits.maxBytes, max_age_s: limits.maxAgeS },
-      "bundle bucket limits updated",
-    );
-  } catch (err) {
-    // A bucket fitted to a small server keeps its size; its age limit is still brought along.
-    if (!noRoom(err)) throw err;
-    if (haveAge !== maxAge)
-      await jsm.streams.update(BUNDLE_STREAM, {
-        ...info.config,
-        max_age: maxAge,
-        duplicate_window: dupWindow,
-      });
-    if (haveBytes !== limits.maxBytes) warnFitted(log, limits.maxBytes, haveBytes);
-  }
-  return store;
+  if (!store) await open(limits.maxBytes);
+  return store!;
 }
 
 function warnFitted(log: Logger, asked: number, got: number): void {
@@ -155,6 +168,7 @@ function warnFitted(log: Logger, asked: number, got: number): void {
 /** Open the existing bucket (workers, the CLI: put/get only, no stream create). */
 export async function openBundleBucket(nc: NatsConnection): Promise<ObjectStore> {
   try {
+    const { Objm } = await import("@nats-io/obj");
     return await new Objm(nc).open(BUNDLE_BUCKET);
   } catch (err) {
     throw new InfrastructureError(

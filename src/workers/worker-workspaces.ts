@@ -62,7 +62,9 @@ export function createWorkerWorkspaces(opts: {
 
   const openStore = (): Promise<BundleStore> => {
     store ??= (async () => {
-      // Not even the sandbox user (when a task runs without bwrap) may read the caches.
+      // Not even the sandbox user (when a task runs without bwrap) may read the caches;
+      // the root itself keeps the mode the sandbox set up gave it.
+      await mkdir(root, { recursive: true });
       await mkdir(path.dirname(cacheRoot), { recursive: true, mode: 0o700 });
       return openBundleStore(opts.nc, bundleLimitsFromEnv(opts.env), { provision: false });
     })();

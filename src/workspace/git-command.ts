@@ -4,7 +4,6 @@
  * workspace module runs git through here (never a shell), so a repository a
  * user or a task made cannot configure what Squad's own git does.
  */
-import { execa } from "execa";
 
 export interface GitOptions {
   /** `--git-dir`: the mission's bare cache repository. */
@@ -93,6 +92,8 @@ function fullArgs(args: readonly string[], opts: GitOptions): string[] {
 }
 
 async function run(args: readonly string[], opts: GitOptions, buffer: boolean) {
+  // Loaded on the first git command, not with this module: an idle replica never holds execa.
+  const { execa } = await import("execa");
   const r = await execa("git", fullArgs(args, opts), {
     cwd: opts.cwd ?? opts.workTree ?? opts.gitDir ?? process.cwd(),
     env: isolatedEnv(opts.env, opts.indexFile),

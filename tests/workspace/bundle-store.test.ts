@@ -140,9 +140,11 @@ describe("BundleStore", () => {
       await provisionBundleBucket(c, limits, log as unknown as typeof silentLogger);
       const jsm = await openJetStreamManager(c);
       const got = (await jsm.streams.info(BUNDLE_STREAM)).config.max_bytes;
-      expect(got).toBeLessThanOrEqual(256 * 1024 * 1024);
+      expect(got).toBeLessThanOrEqual(128 * 1024 * 1024);
       expect(got).toBeGreaterThanOrEqual(16 * 1024 * 1024);
       expect(warnings.join("\n")).toMatch(/SWARM_BUNDLE_MAX_BYTES/);
+      // ... and leaves room: other streams and buckets can still be made (max_bytes is reserved).
+      await jsm.streams.add({ name: "AFTER_THE_BUCKET", subjects: ["after.>"] });
       // provisioning again keeps it, and still brings a new age limit
       await provisionBundleBucket(
         c,
