@@ -4,6 +4,7 @@ import { text as readAll } from "node:stream/consumers";
 import { BadInputError } from "../errors.ts";
 import { parseBrief, type Brief } from "../orchestrator/brief.ts";
 import { resolveWorkspaceSeed } from "../orchestrator/workspace-seed.ts";
+import { checkWorkspace } from "../workspace/mission-base.ts";
 import { loadRoster, type Roster } from "../workers/roster.ts";
 
 /** The file name that means "read the brief from standard input". */
@@ -16,7 +17,7 @@ export interface BriefFile {
   sourcePath: string | null;
   brief: Brief;
   roster: Roster;
-  /** The directory the brief's `workspace:` names, to seed the mission's workspace with. */
+  /** The directory the brief's `workspace:` names: the mission's base is made from it. */
   seed: string | null;
 }
 
@@ -25,7 +26,8 @@ export interface BriefFile {
  * orchestrator will, so a bad brief fails (exit 2) before anything is sent.
  * Its `workspace:` must lie inside the brief's directory tree or one of
  * `allowWorkspace`; for a brief from stdin, that tree is the working
- * directory's.
+ * directory's. With `checkBase`, the workspace must also be fit to become
+ * the mission's base (mission-base.ts: a clean repository, not bare).
  */
 export async function readBriefFile(
   file: string,
@@ -33,6 +35,7 @@ export async function readBriefFile(
   /** The --allow-workspace directories: a `workspace:` outside the brief's tree must be one. */
   allowWorkspace: readonly string[] = [],
   stdin: NodeJS.ReadableStream = process.stdin,
+  opts: { checkBase?: boolean } = {},
 ): Promise<BriefFile> {
   const fromStdin = file === STDIN_BRIEF;
   const sourcePath = fromStdin ? null : path.resolve(file);
@@ -52,5 +55,6 @@ export async function readBriefFile(
       allowed: allowWorkspace,
     },
   );
+  if (seed !== null && opts.checkBase) await checkWorkspace(seed);
   return { text, sourcePath, brief, roster, seed };
 }

@@ -15,6 +15,7 @@ import {
   makeEvent,
   STREAMS,
   type FinalMissionEvent,
+  type MissionWorkspace,
   type SquadEvent,
 } from "../schema/index.ts";
 import { DEFAULT_MAX_PAYLOAD, HEADER_ALLOWANCE, jsonBytes } from "../workers/result-size.ts";
@@ -34,13 +35,19 @@ export async function submitMission(
     missionId?: string;
     /** The operator's signature (a registry-configured orchestrator refuses an unsigned submission). */
     signer?: EventSigner | null;
+    /** The mission repository's base, made and uploaded first (mission-workspace.ts). */
+    workspace?: MissionWorkspace;
   },
 ): Promise<string> {
   const missionId = opts.missionId ?? newMissionId();
   const event = makeEvent(
     "mission_submitted",
     { id: `${missionId}.submitted`, mission_id: missionId, source: "cli" },
-    { brief: opts.brief, source_path: opts.sourcePath },
+    {
+      brief: opts.brief,
+      source_path: opts.sourcePath,
+      ...(opts.workspace ? { workspace: opts.workspace } : {}),
+    },
   );
   // A brief the server can not carry is the submitter's to fix (exit 2), not an outage.
   const maxPayload = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;

@@ -5,6 +5,8 @@
  *   title: Build the thing
  *   agents: [builder, tester]
  *   budget: { tokens: 200000, time: 30m }
+ *   workspace: ./app               # optional: a git repository or a directory to start from
+ *   deliver: { push: origin }      # optional: also push the result branch to this remote
  *   plan: { waves: [...] }        # optional explicit plan (the contract's shape)
  *   ---
  *   # Build the thing
@@ -26,6 +28,8 @@ export interface Brief {
   agents: string[] | null;
   budget: { tokens?: number; time_s?: number };
   workspace?: string;
+  /** Where the mission's result goes besides the workspace repository's squad/<mission> branch. */
+  deliver?: { push?: string };
   /** The explicit plan, validated and normalized; null: the planner writes one. */
   plan: NormalizedPlan | null;
   /** The Markdown after the front matter. */
@@ -41,7 +45,7 @@ export interface ParseBriefOptions {
 
 export const MAX_BRIEF_BYTES = 1024 * 1024;
 
-const FRONT_MATTER_KEYS = ["title", "agents", "budget", "workspace", "plan"] as const;
+const FRONT_MATTER_KEYS = ["title", "agents", "budget", "workspace", "deliver", "plan"] as const;
 
 const FrontMatter = z.strictObject({
   title: z.string().trim().min(1, "the title is empty").optional(),
@@ -55,6 +59,17 @@ const FrontMatter = z.strictObject({
     })
     .optional(),
   workspace: z.string().trim().min(1, "the workspace is empty").optional(),
+  deliver: z
+    .strictObject({
+      /** A remote of the workspace repository, or a URL; pushed with the user's own git credentials. */
+      push: z
+        .string()
+        .trim()
+        .min(1, "the remote is empty")
+        .refine((s) => !s.startsWith("-"), "a remote is a name or a URL, not an option")
+        .optional(),
+    })
+    .optional(),
   // Checked by validatePlan, whose messages name the task.
   plan: z.unknown().optional(),
 });
@@ -133,7 +148,11 @@ export function parseBrief(text: string, opts: ParseBriefOptions = {}): Brief {
             const keys = issue.keys;
             const line = lineOf([...issue.path, keys[0]!]);
             const allowed =
-              issue.path.length === 0 ? FRONT_MATTER_KEYS.join(", ") : "tokens, time_s, time";
+              issue.path.length === 0
+                ? FRONT_MATTER_KEYS.join(", ")
+                : issue.path[0] === "deliver"
+                  ? "push"
+                  : "tokens, time_s, time";
             const where = issue.path.length ? `${issue.path.join(".")}: ` : "";
             return `${line !== null ? `line ${line}: ` : ""}${where}unknown key${keys.length > 1 ? "s" : ""} ${keys
               .map((k) => `"${k}"`)
@@ -222,6 +241,7 @@ export function parseBrief(text: string, opts: ParseBriefOptions = {}): Brief {
     agents: front.agents ?? null,
     budget,
     ...(front.workspace !== undefined ? { workspace: front.workspace } : {}),
+    ...(front.deliver !== undefined ? { deliver: { ...front.deliver } } : {}),
     plan,
     body: trimmedBody,
     sourcePath,

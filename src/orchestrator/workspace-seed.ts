@@ -1,6 +1,5 @@
-import { cp, mkdir, realpath, stat } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import path from "node:path";
-import { missionWorkspace } from "../config.ts";
 import { BadInputError } from "../errors.ts";
 import { isInside } from "../tools/workspace-path.ts";
 import type { Brief } from "./brief.ts";
@@ -12,7 +11,7 @@ export const ALLOW_WORKSPACE_FLAG = "--allow-workspace";
  * Where a seed may come from, on real paths (symlinks resolved): inside a
  * directory the submitter named on the command line, else inside the
  * brief's own directory tree. Null: neither. A brief is text anyone may
- * hand over, so it alone can not make the submitter copy `/etc/ssl` or
+ * hand over, so it alone can not make the submitter upload `/etc/ssl` or
  * `~/.ssh` into a mission that tasks then print. A brief directly in `/`
  * has no tree to speak of: its workspace must be named on the command line.
  */
@@ -34,11 +33,11 @@ export interface ResolveSeedOptions {
 }
 
 /**
- * A brief's `workspace:` names a directory (relative to the brief) whose
- * contents seed the mission workspace, so a mission can work on existing
- * files. The submitter copies it (it has the brief's file system; the
- * workspace root is shared with the workers), before the mission is
- * submitted. Resolves and checks it (a directory, and a place
+ * A brief's `workspace:` names a directory (relative to the brief) that the
+ * mission starts from, so a mission can work on existing files: the
+ * submitter (it has the brief's file system) makes the mission's base
+ * commit from it (src/workspace/mission-base.ts) and delivers the result
+ * back into it. Resolves and checks it (a directory, and a place
  * workspaceSeedPlace accepts); throws BadInputError (exit 2) otherwise.
  */
 export async function resolveWorkspaceSeed(
@@ -74,19 +73,4 @@ export async function resolveWorkspaceSeed(
     );
   }
   return real;
-}
-
-/** Copies the seed into `<workspaceRoot>/<missionId>/` (node_modules and .git left out). */
-export async function seedMissionWorkspace(
-  seed: string,
-  workspaceRoot: string,
-  missionId: string,
-): Promise<string> {
-  const dest = missionWorkspace(workspaceRoot, missionId);
-  await mkdir(dest, { recursive: true });
-  await cp(seed, dest, {
-    recursive: true,
-    filter: (src) => !/(^|\/)(node_modules|\.git)(\/|$)/.test(path.relative(seed, src)),
-  });
-  return dest;
 }

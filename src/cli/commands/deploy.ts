@@ -1,5 +1,6 @@
 import { Option, type Command } from "commander";
 import { deployMission } from "../launcher/deploy-mission.ts";
+import { pushOption } from "../mission-delivery.ts";
 import {
   allowWorkspaceOption,
   launcherNatsSettings,
@@ -16,6 +17,7 @@ interface DeployFlags extends CommonFlags {
   json?: boolean;
   allowWorkspace?: string[];
   dashboard: boolean;
+  push?: string;
 }
 
 export function registerDeployCommand(program: Command): void {
@@ -35,7 +37,8 @@ export function registerDeployCommand(program: Command): void {
         )
         .option("--json", "print one JSON summary line on stdout (progress goes to stderr)")
         .option("--no-dashboard", "do not start the web dashboard (swarm dashboard)")
-        .addOption(allowWorkspaceOption()),
+        .addOption(allowWorkspaceOption())
+        .addOption(pushOption()),
     ),
   )
     .addHelpText(
@@ -52,10 +55,14 @@ without, with a warning. It is stopped at the end.
 Logs of every process: <workspace>/logs/<name>.log. Ctrl-C cancels the mission, then stops.
 The web dashboard (docs/dashboard.md) runs on http://127.0.0.1:7800/ (any free port when that
 is taken) for as long as the deploy does; its URL, with the token, is in the progress view.
+Delivery: when the mission completes, its head becomes branch squad/<mission> in the brief's
+workspace: repository (working tree, index and current branch untouched; an existing branch is
+never overwritten: exit 2), and is pushed to REMOTE with --push (or deliver: { push: REMOTE }).
 
 Examples:
   $ scripts/deploy-swarm mission-briefs/demo-library.md
-  $ scripts/deploy-swarm mission-briefs/demo-library.md --replicas 3 --json`,
+  $ scripts/deploy-swarm mission-briefs/demo-library.md --replicas 3 --json
+  $ scripts/deploy-swarm mission-briefs/demo-git.md --push origin`,
     )
     .action(async (file: string, flags: DeployFlags) => {
       const common = resolveCommon(flags);
@@ -70,6 +77,7 @@ Examples:
         rosterPath: common.rosterPath,
         json: flags.json === true,
         allowWorkspace: flags.allowWorkspace ?? [],
+        push: flags.push ?? null,
         env: common.env,
         dashboard: flags.dashboard,
       });

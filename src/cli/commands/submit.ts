@@ -10,7 +10,9 @@ import {
   submitMission,
 } from "../../client/submission.ts";
 import { readBriefFile } from "../../client/brief-file.ts";
-import { seedMissionWorkspace } from "../../orchestrator/workspace-seed.ts";
+import { prepareMissionWorkspace } from "../../client/mission-workspace.ts";
+import { BadInputError } from "../../errors.ts";
+import { deliverAfterMission, pushOption } from "../mission-delivery.ts";
 import { formatEventLine } from "../event-line.ts";
 import {
   allowWorkspaceOption,
@@ -24,6 +26,7 @@ interface SubmitFlags extends CommonFlags {
   wait?: boolean;
   json?: boolean;
   allowWorkspace?: string[];
+  push?: string;
 }
 
 export function registerSubmitCommand(program: Command): void {
@@ -34,15 +37,30 @@ export function registerSubmitCommand(program: Command): void {
       .argument("<brief>", "mission brief (Markdown); - reads it from stdin")
       .option("--wait", "follow the mission to its end; exit 0 only if it completed")
       .option("--json", "with --wait: print each event as JSON")
-      .addOption(allowWorkspaceOption()),
+      .addOption(allowWorkspaceOption())
+      .addOption(pushOption()),
   )
-    .addHelpText("after", "\nExamples:\n  $ swarm submit mission-briefs/demo-library.md --wait")
+    .addHelpText(
+      "after",
+      "\nWith --wait, a completed mission is delivered: branch squad/<mission> in the brief's\n" +
+        "workspace repository (its working tree, index and current branch untouched), and\n" +
+        "pushed to REMOTE with --push (or the brief's deliver: { push: REMOTE }).\n" +
+        "\nExamples:\n  $ swarm submit mission-briefs/demo-library.md --wait\n" +
+        "  $ swarm submit mission-briefs/demo-git.md --wait --push origin",
+    )
     .action(async (file: string, flags: SubmitFlags) => {
       const common = resolveCommon(flags);
-      const { text, sourcePath, seed } = await readBriefFile(
+      if (flags.push !== undefined && !flags.wait) {
+        throw new BadInputError(
+          "--push delivers when the mission ends, so it needs --wait (or later: swarm deliver <mission> --push REMOTE)",
+        );
+      }
+      const { text, sourcePath, seed, brief } = await readBriefFile(
         file,
         common.rosterPath,
         flags.allowWorkspace,
+        process.stdin,
+        { checkBase: true },
       );
       const nc = await connectBus({
         ...(await clientConnectOptions(common, "swarm-submit", { role: "operator" })),
@@ -52,8 +70,18 @@ export function registerSubmitCommand(program: Command): void {
         const guard = await openCliGuard(nc, { publishes: true });
         const fromSeq = flags.wait ? await nextEventsSeq(nc).catch(() => 1) : 1;
         const missionId = newMissionId();
-        if (seed) await seedMissionWorkspace(seed, common.workspaceRoot, missionId);
-        await submitMission(nc, { brief: text, sourcePath, missionId, signer: guard.signer });
+        const { workspace, repo } = await prepareMissionWorkspace(nc, {
+          seed,
+          missionId,
+          stateDir: common.stateDir,
+        });
+        await submitMission(nc, {
+          brief: text,
+          sourcePath,
+          missionId,
+          signer: guard.signer,
+          workspace,
+        });
         process.stdout.write(`${missionId}\n`);
         if (!flags.wait) return;
         const color = process.stdout.isTTY === true;
@@ -66,8 +94,20 @@ export function registerSubmitCommand(program: Command): void {
               flags.json ? `${JSON.stringify(e)}\n` : `${formatEventLine(e, color)}\n`,
             ),
         });
+        const delivered = await deliverAfterMission(repo, {
+          missionId,
+          final,
+          workspace,
+          push: flags.push ?? brief.deliver?.push ?? null,
+          // With --json stdout carries events only.
+          out: flags.json ? process.stderr : process.stdout,
+        });
         process.exitCode =
-          final.type === "mission_completed" ? ExitCode.ok : ExitCode.missionFailed;
+          delivered !== ExitCode.ok
+            ? delivered
+            : final.type === "mission_completed"
+              ? ExitCode.ok
+              : ExitCode.missionFailed;
       } finally {
         await nc.drain();
       }

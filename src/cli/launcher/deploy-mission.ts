@@ -24,7 +24,8 @@ import { BadInputError, ExitCode, errorMessage } from "../../errors.ts";
 import { REDACT_PATHS, type Logger } from "../../log.ts";
 import { newMissionId, nextEventsSeq, submitMission } from "../../client/submission.ts";
 import { isFinalMissionEvent, makeEvent, type FinalMissionEvent } from "../../schema/index.ts";
-import { seedMissionWorkspace } from "../../orchestrator/workspace-seed.ts";
+import { prepareMissionWorkspace } from "../../client/mission-workspace.ts";
+import { deliverAfterMission } from "../mission-delivery.ts";
 import { readBriefFile } from "../../client/brief-file.ts";
 import { openRootToUser } from "../../tools/sandbox.ts";
 import { sandboxUser } from "../../tools/sandbox-user.ts";
@@ -62,6 +63,8 @@ export interface DeployOptions {
   json: boolean;
   /** --allow-workspace: directories outside the brief's tree its workspace: may name. */
   allowWorkspace?: readonly string[];
+  /** --push REMOTE: also push the delivered branch there (else the brief's deliver.push). */
+  push?: string | null;
   env: SwarmEnv;
   /** How long a cancelled mission may take to report its end. Default 10 s. */
   cancelWaitMs?: number;
@@ -78,6 +81,8 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
     opts.briefFile,
     opts.rosterPath,
     opts.allowWorkspace,
+    process.stdin,
+    { checkBase: true },
   );
   if (!brief.plan && !opts.env.SWARM_PLANNER_MODEL) {
     throw new BadInputError(
@@ -259,9 +264,20 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
     let final: FinalMissionEvent | null = null;
     let noFinalReason = "interrupted before the mission was submitted";
     let failure: { message: string; code: number } | null = null;
+    let deliveryCode: number = ExitCode.ok;
     if (!signalled) {
-      if (seed) await seedMissionWorkspace(seed, opts.workspaceRoot, missionId);
-      await submitMission(nc, { brief: text, sourcePath, missionId, signer: guard.signer });
+      const { workspace, repo } = await prepareMissionWorkspace(nc, {
+        seed,
+        missionId,
+        stateDir: opts.stateDir,
+      });
+      await submitMission(nc, {
+        brief: text,
+        sourcePath,
+        missionId,
+        signer: guard.signer,
+        workspace,
+      });
       log.info({ missionId, agents, replicas: opts.replicas }, "mission submitted");
       const first = await Promise.race([
         finalEvent.then((e) => ({ kind: "final" as const, e })),
@@ -290,6 +306,21 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
         noFinalReason = `${reason}; the orchestrator did not confirm the cancellation in time`;
         final = await Promise.race([finalEvent, sleepNull(opts.cancelWaitMs ?? 10_000)]);
       }
+      // 4b. Delivery (on this machine: it has the workspace repository), before NATS goes.
+      if (final) {
+        const say = (tone: "ok" | "warn") => ({
+          write: (t: string) => show({ kind: "notice", text: t.trimEnd(), tone, at: Date.now() }),
+        });
+        deliveryCode = await deliverAfterMission(repo, {
+          missionId,
+          final,
+          workspace,
+          push: opts.push ?? brief.deliver?.push ?? null,
+          out: say("ok"),
+          errOut: say("warn"),
+        });
+        log.info({ missionId, code: deliveryCode }, "delivery done");
+      }
     }
 
     // 5. Summary: from the final event and the report the orchestrator wrote.
@@ -312,6 +343,7 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
       process.stderr.write(`swarm deploy: ${failure.message}\n`);
       return failure.code;
     }
+    if (deliveryCode !== ExitCode.ok) return deliveryCode;
     return summary.status === "completed" ? ExitCode.ok : ExitCode.missionFailed;
   } finally {
     await teardown();
