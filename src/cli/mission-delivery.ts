@@ -4,11 +4,7 @@
  * then say what was delivered, or where the head is when nothing was).
  */
 import { Option } from "commander";
-import {
-  deliverMission,
-  describeDelivered,
-  deliveryFailure,
-} from "../client/mission-workspace.ts";
+import { deliverMission, describeDelivered, deliveryFailure } from "../client/mission-workspace.ts";
 import { BadInputError, ExitCode, exitCodeFor } from "../errors.ts";
 import type { FinalMissionEvent, MissionWorkspace } from "../schema/index.ts";
 import type { MissionRepo } from "../workspace/mission-repo.ts";

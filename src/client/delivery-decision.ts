@@ -22,8 +22,7 @@ export interface DeliveryRequest {
 }
 
 export type DeliveryStep =
-  | { kind: "branch"; repoDir: string }
-  | { kind: "push"; remote: string; fromDir: string | null };
+  { kind: "branch"; repoDir: string } | { kind: "push"; remote: string; fromDir: string | null };
 
 export type DeliveryDecision =
   | { kind: "deliver"; head: CommitId; steps: DeliveryStep[]; notes: string[] }
@@ -33,7 +32,10 @@ export function decideDelivery(r: DeliveryRequest): DeliveryDecision {
   const exportHint = (partial: boolean) =>
     `swarm export ${r.missionId}${partial ? " --partial" : ""} DIR`;
   if (r.end === null) {
-    return { kind: "nothing", notes: [`mission ${r.missionId} has not ended yet: nothing to deliver`] };
+    return {
+      kind: "nothing",
+      notes: [`mission ${r.missionId} has not ended yet: nothing to deliver`],
+    };
   }
   if (r.head === null) {
     return {

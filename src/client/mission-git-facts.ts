@@ -27,7 +27,10 @@ export interface MissionGitFacts {
   tasks: Record<string, { title: string; agent: string }>;
   /** In branch order. */
   merges: TaskMerge[];
-  final: { type: "mission_completed" | "mission_failed" | "mission_cancelled"; head: CommitId | null } | null;
+  final: {
+    type: "mission_completed" | "mission_failed" | "mission_cancelled";
+    head: CommitId | null;
+  } | null;
   /** The branch's head as far as the events go: the final head, else the last merge, else the base. */
   head: CommitId | null;
 }
@@ -58,8 +61,7 @@ export function missionGitFacts(events: readonly SquadEvent[], missionId: string
       facts.final = { type: e.type, head: e.payload.head ?? null };
     }
   }
-  facts.head =
-    facts.final?.head ?? facts.merges.at(-1)?.head ?? facts.workspace?.base ?? null;
+  facts.head = facts.final?.head ?? facts.merges.at(-1)?.head ?? facts.workspace?.base ?? null;
   return facts;
 }
 

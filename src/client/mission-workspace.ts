@@ -8,18 +8,12 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { z } from "zod";
 import { errorMessage } from "../errors.ts";
 import { MissionWorkspace, type CommitId } from "../schema/index.ts";
 import { bundleLimitsFromEnv, openBundleStore } from "../workspace/bundle-store.ts";
 import { makeMissionBase } from "../workspace/mission-base.ts";
 import { MissionRepo } from "../workspace/mission-repo.ts";
-import {
-  deliverBranch,
-  exportClone,
-  pushBranch,
-  type Delivered,
-} from "../workspace/delivery.ts";
+import { deliverBranch, exportClone, pushBranch, type Delivered } from "../workspace/delivery.ts";
 import { decideDelivery, type DeliveryRequest } from "./delivery-decision.ts";
 
 /** Where the CLI keeps its cache repositories of missions. */

@@ -127,7 +127,9 @@ export async function pushBranch(opts: {
           `another name yourself (swarm export ${opts.missionId} DIR, then git push)`,
       );
     }
-    if (/does not appear to be a git repository|could not read from remote|no such remote/i.test(text)) {
+    if (
+      /does not appear to be a git repository|could not read from remote|no such remote/i.test(text)
+    ) {
       throw new BadInputError(
         `cannot push to ${shown}: ${lastLine(text)} (a remote is the name of one of ${where}'s ` +
           "remotes, or a URL)",
@@ -156,7 +158,8 @@ export async function exportClone(opts: {
   const dir = path.resolve(opts.dir);
   const entries = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") return null;
-    if (err.code === "ENOTDIR") throw new BadInputError(`export: ${dir} is a file, not a directory`);
+    if (err.code === "ENOTDIR")
+      throw new BadInputError(`export: ${dir} is a file, not a directory`);
     throw err;
   });
   if (entries !== null && entries.length > 0) {

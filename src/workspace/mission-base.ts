@@ -40,10 +40,7 @@ const SHOWN_PATHS = 8;
 
 /** What kind of directory a workspace is, as far as git can tell. */
 export type WorkspaceKind =
-  | { kind: "git"; top: string }
-  | { kind: "bare" }
-  | { kind: "git-dir" }
-  | { kind: "directory" };
+  { kind: "git"; top: string } | { kind: "bare" } | { kind: "git-dir" } | { kind: "directory" };
 
 /** A workspace directory that may become a mission base. */
 export type CheckedWorkspace =
@@ -240,7 +237,9 @@ function identityEnv(): Record<string, string> {
 
 function gitProblem(dir: string, err: unknown): Error {
   if (err instanceof UserGitError) {
-    return new BadInputError(`workspace ${dir}: git could not read it: ${err.stderr || err.message}`);
+    return new BadInputError(
+      `workspace ${dir}: git could not read it: ${err.stderr || err.message}`,
+    );
   }
   return err instanceof Error ? err : new Error(String(err));
 }

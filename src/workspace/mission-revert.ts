@@ -104,10 +104,9 @@ export async function revertTask(opts: {
   try {
     await runUserGit(["worktree", "add", "--quiet", "--detach", worktree, tip], { cwd: dir });
     const commit = await revertIn(worktree, opts.merged, message, env);
-    await runUserGit(
-      ["update-ref", "-m", `squad: revert task ${opts.taskId}`, ref, commit, tip],
-      { cwd: dir },
-    );
+    await runUserGit(["update-ref", "-m", `squad: revert task ${opts.taskId}`, ref, commit, tip], {
+      cwd: dir,
+    });
     return { branch, commit, reverts: opts.merged, checkedOut: false, repoDir: dir };
   } finally {
     await runUserGit(["worktree", "remove", "--force", worktree], { cwd: dir }).catch(

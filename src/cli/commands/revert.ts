@@ -23,7 +23,10 @@ export function registerRevertCommand(program: Command): void {
         "--repo <dir>",
         "the repository holding branch squad/<mission> (default: the mission's workspace repository; or an export)",
       )
-      .option("--json", "print { mission_id, task_id, branch, commit, reverts, checked_out } as JSON"),
+      .option(
+        "--json",
+        "print { mission_id, task_id, branch, commit, reverts, checked_out } as JSON",
+      ),
   )
     .addHelpText(
       "after",
