@@ -103,9 +103,24 @@ export async function pushBranch(opts: {
     throw new BadInputError(`--push ${shown}: a remote is a name or a URL, not an option`);
   }
   await offer(opts.repo, opts.head);
+  if (opts.fromDir !== null) {
+    // The objects (no ref) into the user's repository, so its own push can send them.
+    await runUserGit(
+      ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", opts.repo.gitDir, DELIVER_REF],
+      { cwd: opts.fromDir },
+    );
+  }
   const where = opts.fromDir ?? opts.repo.gitDir;
   const gitDirArgs = opts.fromDir === null ? [`--git-dir=${opts.repo.gitDir}`] : [];
+  const cwd = opts.fromDir ?? opts.repo.gitDir;
   try {
+    // The remote's branch of that name: absent (push), at the head (done), else refuse.
+    const listed = await runUserGit([...gitDirArgs, "ls-remote", opts.remote, ref], { cwd });
+    const tip = /^([0-9a-f]{40})\s/.exec(listed)?.[1];
+    if (tip === opts.head) return { branch, commit: opts.head, where: shown, already: true };
+    if (tip !== undefined) {
+      throw new UserGitError("exists", 1, `! [rejected] ${branch} already exists (stale info)`);
+    }
     await runUserGit(
       [
         ...gitDirArgs,
@@ -115,7 +130,7 @@ export async function pushBranch(opts: {
         opts.remote,
         `${opts.head}:${ref}`,
       ],
-      { cwd: opts.fromDir ?? opts.repo.gitDir },
+      { cwd },
     );
   } catch (err) {
     if (!(err instanceof UserGitError)) throw err;
@@ -222,7 +237,16 @@ async function offer(repo: DeliveryRepo, head: CommitId): Promise<void> {
   await repo.setRef(DELIVER_REF, head);
 }
 
+/** git's reason: a rejected ref's line, else the first fatal/error that is not the summary. */
 function lastLine(text: string): string {
-  const lines = text.split("\n").filter((l) => l.trim());
-  return (lines.at(-1) ?? "git gave no reason").replace(/^(fatal|error):\s*/, "");
+  const lines = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const pick =
+    lines.find((l) => l.startsWith("! [")) ??
+    lines.find((l) => /^(fatal|error):/.test(l) && !/failed to push some refs/.test(l)) ??
+    lines.at(-1) ??
+    "git gave no reason";
+  return pick.replace(/^(fatal|error):\s*/, "");
 }
