@@ -88,7 +88,7 @@ describe("parseBrief", () => {
     const msg = refusal("---\ntitle: x\nbudget:\n  tokens: lots\nowner: me\n---\nbody\n");
     expect(msg).toContain("line 4: budget.tokens: ");
     expect(msg).toContain(
-      'line 5: unknown key "owner" (allowed: title, agents, budget, workspace, plan)',
+      'line 5: unknown key "owner" (allowed: title, agents, budget, workspace, deliver, plan)',
     );
     expect(refusal("---\n- a\n- b\n---\nbody")).toMatch(
       /line 2: the front matter must be a mapping/,
