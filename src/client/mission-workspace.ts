@@ -10,6 +10,7 @@ import path from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { errorMessage } from "../errors.ts";
 import { MissionWorkspace, type CommitId } from "../schema/index.ts";
+import { isPermissionError } from "../bus/permission-error.ts";
 import { bundleLimitsFromEnv, openBundleStore } from "../workspace/bundle-store.ts";
 import { makeMissionBase } from "../workspace/mission-base.ts";
 import { MissionRepo } from "../workspace/mission-repo.ts";
@@ -21,14 +22,28 @@ export function cliRepoRoot(stateDir: string): string {
   return path.join(stateDir, "repos");
 }
 
-/** The mission's cache repository on this machine, backed by the `squad_bundles` object store. */
+/**
+ * The mission's cache repository on this machine, backed by the
+ * `squad_bundles` object store. Like the streams (ensureStreamsUsable):
+ * the bucket is made when this connection may (a server without
+ * authentication); else it must exist (the orchestrator makes it).
+ */
 export async function openCliMissionRepo(
   nc: NatsConnection,
   stateDir: string,
   missionId: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<MissionRepo> {
-  const store = await openBundleStore(nc, bundleLimitsFromEnv(env), { provision: false });
+  const limits = bundleLimitsFromEnv(env);
+  const store = await openBundleStore(nc, limits, { provision: false }).catch(
+    async (err: unknown) => {
+      try {
+        return await openBundleStore(nc, limits);
+      } catch (again) {
+        throw isPermissionError(again) ? err : again;
+      }
+    },
+  );
   return MissionRepo.open(cliRepoRoot(stateDir), missionId, store);
 }
 

@@ -3,14 +3,19 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseBrief } from "../../src/orchestrator/brief.ts";
-import {
-  resolveWorkspaceSeed,
-  seedMissionWorkspace,
-} from "../../src/orchestrator/workspace-seed.ts";
+import { resolveWorkspaceSeed } from "../../src/orchestrator/workspace-seed.ts";
 import { runSwarm } from "../helpers/swarm-process.ts";
 import { briefText, plan, startSwarm, type Swarm } from "./e2e-harness.ts";
 
-describe("a brief's workspace: seeds the mission workspace", () => {
+/** The mission's result as files: `swarm export` of its head (git workspaces). */
+async function exported(swarm: Swarm, missionId: string, file: string): Promise<string> {
+  const dir = path.join(swarm.workspace, `export-${missionId}`);
+  const r = await runSwarm(["export", missionId, dir], swarm.env());
+  expect(r.code, r.stderr).toBe(0);
+  return readFile(path.join(dir, file), "utf8");
+}
+
+describe("a brief's workspace: the mission starts from its files", () => {
   let swarm: Swarm;
   let dir: string;
 
@@ -32,7 +37,7 @@ describe("a brief's workspace: seeds the mission workspace", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("copies the directory (without node_modules) before the tasks run", async () => {
+  it("its files (without node_modules) are the mission's base; the result comes back", async () => {
     const file = path.join(dir, "brief.md");
     await writeFile(
       file,
@@ -52,8 +57,7 @@ describe("a brief's workspace: seeds the mission workspace", () => {
     const r = await runSwarm(["submit", file, "--wait"], swarm.env());
     expect(r.code, r.stderr).toBe(0);
     const missionId = r.stdout.split("\n")[0]!;
-    const out = await readFile(path.join(swarm.workspace, missionId, "src/output.txt"), "utf8");
-    expect(out).toBe("SEEDED\n");
+    expect(await exported(swarm, missionId, "src/output.txt")).toBe("SEEDED\n");
   });
 
   it("refuses a workspace that is not a directory, naming it (exit 2)", async () => {
@@ -92,17 +96,12 @@ describe("a brief's workspace: seeds the mission workspace", () => {
     );
     expect(r.code, r.stderr).toBe(0);
     const missionId = r.stdout.split("\n")[0]!;
-    expect(await readFile(path.join(swarm.workspace, missionId, "src/input.txt"), "utf8")).toBe(
-      "seeded\n",
-    );
+    expect(await exported(swarm, missionId, "src/input.txt")).toBe("seeded\n");
   });
 
-  it("resolves relative to the brief and copies into <root>/<mission>", async () => {
+  it("resolves relative to the brief", async () => {
     const brief = parseBrief(briefText({ title: "x", workspace: "project" }, "# do it\n"), {});
     const seed = await resolveWorkspaceSeed(brief, path.join(dir, "brief.md"));
     expect(seed).toBe(path.join(dir, "project"));
-    const root = path.join(dir, "root");
-    const dest = await seedMissionWorkspace(seed!, root, "m-1");
-    expect(await readFile(path.join(dest, "src/input.txt"), "utf8")).toBe("seeded\n");
   });
 });
