@@ -42,6 +42,14 @@ describe("shipped mission briefs", async () => {
         expect(tasks.length).toBeGreaterThanOrEqual(6);
         expect(new Set(tasks.map((t) => t.agent)).size).toBeGreaterThanOrEqual(3);
         expect(tasks.every((t) => t.run?.length && t.verify?.length)).toBe(true);
+      } else if (file === "demo-git.md") {
+        // The offline git demo: two parallel tasks, a third needing both, on the demo repository.
+        expect(brief.workspace).toBe("./demo-git-repo");
+        expect(brief.plan!.waves.map((w) => w.tasks.map((t) => t.id))).toEqual([
+          ["greeting", "numbers"],
+          ["summary"],
+        ]);
+        expect(brief.plan!.waves[1]!.tasks[0]!.depends_on).toEqual(["greeting", "numbers"]);
       } else {
         expect(brief.plan).toBeNull();
       }
