@@ -279,3 +279,23 @@ describe("a completed mission's history from events and bundles", () => {
     expect(await git(m.app, "rev-parse", `squad/${m.id}`)).toBe(m.m2);
   });
 });
+
+describe("the mission history commands' help", () => {
+  it.each(["diff", "log", "export", "deliver", "revert"])(
+    "swarm %s --help has examples and --json",
+    async (cmd) => {
+      const r = await swarm([cmd, "--help"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain("Examples:");
+      expect(r.stdout).toContain(`$ swarm ${cmd} m-`);
+      expect(r.stdout).toContain("--json");
+    },
+  );
+
+  it("a mission id that is not one, and a mission without events: exit 2", async () => {
+    expect((await swarm(["log", "not an id"])).code).toBe(2);
+    const none = await swarm(["diff", "m-20990101-000000-0000"]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("no events of mission");
+  });
+});
