@@ -6,7 +6,7 @@
  *   a git repository (the directory is its working tree's top level)
  *        → its HEAD, with history; refused when it has uncommitted changes
  *          or untracked files that are not ignored (nothing is dropped
- *          silently), when it is bare, or when it has no commit yet
+ *          silently), when it is bare, shallow, or has no commit yet
  *   a plain directory (also one inside some other repository's tree)
  *        → a first commit of its files (node_modules and .git left out)
  *   none → an empty first commit
@@ -164,6 +164,15 @@ async function cleanHead(dir: string): Promise<{ head: CommitId; branch: string 
     throw new BadInputError(
       `workspace ${dir} is a git repository without any commit: commit its files first ` +
         "(git add -A && git commit -m 'Initial commit')",
+    );
+  }
+  const shallow = await runUserGit(["rev-parse", "--is-shallow-repository"], { cwd: dir }).catch(
+    () => "false",
+  );
+  if (shallow.trim() === "true") {
+    throw new BadInputError(
+      `workspace ${dir} is a shallow clone: a mission needs the history it starts from; ` +
+        "fetch the rest first (git fetch --unshallow)",
     );
   }
   const branch = await runUserGit(["symbolic-ref", "--short", "-q", "HEAD"], { cwd: dir })

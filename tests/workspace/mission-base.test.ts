@@ -116,7 +116,7 @@ describe("makeMissionBase", () => {
     expect((await checkWorkspace(dir)).kind).toBe("git");
   });
 
-  it("refuses a bare repository, a file, a missing path and a repository without commits", async () => {
+  it("refuses a bare repository, a file, a missing path, a repository without commits, a shallow clone", async () => {
     const bare = path.join(root, "bare.git");
     await mkdir(bare);
     await git(bare, "init", "-q", "--bare");
@@ -131,6 +131,9 @@ describe("makeMissionBase", () => {
     await mkdir(empty);
     await git(empty, "init", "-q");
     expect((await refusal(checkWorkspace(empty))).message).toContain("without any commit");
+    const shallow = path.join(root, "repo-shallow");
+    await git(root, "clone", "-q", "--depth=1", `file://${path.join(root, "repo-clean")}`, shallow);
+    expect((await refusal(checkWorkspace(shallow))).message).toContain("git fetch --unshallow");
     const dotgit = path.join(root, "repo-clean", ".git");
     expect((await refusal(checkWorkspace(dotgit))).message).toContain(".git directory");
   });
