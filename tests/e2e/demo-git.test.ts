@@ -60,7 +60,12 @@ describe("the git workspace demo", () => {
 
       expect(await repoState(repo)).toEqual(before);
       const log = (
-        await git(repo, "log", "--format=%(trailers:key=Squad-Task,valueonly)|%s", branch)
+        await git(
+          repo,
+          "log",
+          "--format=%(trailers:key=Squad-Task,valueonly,separator=)|%s",
+          branch,
+        )
       )
         .split("\n")
         .filter(Boolean);

@@ -124,7 +124,7 @@ describe("deliverBranch", () => {
     const log = await git(
       m.dir,
       "log",
-      "--format=%s|%(trailers:key=Squad-Task,valueonly)",
+      "--format=%s|%(trailers:key=Squad-Task,valueonly,separator=)",
       `squad/${m.id}`,
     );
     expect(log.split("\n").filter(Boolean)).toEqual(["Task two|t2", "Task one|t1", "commit 1|"]);
