@@ -72,7 +72,11 @@ export function describeEvent(e: SquadEvent): string {
       const r = e.payload.result;
       const verdict =
         e.type === "task_completed" ? "completed" : `failed: ${oneLine(r.error ?? "", 120)}`;
-      return `${e.task_id} ${verdict} on ${r.worker} in ${ms(r.duration_ms)}, ${r.steps.length} steps, ${tokens(r.usage)}`;
+      const c = r.changes;
+      const changed = c
+        ? `, commit ${c.commit.slice(0, 10)}: ${c.files.length} file${c.files.length === 1 ? "" : "s"} +${c.additions} -${c.deletions}`
+        : "";
+      return `${e.task_id} ${verdict} on ${r.worker} in ${ms(r.duration_ms)}, ${r.steps.length} steps, ${tokens(r.usage)}${changed}`;
     }
     case "task_merged": {
       const p = e.payload;

@@ -348,4 +348,70 @@ describe("progress model", () => {
     expect(t.elapsed).toBe("5.0s"); // frozen at the end, not `now`
     expect(t.tokens).toBe("360 tokens");
   });
+
+  it("shows a task's commit and changed lines, its merge, and a conflict as a retry", () => {
+    const C = "c".repeat(40);
+    const B = "b".repeat(40);
+    const H = "d".repeat(40);
+    const changes = {
+      base: B,
+      commit: C,
+      files: [
+        { path: "x.txt", status: "added", additions: 3, deletions: 0 },
+        { path: "y.txt", status: "modified", additions: 1, deletions: 2 },
+      ],
+      additions: 4,
+      deletions: 2,
+    };
+    let s = run(
+      evs(
+        planned,
+        assigned("a", "builder", 1, 1, 2),
+        started("a", 1, "builder/i1", 3),
+        ev("task_completed", 4, result("succeeded", 1, "builder/i1", { changes }), {
+          task_id: "a",
+        }),
+      ),
+    );
+    expect(progressTable(s, T0).waves[0]!.tasks[0]!.detail).toBe("cccccccccc 2 files +4 -2");
+    s = run(
+      evs(
+        ev(
+          "task_merged",
+          5,
+          { attempt: 1, commit: C, merged: H, onto: B, head: H, fast_forward: false },
+          { task_id: "a" },
+        ),
+      ),
+      s,
+    );
+    expect(progressTable(s, T0).waves[0]!.tasks[0]!.detail).toBe(
+      "merged dddddddddd (rebased) 2 files +4 -2",
+    );
+    s = run(
+      evs(
+        assigned("b", "builder", 1, 1, 2),
+        started("b", 1, "builder/i2", 3),
+        ev("task_completed", 4, result("succeeded", 1, "builder/i2", { changes }), {
+          task_id: "b",
+        }),
+        ev(
+          "task_conflicted",
+          6,
+          {
+            attempt: 1,
+            commit: C,
+            onto: H,
+            reason: "conflict",
+            files: ["x.txt"],
+            error: "conflict",
+          },
+          { task_id: "b" },
+        ),
+      ),
+      s,
+    );
+    expect(s.tasks.b).toMatchObject({ status: "retrying", error: "not merged: conflict in x.txt" });
+    expect(s.notices.at(-1)?.text).toBe("task b attempt 1 not merged: conflict in x.txt");
+  });
 });

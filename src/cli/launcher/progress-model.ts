@@ -47,6 +47,8 @@ export interface ProgressTaskRow {
   steps: number;
   lastStep: string | null;
   error: string | null;
+  /** What the task changed (git workspaces): `<commit> 2 files +3 -1`, then `merged …`. */
+  change: string | null;
 }
 
 export interface WaveRow {
@@ -251,6 +253,28 @@ function applyEvent(state: ProgressState, e: SquadEvent): ProgressState {
     case "task_completed":
     case "task_failed":
       return taskResult(state, e, at);
+    case "task_merged": {
+      const row = e.task_id ? state.tasks[e.task_id] : undefined;
+      if (!row) return state;
+      const how = e.payload.fast_forward ? "fast-forward" : "rebased";
+      const files = row.change?.replace(/^\S+ /, "") ?? "";
+      return setTask(state, row.id, {
+        change: `merged ${e.payload.merged.slice(0, 10)} (${how})${files ? ` ${files}` : ""}`,
+      });
+    }
+    case "task_conflicted": {
+      const row = e.task_id ? state.tasks[e.task_id] : undefined;
+      if (!row || e.payload.attempt < row.attempt) return state;
+      const files = e.payload.files.length ? ` in ${e.payload.files.join(", ")}` : "";
+      const what =
+        e.payload.reason === "conflict" ? `conflict${files}` : "verify failed on the merged tree";
+      return notice(
+        setTask(state, row.id, { status: "retrying", error: `not merged: ${what}`, change: null }),
+        at,
+        `task ${row.id} attempt ${e.payload.attempt} not merged: ${what}`,
+        "warn",
+      );
+    }
     case "mission_completed":
     case "mission_failed":
     case "mission_cancelled": {
@@ -322,7 +346,11 @@ function taskResult(
     tokens: r.usage.input_tokens + r.usage.output_tokens,
   };
   if (e.type === "task_completed") {
-    return setTask(state, row.id, { ...common, status: "succeeded", error: null });
+    const c = r.changes;
+    const change = c
+      ? `${c.commit.slice(0, 10)} ${c.files.length} file${c.files.length === 1 ? "" : "s"} +${c.additions} -${c.deletions}`
+      : null;
+    return setTask(state, row.id, { ...common, status: "succeeded", error: null, change });
   }
   const max = row.maxAttempts;
   const final = r.retryable === false || (max !== null && r.attempt >= max);
@@ -535,9 +563,11 @@ function taskCells(state: ProgressState, t: ProgressTaskRow, now: number): TaskC
       ? t.error
       : t.status === "stalled"
         ? `${replica} died; redelivered to another replica after the ack wait`
-        : t.status === "running" || t.status === "succeeded"
-          ? (t.lastStep ?? t.title)
-          : t.title;
+        : t.status === "succeeded" && t.change
+          ? t.change
+          : t.status === "running" || t.status === "succeeded"
+            ? (t.lastStep ?? t.title)
+            : t.title;
   return {
     mark: TASK_MARK[t.status],
     id: t.id,
@@ -637,6 +667,7 @@ function addTask(
     steps: 0,
     lastStep: null,
     error: null,
+    change: null,
   };
   let waves = state.waves;
   if (!waves.some((w) => w.wave === t.wave)) {
