@@ -35,8 +35,8 @@ export async function openMissionGit(
   name: string,
 ): Promise<MissionGitSession> {
   checkMissionId(missionId);
-  // Reading bundles is an operator's right (the object store is not a watcher's).
-  const nc = await connectCliBus(common, name, "operator");
+  // Only reads: events and bundles (a watcher may read both).
+  const nc = await connectCliBus(common, name, "watcher");
   try {
     const guard = await openCliGuard(nc, { publishes: false });
     const events: SquadEvent[] = [];
