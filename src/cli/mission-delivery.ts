@@ -37,6 +37,8 @@ export async function deliverAfterMission(
     out: WritableText;
     /** Where a failure is said; default stderr. */
     errOut?: WritableText;
+    /** Where a note (nothing delivered, and why) is said; default `out`. */
+    noteOut?: WritableText;
   },
 ): Promise<ExitCode> {
   try {
@@ -49,7 +51,7 @@ export async function deliverAfterMission(
       partial: opts.partial ?? false,
     });
     for (const d of outcome.delivered) opts.out.write(`${describeDelivered(d)}\n`);
-    for (const n of outcome.notes) opts.out.write(`${n}\n`);
+    for (const n of outcome.notes) (opts.noteOut ?? opts.out).write(`${n}\n`);
     return ExitCode.ok;
   } catch (err) {
     (opts.errOut ?? process.stderr).write(`${deliveryFailure(err)}\n`);

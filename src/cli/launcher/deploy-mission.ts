@@ -308,7 +308,7 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
       }
       // 4b. Delivery (on this machine: it has the workspace repository), before NATS goes.
       if (final) {
-        const say = (tone: "ok" | "warn") => ({
+        const say = (tone: "ok" | "warn" | "plain") => ({
           write: (t: string) => show({ kind: "notice", text: t.trimEnd(), tone, at: Date.now() }),
         });
         deliveryCode = await deliverAfterMission(repo, {
@@ -318,6 +318,7 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
           push: opts.push ?? brief.deliver?.push ?? null,
           out: say("ok"),
           errOut: say("warn"),
+          noteOut: say("plain"),
         });
         log.info({ missionId, code: deliveryCode }, "delivery done");
       }
