@@ -76,8 +76,12 @@ export function baseOf(facts: MissionGitFacts): CommitId {
  */
 export function headOf(facts: MissionGitFacts, partial: boolean): CommitId {
   const head = facts.head;
-  if (head === null) baseOf(facts);
-  if (facts.final?.type === "mission_completed" || partial) return head!;
+  if (head === null) {
+    throw new BadInputError(
+      `mission ${facts.missionId} recorded no head commit (it ran without git workspaces)`,
+    );
+  }
+  if (facts.final?.type === "mission_completed" || partial) return head;
   const state =
     facts.final === null
       ? "has not ended yet"

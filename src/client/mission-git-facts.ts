@@ -61,7 +61,11 @@ export function missionGitFacts(events: readonly SquadEvent[], missionId: string
       facts.final = { type: e.type, head: e.payload.head ?? null };
     }
   }
-  facts.head = facts.final?.head ?? facts.merges.at(-1)?.head ?? facts.workspace?.base ?? null;
+  // An ended mission's head is the one its final event names: none, it ran without git
+  // workspaces (an orchestrator from before them), whatever a local record says the base was.
+  facts.head = facts.final
+    ? facts.final.head
+    : (facts.merges.at(-1)?.head ?? facts.workspace?.base ?? null);
   return facts;
 }
 

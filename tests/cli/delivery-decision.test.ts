@@ -126,5 +126,18 @@ describe("missionGitFacts", () => {
     expect(missionGitFacts([ev.planned], "m-1").head).toBe(BASE);
     expect(missionGitFacts([ev.planned, ev.merged], "m-1").head).toBe(HEAD);
     expect(missionGitFacts([], "m-1").head).toBeNull();
+    // Ended without a head (no git workspaces then): none, not the base.
+    const done = makeEvent(
+      "mission_completed",
+      { mission_id: "m-1", source: "orchestrator" },
+      {
+        summary: "",
+        tasks: { total: 0, succeeded: 0, failed: 0 },
+        duration_ms: 1,
+        usage: { input_tokens: 0, output_tokens: 0 },
+        report: null,
+      },
+    );
+    expect(missionGitFacts([ev.planned, done], "m-1").head).toBeNull();
   });
 });

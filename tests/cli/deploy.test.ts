@@ -104,6 +104,18 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
+/**
+ * The files a mission produced: its head written out by `swarm export` (git workspaces),
+ * or, for a mission that recorded no repository, the shared mission directory.
+ */
+async function missionFiles(ws: string, missionId: string): Promise<string> {
+  const dir = path.join(ws, `export-${missionId}`);
+  const r = await runSwarm(["export", missionId, dir], swarmEnv(nats.url, ws));
+  if (r.code === 0) return dir;
+  expect(r.stderr).toMatch(/without git workspaces/);
+  return path.join(ws, missionId);
+}
+
 describe("swarm deploy", () => {
   it("runs the demo brief to completion: the built library, the report, one JSON line", async () => {
     const ws = await tempDir();
@@ -118,7 +130,7 @@ describe("swarm deploy", () => {
     });
     expect(summary.duration_ms).toBeGreaterThan(0);
 
-    const lib = path.join(ws, summary.mission_id, "textkit");
+    const lib = path.join(await missionFiles(ws, summary.mission_id), "textkit");
     expect(await readFile(path.join(lib, "test-report.txt"), "utf8")).toContain("# pass 6");
     expect(await readFile(path.join(lib, "README.md"), "utf8")).toMatch(/slugify[\s\S]*wordCount/);
     expect(await readFile(path.join(lib, "src/index.js"), "utf8")).toContain("slugify");
