@@ -96,7 +96,7 @@ describe("swarm plan", () => {
     expect(r.stdout).toMatch(/^ {2}TASK +AGENT +DEPENDS ON +RUN +VERIFY +TITLE$/m);
     expect(r.stdout).toMatch(/^ {2}scaffold +builder +- +2 +1 +Package skeleton$/m);
     expect(r.stdout).toMatch(
-      /^ {2}test-slugify +tester +slugify, scaffold +1 +1 +Tests for slugify$/m,
+      /^ {2}test-slugify +tester +slugify, scaffold +2 +1 +Tests for slugify$/m,
     );
     expect(r.stdout).toMatch(
       /^ {2}full-suite +tester +test-slugify, test-words, index +1 +2 +Whole test suite$/m,

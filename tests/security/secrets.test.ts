@@ -46,7 +46,7 @@ const steps = (p: string) => [
   `env > ${p}-env.txt; cat ${p}-env.txt`,
   `echo "key=[$OPENAI_API_KEY] pass=[$NATS_PASS] custom=[$SWARM_SECRET_DEPLOY_KEY]"`,
   `tr '\\0' '\\n' < /proc/$PPID/environ > ${p}-ppid.txt 2>&1; cat ${p}-ppid.txt; true`,
-  // planted.env: the secrets in a file of the mission (copied in from the brief's workspace),
+  // planted.env: the secrets in a file of the mission (its base, from the brief's workspace),
   // so a command prints them whatever the sandbox, and the redaction has something to catch.
   `grep -h -E 'OPENAI_API_KEY|NATS_PASS|SWARM_SECRET' ${p}-ppid.txt planted.env; true`,
 ];
@@ -124,7 +124,12 @@ describe("planted secrets", () => {
     expect(submit.code, `${submit.stdout}\n${submit.stderr}`).toBe(0);
     const mission = submit.stdout.split("\n")[0]!.trim();
 
-    const ws = (f: string) => readFile(path.join(bus.workspace, mission, f), "utf8");
+    // What the tasks wrote: the mission's head (git workspaces), else its shared directory.
+    const exported = path.join(dir, `export-${mission}`);
+    const exp = await runSwarm(["export", mission, exported], env);
+    if (exp.code !== 0) expect(exp.stderr).toMatch(/without git workspaces/);
+    const files = exp.code === 0 ? exported : path.join(bus.workspace, mission);
+    const ws = (f: string) => readFile(path.join(files, f), "utf8");
     if (process.getuid?.() === 0) {
       // A root worker runs even sandbox: none commands as the sandbox user: its environment is not theirs.
       const read = bus.events.of(
