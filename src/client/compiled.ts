@@ -19,7 +19,7 @@ export const DIST_DIR = path.join(ROOT, "dist");
 const STAMP = ".source-hash";
 
 /** Bump when the build itself changes (options, layout): older builds then count as stale. */
-const BUILD_FORMAT = "1";
+const BUILD_FORMAT = "2";
 
 /** Where the sources are and where their build goes (tests use temporary ones). */
 export interface BuildDirs {
@@ -28,12 +28,18 @@ export interface BuildDirs {
 }
 const REPO_DIRS: BuildDirs = { src: SRC_DIR, dist: DIST_DIR };
 
-/** Every .ts file under `src`, relative, sorted. */
+/** A file served as it is (the dashboard's page): anything under an `assets/` folder. */
+function isAsset(file: string): boolean {
+  return file.split(path.sep).includes("assets");
+}
+
+/** Every .ts file and every asset under `src`, relative, sorted. */
 async function sourceFiles(src: string): Promise<string[]> {
   const all = await readdir(src, { recursive: true, withFileTypes: true });
   return all
-    .filter((e) => e.isFile() && e.name.endsWith(".ts") && !e.name.endsWith(".d.ts"))
+    .filter((e) => e.isFile())
     .map((e) => path.relative(src, path.join(e.parentPath, e.name)))
+    .filter((f) => isAsset(f) || (f.endsWith(".ts") && !f.endsWith(".d.ts")))
     .sort();
 }
 
@@ -95,6 +101,14 @@ export async function buildCompiled(dirs = REPO_DIRS): Promise<"fresh" | "built"
   await rm(path.join(dist, STAMP), { force: true });
   const wanted = new Set<string>();
   for (const { file, code } of sources) {
+    if (isAsset(file)) {
+      wanted.add(file);
+      const target = path.join(dist, file);
+      if ((await readFile(target).catch(() => null))?.equals(code)) continue;
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeWhole(target, code);
+      continue;
+    }
     const out = ts.transpileModule(code.toString("utf8"), {
       compilerOptions,
       fileName: file,
@@ -116,14 +130,15 @@ export async function buildCompiled(dirs = REPO_DIRS): Promise<"fresh" | "built"
   const present = await readdir(dist, { recursive: true, withFileTypes: true });
   for (const e of present) {
     const rel = path.relative(dist, path.join(e.parentPath, e.name));
-    if (e.isFile() && rel.endsWith(".js") && !wanted.has(rel)) await rm(path.join(dist, rel));
+    const built = rel.endsWith(".js") || isAsset(rel);
+    if (e.isFile() && built && !wanted.has(rel)) await rm(path.join(dist, rel));
   }
   await writeWhole(path.join(dist, STAMP), fingerprint);
   return "built";
 }
 
 /** Write to a temporary name, then rename: readers see the old file or the new, never half. */
-async function writeWhole(file: string, text: string): Promise<void> {
+async function writeWhole(file: string, text: string | Buffer): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
   await writeFile(tmp, text);
   await rename(tmp, file);

@@ -53,6 +53,9 @@ describe("the installed package", () => {
       "bin/swarm.js",
       "dist/cli/main.js",
       "dist/workers/worker-replica.js",
+      "dist/dashboard/assets/index.html",
+      "dist/dashboard/assets/app.js",
+      "dist/dashboard/assets/app.css",
       "rosters/default.yaml",
       "nats.conf",
       "docs/schema/event.schema.json",
@@ -108,5 +111,7 @@ describe("the installed package", () => {
     expect(summary).toMatchObject({ status: "completed", tasks: { total: 8, succeeded: 8 } });
     // The replicas ran the package's compiled build, not some checkout's sources.
     expect(r.stderr).not.toMatch(/ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING/);
+    // The dashboard started from the package's own copy of its page.
+    expect(r.stderr).toMatch(/dashboard\S* +http:\/\/127\.0\.0\.1:\d+\//);
   }, 300_000);
 });

@@ -3,6 +3,7 @@
  * supervises N processes that all stop cleanly. Real processes, real NATS.
  */
 import { readFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { unusedPort } from "../helpers/fake-ollama.ts";
@@ -31,6 +32,25 @@ afterAll(async () => {
 });
 
 const ws = (mission: string, ...rel: string[]) => path.join(bus.workspace, mission, ...rel);
+
+/** The first of `n` consecutive ports nothing listens on. */
+async function consecutiveFreePorts(n: number): Promise<number> {
+  for (;;) {
+    const first = await unusedPort();
+    const rest = await Promise.all(
+      Array.from({ length: n - 1 }, (_, i) => portFree(first + i + 1)),
+    );
+    if (first + n - 1 <= 65535 && rest.every(Boolean)) return first;
+  }
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
 
 describe("worker shutdown", () => {
   it("on SIGTERM finishes what it can, hands back the rest, and loses no task", async () => {
@@ -110,9 +130,13 @@ describe("worker shutdown", () => {
   it("--replicas 2 runs two supervised processes that share the work and stop together", async () => {
     const agent = "reviewer";
     const mission = newMission("replicas");
+    const healthPort = await consecutiveFreePorts(2);
     const parent = spawnSwarm(
       ["worker", "--agent", agent, "--replicas", "2"],
-      swarmEnv(bus.server.url, bus.workspace, { OLLAMA_HOST: deadModel }),
+      swarmEnv(bus.server.url, bus.workspace, {
+        OLLAMA_HOST: deadModel,
+        SWARM_HEALTH_PORT: String(healthPort),
+      }),
     );
     await bus.events.until(
       () => bus.events.of("agent_online", (e) => e.payload.agent === agent).length >= 2,
@@ -123,6 +147,15 @@ describe("worker shutdown", () => {
     const pids = online.map((e) => e.payload.pid);
     expect(new Set(pids).size).toBe(2);
     expect(pids).not.toContain(parent.pid);
+    // Each replica serves /healthz and /metrics on a port of its own: P and P + 1.
+    for (const port of [healthPort, healthPort + 1]) {
+      await vi.waitFor(
+        async () => expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200),
+        { timeout: 10_000 },
+      );
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toMatch(/^process_cpu_user_seconds_total/m);
+    }
 
     const ids = Array.from({ length: 8 }, (_, i) => `r${i}`);
     for (const id of ids) {
@@ -148,6 +181,11 @@ describe("worker shutdown", () => {
   it.each([
     ["a model spec", { SWARM_WORKER_MODEL: "qwen-without-provider" }, /invalid model spec/],
     ["a tuning knob", { SWARM_ACK_WAIT_MS: "soon" }, /invalid worker setting: SWARM_ACK_WAIT_MS/],
+    [
+      "health ports past 65535",
+      { SWARM_HEALTH_PORT: "65535" },
+      /replica ports 65535-65536 go past 65535/,
+    ],
   ])("refuses a bad setting (%s) with exit 2 before connecting", async (_label, extra, message) => {
     const r = await runSwarm(
       ["worker", "--agent", "builder", "--replicas", "2"],

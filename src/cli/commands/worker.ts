@@ -171,6 +171,7 @@ async function superviseReplicas(flags: WorkerFlags): Promise<void> {
     import("../supervisor.ts"),
   ]);
   const self = await selfCommand();
+  const healthPortOf = replicaHealthPorts(healthListen(process.env), flags.replicas);
   const sup = new Supervisor();
   const log = createLogger("worker-supervisor", { agent: flags.agent });
   let badInput = false;
@@ -194,9 +195,9 @@ async function superviseReplicas(flags: WorkerFlags): Promise<void> {
       name: `${flags.agent}#${i}`,
       command: self.command,
       args: [...self.args, "worker", "--agent", flags.agent, ...passOn],
-      // Each replica stops by itself if this process is SIGKILLed. One health port
-      // cannot serve N processes: run one replica per container to have one.
-      env: { [PARENT_PID_ENV]: String(process.pid), SWARM_HEALTH_PORT: "" },
+      // Each replica stops by itself if this process is SIGKILLed, and has a health
+      // port of its own (SWARM_HEALTH_PORT + i - 1), so that each is scraped.
+      env: { [PARENT_PID_ENV]: String(process.pid), SWARM_HEALTH_PORT: healthPortOf(i) },
     });
   }
   onShutdownSignal(async () => wake());
@@ -205,4 +206,23 @@ async function superviseReplicas(flags: WorkerFlags): Promise<void> {
   if (badInput) {
     throw new BadInputError(`a ${flags.agent} replica exited with bad input (its error is above)`);
   }
+}
+
+/**
+ * Replica i's SWARM_HEALTH_PORT under `--replicas N`: the supervisor's port
+ * + i - 1 (0 stays 0: each picks a free one), or none without a port.
+ */
+export function replicaHealthPorts(
+  listen: { port: number } | null,
+  replicas: number,
+): (i: number) => string {
+  if (!listen) return () => "";
+  const base = listen.port;
+  if (base !== 0 && base + replicas - 1 > 65535) {
+    throw new BadInputError(
+      `SWARM_HEALTH_PORT=${base} with --replicas ${replicas}: replica ports ${base}-${base + replicas - 1} ` +
+        "go past 65535; choose a lower port",
+    );
+  }
+  return (i) => String(base === 0 ? 0 : base + i - 1);
 }
