@@ -3,9 +3,10 @@
  * crash: `replay(createMission(...), inputsFromEvents(events))`.
  *
  * Mapped: mission_planned (revision 0 → planned, n → the answer to the n-th
- * replan), task_started, task_completed / task_failed (→ task_result, which
- * includes the task_failed the orchestrator wrote for a timeout), and
- * mission_cancelled (→ cancel). Everything else the machine either produced
+ * replan; revision 0 also gives the workspace's base), task_started,
+ * task_completed / task_failed (→ task_result, which includes the task_failed
+ * the orchestrator wrote for a timeout), task_merged / task_conflicted (the
+ * merge queue's answers) and mission_cancelled (→ cancel). Everything else the machine either produced
  * itself (waves, mission outcomes) or does not need. Each input's `now` is
  * its event's timestamp, so replay sees the times the live run saw.
  */
@@ -18,7 +19,13 @@ export function inputFromEvent(event: SquadEvent): MissionInput | null {
   const now = Date.parse(event.timestamp);
   switch (event.type) {
     case "mission_planned":
-      return { type: "planned", now, plan: event.payload.plan, revision: event.payload.revision };
+      return {
+        type: "planned",
+        now,
+        plan: event.payload.plan,
+        revision: event.payload.revision,
+        ...(event.payload.workspace ? { workspace: { base: event.payload.workspace.base } } : {}),
+      };
     case "task_started":
       if (event.task_id === null) return null;
       return {
@@ -38,6 +45,29 @@ export function inputFromEvent(event: SquadEvent): MissionInput | null {
         task_id: event.task_id,
         attempt: event.payload.result.attempt,
         result: event.payload.result,
+      };
+    case "task_merged":
+      if (event.task_id === null) return null;
+      return {
+        type: "task_merged",
+        now,
+        task_id: event.task_id,
+        attempt: event.payload.attempt,
+        commit: event.payload.commit,
+        merged: event.payload.merged,
+        onto: event.payload.onto,
+        head: event.payload.head,
+      };
+    case "task_conflicted":
+      if (event.task_id === null) return null;
+      return {
+        type: "task_conflicted",
+        now,
+        task_id: event.task_id,
+        attempt: event.payload.attempt,
+        reason: event.payload.reason,
+        files: event.payload.files,
+        error: event.payload.error,
       };
     case "mission_cancelled":
       return {

@@ -10,12 +10,15 @@
  *   planned        {plan | error, revision?}   the first plan (or the planner gave up)
  *   task_started   {task_id, attempt, worker, delivery?}
  *   task_result    {task_id, attempt, result}  task_completed / task_failed
+ *   task_merged    {task_id, attempt, merged, onto, head}   the merge queue took the commit
+ *   task_conflicted {task_id, attempt, reason, files, error} it could not
  *   tick           {}                         periodic: timeouts and the time budget
  *   cancel         {reason, requested_by?}
  *   replan_result  {plan | error}             answer to a request_replan
  *
  * Commands, which the shell executes in order:
  *   dispatch        publish task_assigned for one attempt (msg id <mission>.<task>.<attempt>)
+ *   integrate       hand a succeeded attempt's commit to the merge queue
  *   emit            publish wave_started / wave_completed / task_failed (an attempt
  *                   the orchestrator timed out) / mission_completed / mission_failed /
  *                   mission_cancelled, with the given id and timestamp
@@ -52,6 +55,15 @@
  *   attempt that had timed out) and time since `config.startedAt` (on ticks).
  *   Exceeding one fails the mission with "budget exceeded: ...".
  * - Cancel stops dispatch, aborts in-flight attempts, emits mission_cancelled.
+ * - Git workspaces (a mission planned with `workspace.base`): every attempt
+ *   is dispatched with `task.base` = the mission branch's head. A succeeded
+ *   result with `changes` puts the task in `merging` and emits `integrate`;
+ *   it counts as succeeded (dependents start, from the new head) only on
+ *   task_merged, whose `head` becomes the head. task_conflicted, or a
+ *   task_merged onto another head than the current one, is a failed attempt:
+ *   retried on the new head, then the replan path (its files go to the
+ *   planner). A succeeded result without changes counts at once. The final
+ *   events carry the head. A mission without a workspace works as before.
  * - Results or starts for an attempt that is not current, duplicates, and
  *   every input after a final state give an `ignored` command and no change.
  *
@@ -95,6 +107,7 @@ import {
   type MissionInput,
   type MissionState,
   type StepResult,
+  type MergeWait,
   type TaskOutcome,
   type TaskRecord,
   type TaskStatus,
@@ -146,6 +159,10 @@ export function step(state: MissionState, input: MissionInput): StepResult {
     case "task_result":
       onTaskResult(ctx, input);
       break;
+    case "task_merged":
+    case "task_conflicted":
+      onIntegrated(ctx, input);
+      break;
     case "tick":
       onTick(ctx);
       break;
@@ -173,6 +190,8 @@ export function replay(initial: MissionState, inputs: readonly MissionInput[]): 
  * - every attempt in flight is dispatched again, same attempt and msg id (see
  *   the header: deduplicated, so safe); one not yet started gets a fresh start
  *   window from `now`, since no worker could report to a dead orchestrator;
+ * - every task waiting in the merge queue is handed to it again, in the
+ *   order its result came (the queue drops what it already settled);
  * - a replan that was requested is requested again (the planner call died);
  * - a mission already final repeats finish and its final event (the shell
  *   skips a mission whose final event is already recorded);
@@ -188,6 +207,7 @@ export function resume(state: MissionState, now: number): StepResult {
     if (a.startedAt === null) editAttempt(ctx, t.id, a.attempt).a.dispatchedAt = now;
     ctx.out.push(dispatchCommand(s, t, a.attempt));
   }
+  for (const m of s.merging) ctx.out.push(integrateCommand(taskOf(s, m.task_id)!, m));
   if (s.status === "replanning" && s.replan?.phase === "requested") {
     ctx.out.push(replanCommand(s));
   }
@@ -337,6 +357,9 @@ function onPlanned(ctx: Ctx, input: Extract<MissionInput, { type: "planned" }>):
     finish(ctx, "failed", `the plan is invalid: ${v.problems.join("; ")}`);
     return;
   }
+  if (input.workspace) {
+    ctx.s.workspace = { base: input.workspace.base, head: input.workspace.base };
+  }
   install(ctx, v.plan, 0);
   advance(
     ctx,
@@ -404,6 +427,7 @@ function install(ctx: Ctx, plan: NormalizedPlan, revision: number): void {
       summary: null,
       error: null,
       finishedAt: null,
+      commit: null,
     });
   }
   for (const t of s.tasks) {
@@ -518,22 +542,56 @@ function applyResult(ctx: Ctx, id: string, attempt: number, result: TaskResult):
 
   if (result.status === "succeeded") {
     a.outcome = "succeeded";
-    setStatus(ctx, t, "succeeded");
     t.summary = result.summary;
-    t.finishedAt = ctx.now;
+    if (s.workspace && result.changes) {
+      // Done only once merged: until then its dependents wait.
+      setStatus(ctx, t, "merging");
+      const wait = { task_id: t.id, attempt, changes: result.changes };
+      s.merging = [...s.merging, wait];
+      ctx.out.push(integrateCommand(t, wait));
+      checkTokenBudget(ctx);
+      return;
+    }
+    succeed(ctx, t);
   } else {
     a.outcome = timedOut ? "timed_out" : "failed";
     a.error = result.error || result.summary || "failed without an error message";
-    const retry = s.status === "running" && result.retryable !== false && a.attempt < t.maxAttempt;
-    if (retry) {
-      setStatus(ctx, t, "pending"); // dispatched again as attempt+1 by advance()
-    } else {
-      setStatus(ctx, t, "failed");
-      t.error = a.error;
-      t.finishedAt = ctx.now;
-      s.failures = [...s.failures, { id: t.id, error: a.error, attempts: t.attempts.length }];
-    }
+    failAttempt(ctx, t, a, result.retryable !== false);
   }
+  settled(ctx, t);
+}
+
+/** A task (writable) is done: its result counts for its dependents. */
+function succeed(ctx: Ctx, t: TaskRecord): void {
+  setStatus(ctx, t, "succeeded");
+  t.finishedAt = ctx.now;
+}
+
+/** A failed attempt `a` of `t` (both writable, `a.error` set): retry, or the task fails. */
+function failAttempt(
+  ctx: Ctx,
+  t: TaskRecord,
+  a: AttemptRecord,
+  retryable: boolean,
+  files?: string[],
+): void {
+  const { s } = ctx;
+  const error = a.error ?? "failed";
+  if (s.status === "running" && retryable && a.attempt < t.maxAttempt) {
+    setStatus(ctx, t, "pending"); // dispatched again as attempt+1 by advance()
+    return;
+  }
+  setStatus(ctx, t, "failed");
+  t.error = error;
+  t.finishedAt = ctx.now;
+  const failed: FailedTask = { id: t.id, error, attempts: t.attempts.length };
+  if (files?.length) failed.files = [...files];
+  s.failures = [...s.failures, failed];
+}
+
+/** After a task's attempt settled (succeeded, retried or failed): waves, budget, replan, next. */
+function settled(ctx: Ctx, t: TaskRecord): void {
+  const { s } = ctx;
   emitWaveCompletion(ctx, t);
   if (checkTokenBudget(ctx)) return;
   if (t.status === "failed" && s.status === "running") {
@@ -554,6 +612,46 @@ function applyResult(ctx: Ctx, id: string, attempt: number, result: TaskResult):
         ? [t.id]
         : [];
   advance(ctx, ready);
+}
+
+/** task_merged / task_conflicted: the merge queue's answer for a task in `merging`. */
+function onIntegrated(
+  ctx: Ctx,
+  input: Extract<MissionInput, { type: "task_merged" | "task_conflicted" }>,
+): void {
+  const { s } = ctx;
+  const wait = s.merging.find((m) => m.task_id === input.task_id);
+  if (!wait || wait.attempt !== input.attempt || !s.workspace) {
+    const what = input.type === "task_merged" ? "merge" : "conflict";
+    ignore(
+      ctx,
+      input,
+      `${what} of attempt ${input.attempt} of task ${input.task_id}, which is not merging`,
+    );
+    return;
+  }
+  s.merging = s.merging.filter((m) => m !== wait);
+  const { t, a } = editAttempt(ctx, wait.task_id, wait.attempt);
+  a.finishedAt = ctx.now;
+  const head = s.workspace.head;
+  if (input.type === "task_merged" && input.onto === head) {
+    s.workspace = { ...s.workspace, head: input.head };
+    t.commit = input.merged;
+    succeed(ctx, t);
+  } else {
+    a.outcome = "conflicted";
+    let files: string[] = [];
+    if (input.type === "task_conflicted") {
+      files = input.files;
+      const on = files.length ? ` (${files.join(", ")})` : "";
+      a.error = `${input.reason === "conflict" ? "merge conflict" : "verify failed on the merged tree"}${on}: ${input.error}`;
+    } else {
+      // Never expected (the queue integrates onto the head the events say): a retry keeps the branch right.
+      a.error = `merged onto ${input.onto}, but the mission branch is at ${head}`;
+    }
+    failAttempt(ctx, t, a, true, files);
+  }
+  settled(ctx, t);
 }
 
 // ---------------------------------------------------------------- time
@@ -633,7 +731,7 @@ function onTick(ctx: Ctx): void {
 function advance(ctx: Ctx, candidates: readonly string[]): void {
   const { s } = ctx;
   if (s.status === "replanning") {
-    if (s.replan?.phase === "draining" && s.inFlight === 0) {
+    if (s.replan?.phase === "draining" && s.inFlight === 0 && s.merging.length === 0) {
       s.replan = { phase: "requested" };
       s.replansUsed++;
       ctx.out.push(replanCommand(s));
@@ -663,7 +761,7 @@ function advance(ctx: Ctx, candidates: readonly string[]): void {
     finish(ctx, "completed", "every task succeeded");
     return;
   }
-  if (s.inFlight === 0) {
+  if (s.inFlight === 0 && s.merging.length === 0) {
     // Unreachable with a validated plan; fail loudly rather than hang.
     const waiting = s.tasks
       .filter((t) => t.inPlan && t.status !== "succeeded")
@@ -725,8 +823,21 @@ function dispatchCommand(s: MissionState, t: TaskRecord, attempt: number): Missi
     timeout_s: spec.timeout_s,
     attempt,
     max_attempts: t.maxAttempt,
+    ...(s.workspace ? { base: s.workspace.head } : {}),
   };
   return { kind: "dispatch", msg_id: `${s.config.missionId}.${t.id}.${attempt}`, task };
+}
+
+function integrateCommand(t: TaskRecord, wait: MergeWait): MissionCommand {
+  return {
+    kind: "integrate",
+    task_id: t.id,
+    agent: t.agent,
+    attempt: wait.attempt,
+    changes: wait.changes,
+    verify: [...(t.spec.verify ?? [])],
+    timeout_s: t.spec.timeout_s,
+  };
 }
 
 function replanCommand(s: MissionState): MissionCommand {
@@ -745,7 +856,7 @@ function replanCommand(s: MissionState): MissionCommand {
     kind: "request_replan",
     revision: s.revision + 1,
     plan: structuredClone(s.plan!),
-    failed: s.failures.map((f) => ({ ...f })),
+    failed: s.failures.map((f) => ({ ...f, ...(f.files ? { files: [...f.files] } : {}) })),
     results,
   };
 }
@@ -796,8 +907,14 @@ function finish(ctx: Ctx, status: FinalStatus, reason: string, requestedBy?: str
       w.t.finishedAt = now;
     } else if (t.status === "pending" && t.inPlan) {
       setStatus(ctx, editTask(ctx, t.id), "skipped");
+    } else if (t.status === "merging") {
+      // Its commit never reached the branch: the mission's head leaves it out.
+      const w = editTask(ctx, t.id);
+      setStatus(ctx, w, "cancelled");
+      w.finishedAt = now;
     }
   }
+  s.merging = [];
   s.status = status;
   s.replan = null;
   s.outcome = { status, reason, at: now };
@@ -816,6 +933,7 @@ function finalCommands(ctx: Ctx, status: FinalStatus, reason: string, requestedB
   const usage = { input_tokens: s.usage.input_tokens, output_tokens: s.usage.output_tokens };
   const duration_ms = Math.max(0, now - s.config.startedAt);
   const id = `${s.config.missionId}.${status}`;
+  const head = s.workspace ? { head: s.workspace.head } : {};
   if (status === "completed") {
     const waves = s.plan?.waves.length ?? 0;
     const replans = s.replansUsed ? `, after ${plural(s.replansUsed, "replan")}` : "";
@@ -828,6 +946,7 @@ function finalCommands(ctx: Ctx, status: FinalStatus, reason: string, requestedB
         duration_ms,
         usage,
         report: s.config.reportPath,
+        ...head,
       },
     });
   } else if (status === "failed") {
@@ -841,13 +960,14 @@ function finalCommands(ctx: Ctx, status: FinalStatus, reason: string, requestedB
         duration_ms,
         usage,
         report: s.config.reportPath,
+        ...head,
       },
     });
   } else {
     emit(ctx, id, {
       type: "mission_cancelled",
       task_id: null,
-      payload: { reason, ...(requestedBy ? { requested_by: requestedBy } : {}) },
+      payload: { reason, ...(requestedBy ? { requested_by: requestedBy } : {}), ...head },
     });
   }
 }

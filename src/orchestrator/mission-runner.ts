@@ -22,6 +22,18 @@ import type { NormalizedPlan } from "./plan-validation.ts";
 import { writeReport } from "./report.ts";
 
 export type ReplanCommand = Extract<MissionCommand, { kind: "request_replan" }>;
+export type IntegrateCommand = Extract<MissionCommand, { kind: "integrate" }>;
+
+/**
+ * The merge queue as a runner sees it (merge-link.ts): it takes integrate
+ * commands, looks at the machine's state after every step (the head, which
+ * tasks still wait), and lets go of a mission this runner no longer drives.
+ */
+export interface MergeLink {
+  integrate(runner: MissionRunner, cmd: IntegrateCommand): void;
+  stepped(runner: MissionRunner): void;
+  release(runner: MissionRunner): void;
+}
 
 /** Publishes of one step sent before their acks are awaited (bounds a plan's first dispatches). */
 const MAX_UNACKED = 256;
@@ -33,7 +45,7 @@ const MAX_UNACKED = 256;
  * them and awaited: wave_started thus stays ahead of its wave's dispatches.
  */
 function overlaps(cmd: MissionCommand): boolean {
-  if (cmd.kind === "dispatch" || cmd.kind === "ignored") return true;
+  if (cmd.kind === "dispatch" || cmd.kind === "ignored" || cmd.kind === "integrate") return true;
   return cmd.kind === "emit" && cmd.event.type === "wave_completed";
 }
 
@@ -60,6 +72,8 @@ export interface MissionRunnerDeps {
   onFinished: (runner: MissionRunner) => void;
   /** Delete a dispatched attempt still waiting in SQUAD_TASKS (by stream sequence). */
   discardQueued: (seq: number) => Promise<void>;
+  /** The merge queue (git workspaces). */
+  merges?: MergeLink;
 }
 
 /**
@@ -117,6 +131,7 @@ export class MissionRunner {
       if (this.abandoned) return;
       this.state = state;
       await this.execute(commands);
+      this.deps.merges?.stepped(this);
     });
     return this.queue;
   }
@@ -129,6 +144,7 @@ export class MissionRunner {
   /** Stop acting on this mission: queued inputs are dropped, nothing more is published. */
   abandon(): void {
     this.abandoned = true;
+    this.deps.merges?.release(this);
   }
 
   /** An event from SQUAD_EVENTS about this mission. */
@@ -175,6 +191,7 @@ export class MissionRunner {
     const r = step(this.state, input);
     this.state = r.state;
     await this.execute(r.commands);
+    this.deps.merges?.stepped(this);
   }
 
   /**
@@ -269,11 +286,15 @@ export class MissionRunner {
         if (e.type === "task_failed") this.noteResult(e.task_id, e.payload.result);
         if (isMissionEndType(e.type)) {
           this.finished = true;
+          this.deps.merges?.release(this);
           this.log.info({ status: e.type }, "mission finished");
           this.deps.onFinished(this);
         }
         return;
       }
+      case "integrate":
+        this.deps.merges?.integrate(this, cmd);
+        return;
       case "request_replan":
         this.log.warn(
           { failed: cmd.failed.map((f) => f.id), revision: cmd.revision },

@@ -15,7 +15,7 @@
 import type { MissionEndType } from "../schema/event-groups.ts";
 import type { PayloadInput } from "../schema/events.ts";
 import type { PlanInput } from "../schema/plan.ts";
-import type { TaskResult, Usage } from "../schema/result.ts";
+import type { Changes, TaskResult, Usage } from "../schema/result.ts";
 import type { Task } from "../schema/task.ts";
 import type { NormalizedPlan, NormalizedTask } from "./plan-validation.ts";
 
@@ -59,6 +59,11 @@ export type TaskStatus =
   | "pending"
   | "dispatched"
   | "running"
+  /**
+   * The attempt succeeded with a commit (`result.changes`): waiting for the
+   * merge queue. Counts as succeeded only once merged (task_merged).
+   */
+  | "merging"
   | "succeeded"
   | "failed"
   /** Never dispatched because the mission ended first. */
@@ -75,7 +80,8 @@ export interface AttemptRecord {
   worker: string | null;
   delivery: number | null;
   finishedAt: number | null;
-  outcome: "succeeded" | "failed" | "timed_out" | "aborted" | null;
+  /** conflicted: it succeeded, but its commit could not be merged (task_conflicted). */
+  outcome: "succeeded" | "failed" | "timed_out" | "aborted" | "conflicted" | null;
   summary: string | null;
   error: string | null;
   usage: Usage | null;
@@ -106,6 +112,8 @@ export interface TaskRecord {
   /** Error of the final failure. */
   error: string | null;
   finishedAt: number | null;
+  /** Its commit on the mission branch (task_merged's `merged`); null when it changed nothing. */
+  commit: string | null;
 }
 
 export interface WaveRecord {
@@ -121,6 +129,24 @@ export interface FailedTask {
   id: string;
   error: string;
   attempts: number;
+  /** The files its last attempt's commit conflicted on (task_conflicted), for the planner. */
+  files?: string[];
+}
+
+/**
+ * The mission's repository, for missions submitted with a workspace: its
+ * base commit and the mission branch's head (the last task_merged's head).
+ */
+export interface WorkspaceHeads {
+  base: string;
+  head: string;
+}
+
+/** A task waiting for the merge queue: the attempt that succeeded and its commit. */
+export interface MergeWait {
+  task_id: string;
+  attempt: number;
+  changes: Changes;
 }
 
 export interface TokenCount {
@@ -168,6 +194,10 @@ export interface MissionState {
   /** Failures that led to each replan, oldest first (for the report). */
   replanHistory: Array<{ revision: number; failed: FailedTask[] }>;
   outcome: { status: FinalStatus; reason: string; at: number } | null;
+  /** Null for a mission without a workspace (events from before git workspaces). */
+  workspace: WorkspaceHeads | null;
+  /** Tasks in the merging state, in the order their results arrived (the merge queue's order). */
+  merging: MergeWait[];
 }
 
 // ---------------------------------------------------------------- inputs
@@ -175,7 +205,15 @@ export interface MissionState {
 /** What the shell feeds the machine. `now` is the input's time (ms since the epoch). */
 export type MissionInput =
   /** The plan is validated and normalized by the machine (an invalid one fails the mission). */
-  | { type: "planned"; now: number; plan: PlanInput; revision?: number; error?: undefined }
+  | {
+      type: "planned";
+      now: number;
+      plan: PlanInput;
+      revision?: number;
+      error?: undefined;
+      /** mission_planned.workspace (revision 0): where the mission branch starts. */
+      workspace?: { base: string } | undefined;
+    }
   /** The first plan could not be made (the planner gave up). */
   | { type: "planned"; now: number; error: string; plan?: undefined; revision?: number }
   | {
@@ -188,6 +226,27 @@ export type MissionInput =
       delivery?: number;
     }
   | { type: "task_result"; now: number; task_id: string; attempt: number; result: TaskResult }
+  /** The merge queue put the attempt's commit on the mission branch. */
+  | {
+      type: "task_merged";
+      now: number;
+      task_id: string;
+      attempt: number;
+      commit: string;
+      merged: string;
+      onto: string;
+      head: string;
+    }
+  /** The merge queue could not integrate it: a failed attempt. */
+  | {
+      type: "task_conflicted";
+      now: number;
+      task_id: string;
+      attempt: number;
+      reason: "conflict" | "verify_failed";
+      files: string[];
+      error: string;
+    }
   | { type: "tick"; now: number }
   | { type: "cancel"; now: number; reason: string; requested_by?: string }
   | { type: "replan_result"; now: number; plan: PlanInput; error?: undefined }
@@ -225,6 +284,20 @@ export interface InFlightAttempt {
 export type MissionCommand =
   /** Publish `task_assigned {task}` on `squad.tasks.<task.agent>` with `Nats-Msg-Id: msg_id`. */
   | { kind: "dispatch"; msg_id: string; task: Task }
+  /**
+   * Hand a succeeded attempt's commit to the merge queue, which answers with
+   * task_merged or task_conflicted (fed back as inputs). `verify` runs again on
+   * the merged tree, with the sandbox of `agent`.
+   */
+  | {
+      kind: "integrate";
+      task_id: string;
+      agent: string;
+      attempt: number;
+      changes: Changes;
+      verify: string[];
+      timeout_s: number;
+    }
   /**
    * Publish this event with envelope `id` (deterministic, so a re-publish is
    * deduplicated) and `timestamp` (the input's time, which keeps replay exact).
@@ -297,6 +370,8 @@ export function createMission(opts: CreateMissionOptions): MissionState {
     failures: [],
     replanHistory: [],
     outcome: null,
+    workspace: null,
+    merging: [],
   };
 }
 
@@ -309,6 +384,11 @@ export function isFinal(state: MissionState): boolean {
 /** The record of a task by id (any revision's). */
 export function taskOf(state: MissionState, id: string): TaskRecord | undefined {
   return Object.hasOwn(state.taskIndex, id) ? state.tasks[state.taskIndex[id]!] : undefined;
+}
+
+/** The mission branch's head, or null for a mission without a workspace. */
+export function missionHead(state: MissionState): string | null {
+  return state.workspace?.head ?? null;
 }
 
 export function isInFlight(task: TaskRecord): boolean {
@@ -367,7 +447,7 @@ export function taskCounts(state: MissionState): TaskCounts {
     if (t.status === "succeeded") c.succeeded++;
     else if (t.status === "failed") c.failed++;
     else if (t.status === "pending") c.pending++;
-    else if (isInFlight(t)) c.in_flight++;
+    else if (isInFlight(t) || t.status === "merging") c.in_flight++;
     else if (t.status === "skipped") c.skipped++;
     else if (t.status === "cancelled") c.cancelled++;
   }

@@ -29,7 +29,8 @@ export interface ReplanContext {
     error?: string | null;
     attempts?: number;
   }>;
-  failed: ReadonlyArray<{ id: string; error: string }>;
+  /** `files`: what its commit conflicted on in the merge queue (git workspaces). */
+  failed: ReadonlyArray<{ id: string; error: string; files?: readonly string[] }>;
 }
 
 export function plannerSystemPrompt(): string {
@@ -108,7 +109,14 @@ export function plannerUserPrompt(args: {
         previous.plan.strategy ? `Its strategy was: ${previous.plan.strategy}` : "",
         "",
         "What failed:",
-        ...previous.failed.map((f) => `- ${f.id}: ${f.error}`),
+        ...previous.failed.map(
+          (f) =>
+            `- ${f.id}: ${f.error}` +
+            (f.files?.length
+              ? `\n  Its changes conflict with work already merged, in: ${f.files.join(", ")}. ` +
+                "The revised task must start from the merged files and change them compatibly."
+              : ""),
+        ),
         "",
         "Tasks that succeeded (their work is in the workspace; they will not run again):",
         ...(done.length ? done.map(line) : ["- none"]),

@@ -156,6 +156,8 @@ export function createSubmissionPlanning(opts: SubmissionPlanningOptions) {
         budget: brief.budget,
         submitted_at: event.timestamp,
         source_path: event.payload.source_path,
+        // The mission branch starts here; resume and every replica read it from this event.
+        ...(event.payload.workspace ? { workspace: event.payload.workspace } : {}),
       },
     );
     // Record before acting: a crash after this publish resumes from it.

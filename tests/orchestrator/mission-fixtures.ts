@@ -152,6 +152,8 @@ export function trace(cmds: MissionCommand[]): string[] {
     switch (c.kind) {
       case "dispatch":
         return `dispatch ${c.task.id}#${c.task.attempt}`;
+      case "integrate":
+        return `integrate ${c.task_id}#${c.attempt}`;
       case "emit": {
         const e = c.event;
         if (e.type === "wave_started" || e.type === "wave_completed")
