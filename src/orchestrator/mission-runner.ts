@@ -72,7 +72,7 @@ export interface MissionRunnerDeps {
   onFinished: (runner: MissionRunner) => void;
   /** Delete a dispatched attempt still waiting in SQUAD_TASKS (by stream sequence). */
   discardQueued: (seq: number) => Promise<void>;
-  /** The merge queue (git workspaces). */
+  /** The merge queue (git workspaces); without it an integrate command is only logged. */
   merges?: MergeLink;
 }
 
@@ -293,7 +293,9 @@ export class MissionRunner {
         return;
       }
       case "integrate":
-        this.deps.merges?.integrate(this, cmd);
+        if (this.deps.merges) this.deps.merges.integrate(this, cmd);
+        else
+          this.log.error({ task: cmd.task_id }, "no merge queue: the task's commit is not merged");
         return;
       case "request_replan":
         this.log.warn(

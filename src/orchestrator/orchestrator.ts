@@ -1,18 +1,9 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
-  CLAIMS_BUCKET,
-  createPublisher,
-  ensureMissionsConsumer,
   followEvents,
-  MISSIONS_BUCKET,
   MISSIONS_DURABLE,
-  openJetStreamManager,
-  openEventGuard,
-  openLeaseStore,
-  provisionStreams,
   replayEvents,
-  replicasFromEnv,
   type EventFeed,
   type EventGuard,
   type LeaseStore,
@@ -24,12 +15,14 @@ import { STREAMS } from "../schema/index.ts";
 import type { Roster } from "../workers/roster.ts";
 import { createEventIntake } from "./event-intake.ts";
 import { startForeignTaskSweeper } from "./foreign-tasks.ts";
+import { startMergeQueue } from "./merge-link.ts";
 import { createMissionAdoption } from "./mission-adoption.ts";
 import { MissionBook } from "./mission-book.ts";
 import { inputFromEvent } from "./mission-history.ts";
 import { createMissionLauncher } from "./mission-launch.ts";
 import type { MissionRunner, MissionRunnerDeps } from "./mission-runner.ts";
 import { startMissionTimers } from "./mission-timers.ts";
+import { openOrchestratorBus } from "./orchestrator-bus.ts";
 import { createReplanner } from "./replanner.ts";
 import { runSubmissionIntake } from "./submission-intake.ts";
 import { createSubmissionPlanning } from "./submission-planning.ts";
@@ -83,7 +76,8 @@ export const DEFAULT_MISSION_LEASE_MS = 15_000;
  * - adoption (mission-adoption.ts): leases, and taking over the unfinished
  *   missions of an orchestrator that died, rebuilt from their events;
  * - timers (mission-timers.ts): ticks, lease renewal, the takeover scan;
- * - the command shell (mission-runner.ts): the machine's commands → publishes.
+ * - the command shell (mission-runner.ts): the machine's commands → publishes;
+ * - the merge queue (merge-link.ts): succeeded attempts' commits onto the mission branch.
  *
  * It keeps the events of every unfinished mission (the replay at start, then
  * the live feed) in a MissionBook, so a takeover needs no second read.
@@ -94,28 +88,15 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
   const leaseMs = opts.leaseMs ?? DEFAULT_MISSION_LEASE_MS;
   const agentNames = opts.roster.agents.map((a) => a.name);
 
-  // Unset here and in the environment: existing streams and buckets keep their replicas, new ones get 1.
-  const replicas = opts.streamReplicas ?? replicasFromEnv(opts.env ?? process.env);
-  await provisionStreams(nc, { replicas, log });
-  await ensureMissionsConsumer(nc);
-  const guard =
-    opts.guard ??
-    (await openEventGuard(nc, {
-      env: opts.env ?? process.env,
-      log,
-      expect: { role: "orchestrator" },
-      publishRegistry: replicas !== undefined ? { replicas } : {},
-    }));
-  const publisher = createPublisher(nc, { log, signer: guard.signer });
-  const leases = await openLeaseStore(nc, MISSIONS_BUCKET, { replicas });
-  // The workers' claims too: a worker user may open the bucket but not create it (nats.conf).
-  const claims = await openLeaseStore(nc, CLAIMS_BUCKET, { replicas });
+  const env = opts.env ?? process.env;
+  const bus = await openOrchestratorBus({ ...opts, env });
+  const { guard, publisher, leases, claims } = bus;
   const sweeper = startForeignTaskSweeper(nc, {
     roster: agentNames,
     log,
     everyMs: opts.foreignSweepMs ?? 10_000,
   });
-  const jsm = await openJetStreamManager(nc, { check: false });
+  const merges = startMergeQueue({ ...opts, publisher, env });
   const runners = new Map<string, MissionRunner>();
   const book = new MissionBook();
   const events = createEventIntake({ guard, book, claims, log });
@@ -143,14 +124,8 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
         log.warn({ mission: runner.id, err: errorMessage(err) }, "mission lease not completed");
       });
     },
-    discardQueued: async (seq) => {
-      try {
-        await jsm.streams.deleteMessage(STREAMS.tasks, seq, false);
-      } catch (err) {
-        // Already taken by a worker and acked: nothing is waiting.
-        log.debug({ seq, err: errorMessage(err) }, "queued attempt not discarded");
-      }
-    },
+    discardQueued: bus.discardQueued,
+    merges: merges.link,
   };
   const launcher = createMissionLauncher({
     book,
@@ -248,6 +223,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
       stopController.abort("the orchestrator is stopping");
       await intake;
       await Promise.all(mine.map((r) => r.idle().catch(() => undefined)));
+      await merges.integrator.stop();
       await feed.stop();
       // Released (not completed): another orchestrator may resume them at once.
       await Promise.all(
