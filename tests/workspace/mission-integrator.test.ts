@@ -1,0 +1,211 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectBus, type NatsConnection } from "../../src/bus/connect.ts";
+import { silentLogger } from "../../src/log.ts";
+import type { SquadEvent } from "../../src/schema/events.ts";
+import { openBundleStore, type BundleStore } from "../../src/workspace/bundle-store.ts";
+import { mergeKey, type MergeRequest, type MissionView } from "../../src/workspace/merge-queue.ts";
+import { mergeTrees, parseMergeTree } from "../../src/workspace/merge-tree.ts";
+import {
+  attemptRef,
+  branchRef,
+  createMissionIntegrator,
+  integrateAttempt,
+  shellVerifier,
+} from "../../src/workspace/mission-integrator.ts";
+import { MissionRepo } from "../../src/workspace/mission-repo.ts";
+import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
+import { commitFiles } from "./repo-fixtures.ts";
+
+let server: NatsServerHandle;
+let nc: NatsConnection;
+let store: BundleStore;
+let root: string;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connectBus({ servers: server.url, name: "mission-integrator-test" });
+  store = await openBundleStore(nc, {
+    maxBytes: 64 * 1024 * 1024,
+    maxAgeS: 3600,
+    bundleLimitBytes: 1024 * 1024,
+    replicas: 1,
+  });
+  root = await mkdtemp(path.join(tmpdir(), "squad-integrator-"));
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+const noSandbox = shellVerifier(async () => undefined);
+const TRAILERS = "\n\nSquad-Mission: m\nSquad-Task: a\nSquad-Attempt: 1\nSquad-Agent: builder\n";
+
+/** A worker's cache (where attempts are committed and published) and the orchestrator's. */
+async function setup(mission: string) {
+  const worker = await MissionRepo.open(path.join(root, "worker"), mission, store);
+  const orch = await MissionRepo.open(path.join(root, "orchestrator"), mission, store);
+  const base = await commitFiles(worker, null, { "a.txt": "one\ntwo\nthree\n", "b.txt": "b\n" });
+  await worker.publish(base, []);
+  /** An attempt's commit on `on`, published like a worker does. */
+  const attempt = async (on: string, files: Record<string, string>, title = "task") => {
+    const c = await commitFiles(worker, on, files, `${title}${TRAILERS}`);
+    await worker.publish(c, [on]);
+    return c;
+  };
+  return { worker, orch, base, attempt };
+}
+
+const request = (
+  task: string,
+  base: string,
+  commit: string,
+  verify: string[] = [],
+): MergeRequest => ({
+  task_id: task,
+  attempt: 1,
+  agent: "builder",
+  base,
+  commit,
+  verify,
+  timeout_s: 30,
+});
+
+const opts = (mission: string) => ({
+  checkoutDir: path.join(root, "checkouts", mission),
+  verify: noSandbox,
+  signal: new AbortController().signal,
+});
+
+describe("integrateAttempt (real git, real object store)", () => {
+  it("fast-forwards when the base is the head, and rebases onto a moved head keeping author and trailers", async () => {
+    const { orch, base, attempt } = await setup("m-ff");
+    const a = await attempt(base, { "a.txt": "ONE\ntwo\nthree\n" }, "task a");
+    const b = await attempt(base, { "b.txt": "B\n" }, "task b");
+
+    const first = await integrateAttempt(orch, request("a", base, a), base, opts("m-ff"));
+    expect(first).toEqual({ kind: "merged", merged: a, head: a, fastForward: true });
+    expect(await orch.readRef(branchRef("m-ff"))).toBe(a);
+    expect(await orch.readRef(attemptRef("a", 1))).toBe(a);
+
+    const second = await integrateAttempt(
+      orch,
+      request("b", base, b, ["grep -q ONE a.txt"]),
+      a,
+      opts("m-ff"),
+    );
+    expect(second.kind).toBe("merged");
+    if (second.kind !== "merged") return;
+    expect(second.fastForward).toBe(false);
+    const merged = second.merged;
+    expect(await orch.git(["rev-parse", `${merged}^`])).toBe(a);
+    expect(await orch.git(["show", `${merged}:a.txt`])).toBe("ONE\ntwo\nthree");
+    expect(await orch.git(["show", `${merged}:b.txt`])).toBe("B");
+    const who = await orch.git([
+      "log",
+      "-1",
+      "--format=%an|%cn|%(trailers:key=Squad-Task,valueonly)",
+      merged,
+    ]);
+    expect(who.trim()).toBe("tester|squad-orchestrator|a");
+    expect(await orch.readRef(branchRef("m-ff"))).toBe(merged);
+    // Published before anyone hears of it: a fresh cache can fetch the new head.
+    const other = await MissionRepo.open(path.join(root, "other"), "m-ff", store);
+    await other.ensure(merged);
+    expect(await other.has(merged)).toBe(true);
+    // The same integration again (a restart between the merge and its event) makes the same commit.
+    const again = await integrateAttempt(orch, request("b", base, b), a, opts("m-ff"));
+    expect(again).toMatchObject({ kind: "merged", merged });
+  });
+
+  it("reports a conflict with its files, and a verify that fails on the merged tree", async () => {
+    const { orch, base, attempt } = await setup("m-conflict");
+    const a = await attempt(base, { "a.txt": "one\nTWO from a\nthree\n" });
+    const b = await attempt(base, { "a.txt": "one\nTWO from b\nthree\n", "c.txt": "c\n" });
+    await integrateAttempt(orch, request("a", base, a), base, opts("m-conflict"));
+    const r = await integrateAttempt(orch, request("b", base, b), a, opts("m-conflict"));
+    expect(r).toMatchObject({ kind: "conflicted", reason: "conflict", files: ["a.txt"] });
+    if (r.kind === "conflicted") expect(r.error).toContain("Merge conflict in a.txt");
+    expect(await orch.readRef(branchRef("m-conflict"))).toBe(a);
+
+    const c = await attempt(base, { "b.txt": "changed\n" });
+    const v = await integrateAttempt(
+      orch,
+      request("c", base, c, ["test -f b.txt", "grep -q 'from b' a.txt"]),
+      a,
+      opts("m-conflict"),
+    );
+    expect(v).toMatchObject({ kind: "conflicted", reason: "verify_failed", files: [] });
+    if (v.kind === "conflicted") expect(v.error).toContain("grep -q 'from b' a.txt");
+    expect(await orch.readRef(branchRef("m-conflict"))).toBe(a);
+  });
+
+  it("parses merge-tree's output, clean and conflicted", async () => {
+    const { worker, base, attempt } = await setup("m-parse");
+    const a = await attempt(base, { "a.txt": "x\n" });
+    const b = await attempt(base, { "a.txt": "y\n", "b.txt": "z\n" });
+    const clean = await mergeTrees(worker.gitDir, a, await attempt(base, { "n.txt": "n\n" }));
+    expect(clean).toMatchObject({ clean: true, files: [], conflicts: [] });
+    const bad = await mergeTrees(worker.gitDir, a, b);
+    expect(bad).toMatchObject({ clean: false, files: ["a.txt"] });
+    expect(bad.conflicts).toEqual(["CONFLICT (content): Merge conflict in a.txt"]);
+    expect(() => parseMergeTree("garbage")).toThrow(/unexpected git merge-tree output/);
+  });
+});
+
+describe("the integrator's queue", () => {
+  it("integrates one at a time in finishing order onto the head the view says, and answers with events", async () => {
+    const { base, attempt } = await setup("m-queue");
+    const a = await attempt(base, { "a.txt": "A\ntwo\nthree\n" });
+    const b = await attempt(base, { "b.txt": "B\n" });
+    // A stand-in for the mission machine: applies the answers to its view.
+    const view: { head: string; merging: string[]; final: boolean } = {
+      head: base,
+      merging: [mergeKey("a", 1), mergeKey("b", 1)],
+      final: false,
+    };
+    const events: SquadEvent[] = [];
+    let settle!: () => void;
+    const done = new Promise<void>((r) => (settle = r));
+    const integrator = createMissionIntegrator({
+      cacheRoot: path.join(root, "orchestrator-q"),
+      checkoutRoot: path.join(root, "checkouts-q"),
+      store: async () => store,
+      log: silentLogger,
+      verify: noSandbox,
+      publish: async (e) => {
+        events.push(e);
+        // The machine applies it a little later, as the feed would.
+        setImmediate(() => {
+          const key = mergeKey(e.task_id!, (e.payload as { attempt: number }).attempt);
+          view.merging = view.merging.filter((k) => k !== key);
+          if (e.type === "task_merged") view.head = e.payload.head;
+          integrator.poke("m-queue");
+          if (view.merging.length === 0) settle();
+        });
+      },
+    });
+    const read = (): MissionView => ({ ...view });
+    // b's request first: the machine's order (a finished first) decides.
+    integrator.request("m-queue", request("b", base, b), read);
+    integrator.request("m-queue", request("a", base, a), read);
+    integrator.request("m-queue", request("a", base, a), read); // a resume's repeat
+    await done;
+    await integrator.stop();
+    expect(events.map((e) => `${e.type} ${e.task_id}`)).toEqual(["task_merged a", "task_merged b"]);
+    const [ma, mb] = events as Array<SquadEvent & { payload: Record<string, unknown> }>;
+    expect(ma!.payload).toMatchObject({
+      commit: a,
+      merged: a,
+      onto: base,
+      head: a,
+      fast_forward: true,
+    });
+    expect(mb!.payload).toMatchObject({ commit: b, onto: a, fast_forward: false });
+    expect(ma!.id).toBe("m-queue.a.1.merged");
+  });
+});
