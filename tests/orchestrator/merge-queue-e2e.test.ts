@@ -25,6 +25,7 @@ import { openBundleStore, type BundleStore } from "../../src/workspace/bundle-st
 import { branchRef } from "../../src/workspace/mission-integrator.ts";
 import { MissionRepo } from "../../src/workspace/mission-repo.ts";
 import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
+import { killAllSwarms, spawnSwarm, swarmEnv } from "../helpers/swarm-process.ts";
 import { commitFiles } from "../workspace/repo-fixtures.ts";
 import { briefText } from "./e2e-harness.ts";
 
@@ -78,6 +79,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await killAllSwarms();
   for (const s of stops.reverse()) await s().catch(() => undefined);
   await nc?.close();
   await server?.stop();
@@ -338,5 +340,66 @@ describe("the merge queue in a running orchestrator", () => {
     expect(await tasksOnBranch(mission, elsewhere)).toEqual(["a", "b"]);
     expect(done.payload).toMatchObject({ head: merged[1]!.payload.head });
     await second.stop();
+  });
+
+  it("an orchestrator process SIGKILLed mid-merge and a new one resuming leave each task's commit on the branch once", async () => {
+    const gate = path.join(workspace, "release-verify-kill");
+    const env = swarmEnv(server.url, workspace, {
+      SWARM_ROSTER: undefined,
+      SWARM_SANDBOX: "none",
+      SWARM_MISSION_LEASE_S: "2",
+    });
+    const first = spawnSwarm(["orchestrator"], env);
+    await first.waitFor(/orchestrator ready/, 90_000);
+    const mission = "m-kill";
+    const plan = {
+      strategy: "b is re-verified on the merged tree while the orchestrator dies",
+      waves: [
+        {
+          wave: 1,
+          tasks: [
+            task("a"),
+            task("b", { verify: [`test -f b.txt && while [ ! -e ${gate} ]; do sleep 0.05; done`] }),
+          ],
+        },
+      ],
+    };
+    await submit(mission, plan, {
+      a: () => ({ "a.txt": "ONE\ntwo\nthree\n" }),
+      b: async () => {
+        await waitFor(() => of(mission, "task_completed").find((e) => e.task_id === "a"));
+        return { "b.txt": "B\n" };
+      },
+    });
+    await waitFor(() => of(mission, "task_merged").find((m) => m.task_id === "a"));
+    // b is rebased (its merge commit is in the cache) and being verified: kill the orchestrator now.
+    const checkout = path.join(orchestratorRepoRoots(workspace).checkoutRoot, mission);
+    for (;;) {
+      if (
+        await stat(checkout).then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    first.kill("SIGKILL");
+    await first.exited;
+    expect(of(mission, "task_merged").map((m) => m.task_id)).toEqual(["a"]);
+
+    await writeFile(gate, "");
+    const second = spawnSwarm(["orchestrator"], env);
+    await second.waitFor(/orchestrator ready/, 90_000);
+    const done = await final(mission);
+    expect(done.type).toBe("mission_completed");
+    const merged = of(mission, "task_merged");
+    expect(merged.map((m) => m.task_id)).toEqual(["a", "b"]);
+    expect(merged[1]!.payload.onto).toBe(merged[0]!.payload.head);
+    // The same cache repository, the same merge redone: each task's commit once on the branch.
+    expect(await tasksOnBranch(mission)).toEqual(["a", "b"]);
+    expect(done.payload).toMatchObject({ head: merged[1]!.payload.head });
+    second.kill("SIGTERM");
+    await second.exited;
   });
 });
