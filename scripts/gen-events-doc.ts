@@ -3,8 +3,10 @@
 // port), runs this checkout's orchestrator and workers as processes, runs
 // three missions (the demo brief, one whose check fails, one cancelled with
 // `swarm cancel`), feeds a worker a message it can't parse (a dead letter),
-// stops a worker (agent_offline), and records everything on squad.> with a
-// watcher. Nothing emits approval_* yet: those two examples come from
+// stops a worker (agent_offline), runs a mission with a git workspace whose
+// "reviewer" tasks this script answers itself with real commits (task_merged,
+// task_conflicted from the orchestrator's merge queue), and records
+// everything on squad.> with a watcher. Nothing emits approval_* yet: those two examples come from
 // tests/helpers/example-events.ts, and the document says so.
 //
 //   node scripts/gen-events-doc.ts              (a minute or so; needs nats-server)
@@ -16,15 +18,26 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream } from "@nats-io/jetstream";
 import * as prettier from "prettier";
 import { z } from "zod";
-import { connectBus, provisionStreams, watchEvents } from "../src/bus/index.ts";
+import {
+  connectBus,
+  createPublisher,
+  provisionStreams,
+  watchEvents,
+  type NatsConnection,
+} from "../src/bus/index.ts";
 import { newMissionId, submitMission } from "../src/client/submission.ts";
 import {
   EVENT_TYPES,
   EventPayloads,
   DlqRecord,
   type EventType,
+  makeEvent,
   type SquadEvent,
+  type Task,
 } from "../src/schema/index.ts";
+import { bundleLimitsFromEnv, openBundleStore } from "../src/workspace/bundle-store.ts";
+import { MissionRepo } from "../src/workspace/mission-repo.ts";
+import { commitFiles } from "../tests/workspace/repo-fixtures.ts";
 import { exampleEvents } from "../tests/helpers/example-events.ts";
 import { startNatsServer } from "../tests/helpers/nats-server.ts";
 import {
@@ -90,6 +103,83 @@ plan:
 # A mission cancelled while it runs
 `;
 
+const MERGE_PLAN = `title: "Docs example: a merge queue, with a conflict"
+agents: [reviewer]
+plan:
+  strategy: Three tasks edit the mission's repository; two of them change the same line.
+  waves:
+    - wave: 1
+      rationale: All three at once; they finish in the order a, b, c.
+      tasks:
+        - { id: title-a, agent: reviewer, title: Retitle the README, instructions: Change its first line. }
+        - { id: notes-b, agent: reviewer, title: Write the notes, instructions: Write NOTES.md. }
+        - { id: title-c, agent: reviewer, title: Retitle the README too, instructions: Change its first line. }
+`;
+
+/**
+ * A mission with a git workspace whose tasks this script answers as a
+ * reviewer replica would: a real commit on each attempt's base, its bundle
+ * published, then task_started / task_completed with result.changes. The
+ * orchestrator's merge queue does the rest (a fast-forward, a rebase, a
+ * conflict and its retry on the new head).
+ */
+async function mergeExample(nc: NatsConnection, ws: string, missionId: string) {
+  const store = await openBundleStore(nc, bundleLimitsFromEnv({}));
+  const repo = await MissionRepo.open(path.join(ws, ".docs-reviewer"), missionId, store);
+  const publisher = createPublisher(nc);
+  const base = await commitFiles(repo, null, { "README.md": "# Library\n\nBooks.\n" });
+  await repo.publish(base, []);
+  const files = (t: Task): Record<string, string> => {
+    if (t.id === "notes-b") return { "NOTES.md": "Notes.\n" };
+    if (t.id === "title-a") return { "README.md": "# Library A\n\nBooks.\n" };
+    return {
+      "README.md": t.attempt === 1 ? "# Library C\n\nBooks.\n" : "# Library A and C\n\nBooks.\n",
+    };
+  };
+  const order = ["title-a", "notes-b", "title-c"];
+  const completed = new Set<string>();
+  const answer = async (t: Task, waitFor: (what: string, pred: () => boolean) => Promise<void>) => {
+    const before = order[order.indexOf(t.id) - 1];
+    if (t.attempt === 1 && before) await waitFor(`${before} done`, () => completed.has(before));
+    const env = { mission_id: missionId, task_id: t.id, source: "reviewer/docs-example" };
+    await publisher.publish(
+      makeEvent("task_started", env, { attempt: t.attempt, worker: env.source }),
+    );
+    await repo.ensure(t.base!);
+    const msg = `${t.title}\n\nSquad-Mission: ${missionId}\nSquad-Task: ${t.id}\nSquad-Attempt: ${t.attempt}\nSquad-Agent: reviewer\n`;
+    const commit = await commitFiles(repo, t.base!, files(t), msg);
+    await repo.publish(commit, [t.base!]);
+    await publisher.publish(
+      makeEvent("task_completed", env, {
+        result: {
+          status: "succeeded",
+          summary: `${t.title}: done`,
+          steps: [],
+          verification: [],
+          usage: { model: null, input_tokens: 0, output_tokens: 0 },
+          attempt: t.attempt,
+          duration_ms: 12,
+          worker: env.source,
+          changes: await repo.diffChanges(t.base!, commit),
+        },
+      }),
+    );
+    completed.add(t.id);
+  };
+  await publisher.publish(
+    makeEvent(
+      "mission_submitted",
+      { id: `${missionId}.submitted`, mission_id: missionId, source: "cli" },
+      {
+        brief: `---\n${MERGE_PLAN}---\n# A merge queue example\n`,
+        source_path: null,
+        workspace: { base, source: "empty", path: null },
+      },
+    ),
+  );
+  return answer;
+}
+
 async function record(): Promise<{ captured: Captured[]; deadLetters: DlqRecord[]; ws: string }> {
   const server = await startNatsServer();
   const ws = await realpath(await mkdtemp(path.join(os.tmpdir(), "squad-events-doc-")));
@@ -124,12 +214,22 @@ async function record(): Promise<{ captured: Captured[]; deadLetters: DlqRecord[
         ["mission_completed", "mission_failed", "mission_cancelled"].includes(e.type),
     );
 
+  let answerReviewer: Awaited<ReturnType<typeof mergeExample>> | null = null;
   try {
     await provisionStreams(nc);
     const watch = watchEvents(nc, {
       onEvent: (event, subject) => {
         captured.push({ event, subject });
         poke();
+        if (
+          event.type === "task_assigned" &&
+          event.payload.task.agent === "reviewer" &&
+          answerReviewer
+        ) {
+          void answerReviewer(event.payload.task, until).catch((err: unknown) =>
+            console.error(`the docs reviewer failed: ${String(err)}`),
+          );
+        }
       },
       onDeadLetter: (record) => {
         deadLetters.push(record);
@@ -185,6 +285,11 @@ async function record(): Promise<{ captured: Captured[]; deadLetters: DlqRecord[
     if (cancel.code !== 0) throw new Error(`swarm cancel exited ${cancel.code}: ${cancel.stderr}`);
     await until("the cancelled mission's end", finished(slow));
 
+    console.log("running a mission with a git workspace through the merge queue");
+    const merging = newMissionId();
+    answerReviewer = await mergeExample(nc, ws, merging);
+    await until("the merge example's end", finished(merging));
+
     console.log("feeding builder a message it can't parse");
     await jetstream(nc).publish("squad.tasks.builder", NOT_A_TASK, {
       msgID: "docs-example-not-a-task",
@@ -238,6 +343,8 @@ function pickExamples(captured: Captured[]): Map<EventType, Captured[]> {
     task_failed: failing,
     agent_online: (e) => e.type === "agent_online" && e.payload.agent === "builder",
     agent_heartbeat: (e) => e.type === "agent_heartbeat" && e.payload.agent === "builder",
+    // A rebase shows more than a fast-forward (merged differs from commit).
+    task_merged: (e) => e.type === "task_merged" && !e.payload.fast_forward,
   };
   const out = new Map<EventType, Captured[]>();
   for (const type of EVENT_TYPES) {
@@ -451,6 +558,25 @@ const FIELD_NOTES: Record<string, string> = {
   "agent_heartbeat.completed": "attempts this replica completed since it started",
   "agent_heartbeat.failed": "attempts this replica failed since it started",
   "approval_requested.timeout_s": "after this the request resolves as `timed_out`",
+  "task_merged.commit": "the attempt's own commit (`result.changes.commit`)",
+  "task_merged.merged":
+    "the commit now on the branch for it: `commit` on a fast-forward, else the rebased commit (same author, message and trailers; committer the orchestrator)",
+  "task_merged.onto": "the head it was integrated onto",
+  "task_merged.head": "the mission branch's head after it (dependents start here)",
+  "task_merged.fast_forward": "true when the attempt's base was the head",
+  "task_conflicted.commit": "the attempt's commit, which is not on the branch",
+  "task_conflicted.onto":
+    "the head it could not be integrated onto (the retry starts from the head)",
+  "task_conflicted.reason":
+    "`conflict`: its changes conflict with the head; `verify_failed`: its `verify` failed on the merged tree",
+  "task_conflicted.files": "the conflicting paths (none for `verify_failed`)",
+  "task_conflicted.error": "git's conflict messages, or the failing check and its output",
+  "mission_completed.head": "the mission branch's final head (git workspaces)",
+  "mission_failed.head": "the branch's head when it failed: merged tasks only",
+  "mission_cancelled.head": "the branch's head when it was cancelled (the orchestrator's event)",
+  "mission_submitted.workspace":
+    "the mission repository's base: `{ base, source: git|directory|empty, path, branch? }`",
+  "mission_planned.workspace": "copied from the submission: where the mission branch starts",
 };
 
 /** Fields with the same meaning wherever they appear. */
@@ -528,9 +654,11 @@ function render(
     "`events/<type>.schema.json` per type, plus `plan`, `task` and `task-result`).",
     "",
     `The examples are real: recorded by \`scripts/gen-events-doc.ts\` from a run of this checkout on ${generatedAt.slice(0, 10)}`,
-    "(the demo brief `mission-briefs/demo-library.md`, a mission whose check fails, and one cancelled",
+    "(the demo brief `mission-briefs/demo-library.md`, a mission whose check fails, one cancelled, and one through the merge queue",
     `with \`swarm cancel\`). Long strings are cut (\`…[N more characters]\`) and the workspace path is`,
     `shown as \`${WORKSPACE_PLACEHOLDER}\`. The two \`approval_*\` examples are synthetic: nothing emits them yet.`,
+    "In the merge-queue example the tasks' commits and results come from the script itself, standing in for a",
+    "`reviewer` replica; the `task_merged` and `task_conflicted` answers are the orchestrator's own.",
     "",
     "## Contents",
     "",
