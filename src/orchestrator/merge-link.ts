@@ -81,7 +81,7 @@ export interface MergeQueueOptions {
   env: NodeJS.ProcessEnv;
 }
 
-/** The orchestrator's merge queue; the bundle bucket is opened (created) at the first merge. */
+/** The orchestrator's merge queue; the bundle bucket is opened at the first merge. */
 export function startMergeQueue(opts: MergeQueueOptions): {
   link: MergeLink;
   integrator: MissionIntegrator;
@@ -91,7 +91,8 @@ export function startMergeQueue(opts: MergeQueueOptions): {
   let store: Promise<BundleStore> | null = null;
   const openStore = () => {
     if (!store) {
-      store = openBundleStore(opts.nc, limits);
+      // provisionStreams made the bucket (bus/streams.ts): opened only, as a worker does.
+      store = openBundleStore(opts.nc, limits, { provision: false });
       store.catch(() => (store = null));
     }
     return store;
