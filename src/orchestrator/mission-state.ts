@@ -468,6 +468,8 @@ export interface TaskRow {
   duration_ms: number | null;
   usage: TokenCount;
   workers: string[];
+  /** Its commit on the mission branch (git workspaces); null when it changed nothing or is not merged. */
+  commit: string | null;
 }
 
 /** Everything the report needs, derived from a state. */
@@ -483,6 +485,8 @@ export interface MissionSummary {
   failed_tasks: FailedTask[];
   replan_history: Array<{ revision: number; failed: FailedTask[] }>;
   rows: TaskRow[];
+  /** The mission branch's head (null without a git workspace). */
+  head: string | null;
 }
 
 /** A summary of the mission; `now` gives the duration of a mission still running. */
@@ -519,7 +523,9 @@ export function summarize(state: MissionState, now?: number): MissionSummary {
         duration_ms: first && t.finishedAt !== null ? t.finishedAt - first.dispatchedAt : null,
         usage,
         workers: [...new Set(t.attempts.flatMap((a) => (a.worker ? [a.worker] : [])))],
+        commit: t.commit,
       };
     }),
+    head: state.workspace?.head ?? null,
   };
 }

@@ -54,6 +54,7 @@ export function reportMarkdown(r: MissionReportInput): string {
     `| Tasks | ${s.tasks.succeeded} succeeded, ${s.tasks.failed} failed, ${s.tasks.total} in all${s.tasks.skipped ? `, ${s.tasks.skipped} skipped` : ""}${s.tasks.superseded ? `, ${s.tasks.superseded} superseded` : ""} |`,
     `| Tokens | ${s.usage.input_tokens} in, ${s.usage.output_tokens} out |`,
     `| Workspace | \`${r.workspace}\` |`,
+    ...(s.head ? [`| Branch head | \`${s.head}\` (\`squad/${s.mission_id}\`) |`] : []),
     "",
   ];
   if (r.plan?.strategy) lines.push("## Strategy", "", r.plan.strategy.trim(), "");
@@ -100,6 +101,18 @@ export function reportMarkdown(r: MissionReportInput): string {
     );
     if (row.summary) lines.push("", `Summary: ${row.summary}`);
     if (row.error) lines.push("", `Error: ${row.error}`);
+    const changes = res?.changes;
+    if (row.commit) {
+      const what = changes
+        ? ` (+${changes.additions} −${changes.deletions} in ${changes.files.map((f) => `\`${f.path}\``).join(", ")})`
+        : "";
+      lines.push("", `Commit \`${row.commit.slice(0, 12)}\` on the mission branch${what}.`);
+    } else if (changes && row.status !== "succeeded") {
+      lines.push(
+        "",
+        `Its last attempt's commit \`${changes.commit.slice(0, 12)}\` was not merged (kept as \`refs/squad/${row.id}/${res.attempt}\`).`,
+      );
+    }
     if (res) {
       if (res.steps.length) {
         lines.push("", "| Step | Tool | Arguments | Exit | Duration |", "|---|---|---|---|---|");

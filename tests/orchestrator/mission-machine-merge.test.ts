@@ -6,9 +6,11 @@ import { describe, expect, it } from "vitest";
 import { makeEvent } from "../../src/schema/envelope.ts";
 import type { SquadEvent } from "../../src/schema/events.ts";
 import type { Changes } from "../../src/schema/result.ts";
+import { reportMarkdown } from "../../src/orchestrator/report.ts";
 import {
   replay,
   resume,
+  summarize,
   type MissionInput,
   type MissionState,
 } from "../../src/orchestrator/mission-machine.ts";
@@ -25,6 +27,7 @@ import {
   mission,
   ok,
   plan,
+  result,
   s,
   trace,
 } from "./mission-fixtures.ts";
@@ -136,6 +139,29 @@ describe("mission machine with a git workspace", () => {
     const final = commandsOf(end, "emit").at(-1)!;
     expect(final.event.payload).toMatchObject({ head: C("b1") });
     for (const e of commandsOf(run.all, "emit")) expect(() => eventOf(e)).not.toThrow();
+
+    // The report shows the head and each task's commit on the branch.
+    const sum = summarize(run.state);
+    expect(sum.head).toBe(C("b1"));
+    expect(sum.rows.map((r) => [r.id, r.commit])).toEqual([
+      ["a", C("a")],
+      ["b", C("b1")],
+      ["c", null],
+    ]);
+    const md = reportMarkdown({
+      title: "t",
+      sourcePath: null,
+      planner: null,
+      plan: run.state.plan,
+      summary: sum,
+      results: { b: result("succeeded", 1, { changes: changes(BASE, C("b")) }) },
+      workspace: "/w",
+      generatedAt: "2025-03-01T12:00:00.000Z",
+    });
+    expect(md).toContain(`| Branch head | \`${C("b1")}\``);
+    expect(md).toContain(
+      `Commit \`${C("b1").slice(0, 12)}\` on the mission branch (+1 −0 in \`f.txt\`).`,
+    );
   });
 
   it("retries a conflicted attempt on the new head, then replans with the conflicting files", () => {
