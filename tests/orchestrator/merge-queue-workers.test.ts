@@ -120,8 +120,8 @@ describe("the merge queue with real workers", () => {
       title: "same line",
       agents: ["builder"],
       plan: plan([
-        { id: "left", agent: "builder", run: ["sed -i 's/^two$/two (left)/' shared.txt"] },
-        // On a retry (the head holds left's change) its sed still finds a line to change.
+        { id: "left", agent: "builder", run: ["sed -i 's/^two.*$/two (left)/' shared.txt"] },
+        // On a retry (the head holds the other's change) each sed still finds the line to change.
         { id: "right", agent: "builder", run: ["sed -i 's/^two.*$/two (right)/' shared.txt"] },
       ]),
     });
