@@ -15,7 +15,7 @@ import path from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Publisher } from "../bus/index.ts";
 import type { Logger } from "../log.ts";
-import { compileCommandPolicy } from "../tools/command-policy.ts";
+import { compileCommandPolicy, policyOnlyGate } from "../tools/command-policy.ts";
 import { sandboxForAgent, type ShellSandbox } from "../tools/sandbox.ts";
 import {
   bundleLimitsFromEnv,
@@ -124,7 +124,10 @@ export function startMergeQueue(opts: MergeQueueOptions): {
     publish: async (e) => {
       await opts.publisher.publish(e);
     },
-    verify: shellVerifier(sandboxFor),
+    verify: shellVerifier(sandboxFor, (name) => {
+      const agent = opts.roster.agents.find((a) => a.name === name);
+      return policyOnlyGate(compileCommandPolicy(agent?.policy));
+    }),
   });
   return { link: linkRunners(integrator), integrator };
 }

@@ -31,6 +31,7 @@ import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { makeEvent, type SquadEvent } from "../schema/index.ts";
 import { runShell } from "../tools/shell.ts";
+import type { CommandGate } from "../tools/command-policy.ts";
 import type { ShellSandbox } from "../tools/sandbox.ts";
 import { truncateText } from "../tools/truncate.ts";
 import type { BundleStore } from "./bundle-store.ts";
@@ -170,13 +171,23 @@ async function verifyTree(
   }
 }
 
-/** Verify with runShell and the sandbox of the task's agent (the one its worker used). */
+/**
+ * Verify with runShell, the sandbox of the task's agent and its command
+ * policy (the ones its worker used). A command that needs a person's
+ * approval is not run here (nobody is asked): the check fails, saying so.
+ */
 export function shellVerifier(
   sandboxFor: (agent: string) => Promise<ShellSandbox | undefined>,
+  gateFor?: (agent: string) => CommandGate,
 ): VerifyRunner {
   return async (request, dir, signal) => {
     const sandbox = await sandboxFor(request.agent);
+    const gate = gateFor?.(request.agent);
     for (const command of request.verify) {
+      const admitted = gate ? await gate.admit(command, signal) : { run: true as const };
+      if (!admitted.run) {
+        return { ok: false, error: `verify \`${command}\` was not run: ${admitted.reason}` };
+      }
       const r = await runShell({
         command,
         cwd: dir,

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectBus, type NatsConnection } from "../../src/bus/connect.ts";
+import { compileCommandPolicy, policyOnlyGate } from "../../src/tools/command-policy.ts";
 import { silentLogger } from "../../src/log.ts";
 import type { SquadEvent } from "../../src/schema/events.ts";
 import { openBundleStore, type BundleStore } from "../../src/workspace/bundle-store.ts";
@@ -142,6 +143,28 @@ describe("integrateAttempt (real git, real object store)", () => {
     expect(v).toMatchObject({ kind: "conflicted", reason: "verify_failed", files: [] });
     if (v.kind === "conflicted") expect(v.error).toContain("grep -q 'from b' a.txt");
     expect(await orch.readRef(branchRef("m-conflict"))).toBe(a);
+  });
+
+  it("runs verify under the agent's command policy: a denied check fails, not run", async () => {
+    const { orch, base, attempt } = await setup("m-policy");
+    const a = await attempt(base, { "a.txt": "A\n" });
+    const b = await attempt(base, { "b.txt": "B\n" });
+    await integrateAttempt(orch, request("a", base, a), base, opts("m-policy"));
+    const gated = shellVerifier(
+      async () => undefined,
+      () => policyOnlyGate(compileCommandPolicy({ deny: ["curl"] })),
+    );
+    const r = await integrateAttempt(
+      orch,
+      request("b", base, b, ["curl -s http://example.com"]),
+      a,
+      {
+        ...opts("m-policy"),
+        verify: gated,
+      },
+    );
+    expect(r).toMatchObject({ kind: "conflicted", reason: "verify_failed" });
+    if (r.kind === "conflicted") expect(r.error).toMatch(/was not run: .*deny pattern/);
   });
 
   it("parses merge-tree's output, clean and conflicted", async () => {
