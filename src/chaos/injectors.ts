@@ -109,7 +109,11 @@ async function waitReplacement(
  */
 export async function killOrchestratorAt(
   ctx: MissionRunContext,
-  o: { fractions: number[] },
+  o: {
+    fractions: number[];
+    /** Kill only while an attempt waits for the merge queue (git workspaces): mid-merge. */
+    midMerge?: boolean;
+  },
 ): Promise<Injection[]> {
   const done: Injection[] = [];
   const t0 = Date.now();
@@ -121,6 +125,8 @@ export async function killOrchestratorAt(
       ctx.log(`the mission ended before ${target}/${ctx.taskCount} tasks completed: no kill`);
       break;
     }
+    const merging = o.midMerge ? await ctx.observer.waitMerging(ctx.missionId, 60_000) : false;
+    if (o.midMerge && !merging) ctx.log("no merge was waiting (a mission without a workspace?)");
     let victim: SwarmProc | undefined;
     while (!ctx.over() && !victim) {
       victim = (await ctx.swarm()).find((p) => p.role === "orchestrator" && !killed.has(p.pid));
@@ -132,7 +138,7 @@ export async function killOrchestratorAt(
       const n = ctx.observer.completed(ctx.missionId);
       done.push({
         at: Date.now() - t0,
-        what: `SIGKILL orchestrator pid ${victim.pid} at ${n}/${ctx.taskCount}`,
+        what: `SIGKILL orchestrator pid ${victim.pid} at ${n}/${ctx.taskCount}${merging ? " (mid-merge)" : ""}`,
       });
       ctx.log(`killed the orchestrator ${victim.pid} (${n}/${ctx.taskCount} done)`);
     }

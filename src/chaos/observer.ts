@@ -21,6 +21,8 @@ import type { SquadEvent } from "../schema/index.ts";
 
 interface MissionProgress {
   completed: Set<string>;
+  /** `<task>#<attempt>` of results with a commit the merge queue has not answered yet. */
+  merging: Set<string>;
   final: FinalMissionEvent | null;
   dispatches: number;
 }
@@ -35,6 +37,12 @@ export interface Observer {
   waitCompleted(missionId: string, n: number, timeoutMs: number): Promise<boolean>;
   /** The orchestrator's final event, or null after `timeoutMs`. */
   waitFinal(missionId: string, timeoutMs: number): Promise<FinalMissionEvent | null>;
+  /**
+   * Resolves true once an attempt of the mission waits for the merge queue (a
+   * succeeded result with a commit, no task_merged / task_conflicted yet);
+   * false when the mission ended first or after `timeoutMs`.
+   */
+  waitMerging(missionId: string, timeoutMs: number): Promise<boolean>;
   /** task_assigned messages seen for the mission (re-dispatches included). */
   dispatches(missionId: string): number;
   /** The mission's events in SQUAD_EVENTS, in order. */
@@ -59,7 +67,12 @@ export async function startObserver(urls: string[]): Promise<Observer> {
   };
   const progress = (id: string): MissionProgress => {
     let p = missions.get(id);
-    if (!p) missions.set(id, (p = { completed: new Set(), final: null, dispatches: 0 }));
+    if (!p) {
+      missions.set(
+        id,
+        (p = { completed: new Set(), merging: new Set(), final: null, dispatches: 0 }),
+      );
+    }
     return p;
   };
 
@@ -92,7 +105,14 @@ export async function startObserver(urls: string[]): Promise<Observer> {
           onEvent: (e) => {
             if (!e.mission_id) return;
             const p = progress(e.mission_id);
-            if (e.type === "task_completed" && e.task_id) p.completed.add(e.task_id);
+            if (e.type === "task_completed" && e.task_id) {
+              p.completed.add(e.task_id);
+              if (e.payload.result.changes)
+                p.merging.add(`${e.task_id}#${e.payload.result.attempt}`);
+            }
+            if ((e.type === "task_merged" || e.type === "task_conflicted") && e.task_id) {
+              p.merging.delete(`${e.task_id}#${e.payload.attempt}`);
+            }
             if (isFinalMissionEvent(e)) p.final ??= e;
             poke();
           },
@@ -140,6 +160,14 @@ export async function startObserver(urls: string[]): Promise<Observer> {
         return p && (p.completed.size >= n || p.final) ? true : undefined;
       }, timeoutMs);
       return ok === true;
+    },
+    async waitMerging(id, timeoutMs) {
+      const r = await until(() => {
+        const p = missions.get(id);
+        if (p?.final) return false;
+        return p && p.merging.size > 0 ? true : undefined;
+      }, timeoutMs);
+      return r === true;
     },
     async waitFinal(id, timeoutMs) {
       return (await until(() => missions.get(id)?.final ?? undefined, timeoutMs)) ?? null;

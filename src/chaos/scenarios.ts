@@ -19,6 +19,7 @@ import {
   type Injection,
 } from "./injectors.ts";
 import { gateTask, modelPlan, runStepPlan, sideEffectCommand } from "./mission-briefs.ts";
+import { checkMergedOnce, type MergeCheck } from "./merge-check.ts";
 import { runMission } from "./mission-run.ts";
 import { createPrng } from "./prng.ts";
 import { AGENTS, row, setup, type Scenario } from "./scenario-row.ts";
@@ -116,6 +117,61 @@ export const orchestratorKills: Scenario = {
       problems.push(`the orchestrator was restarted ${run.restarts.orchestrator} times`);
     return row(this, o, run, "SIGKILL of the orchestrator at 1/3 and 2/3 of the tasks", injected, {
       notes: [`orchestrator restarts by the launcher: ${run.restarts.orchestrator}`],
+      problems,
+    });
+  },
+};
+
+/**
+ * The orchestrator SIGKILLed while an attempt waits for the merge queue
+ * (git workspaces; each task's `verify` sleeps, so a rebased task's re-verify
+ * on the merged tree takes a while). After resume every task's commit must
+ * be on the mission branch exactly once (merge-check.ts).
+ */
+export const orchestratorKillsMidMerge: Scenario = {
+  id: "orchestrator-kills-mid-merge",
+  title: "orchestrator SIGKILLed mid-merge",
+  async run(o) {
+    const quick = o.size === "quick";
+    const tasks = quick ? 12 : 60;
+    const plan = runStepPlan({ tasks, agents: AGENTS, waves: quick ? 2 : 5, stepS: 0.2 });
+    for (const w of plan.waves)
+      for (const t of w.tasks) t.verify = [...(t.verify ?? []), "sleep 1"];
+    plan.waves[0]!.tasks.push(gateTask("tester"));
+    let check: MergeCheck | null = null;
+    const { run, injected } = await runMission(
+      setup(o, {
+        title: `Chaos: ${tasks} tasks while the orchestrator is killed mid-merge`,
+        plan,
+        agents: AGENTS,
+        replicas: 2,
+        timeoutMs: quick ? 180_000 : 600_000,
+      }),
+      async (ctx) => {
+        try {
+          return await killOrchestratorAt(ctx, { fractions: [1 / 4, 1 / 2], midMerge: true });
+        } finally {
+          await openGate(ctx).catch(() => undefined);
+          await ctx.ended;
+          check = await checkMergedOnce(
+            ctx.observer.nc,
+            ctx.missionId,
+            await ctx.observer.events(ctx.missionId),
+          );
+        }
+      },
+    );
+    const c = check as MergeCheck | null;
+    const problems = [...(c?.problems ?? [])];
+    if (injected.length < 2)
+      problems.push(`only ${injected.length} of 2 orchestrator kills landed`);
+    return row(this, o, run, "SIGKILL of the orchestrator while a merge waits, twice", injected, {
+      notes: [
+        c?.git
+          ? `merge queue: ${c.merged} merged, ${c.conflicted} conflicted; each task once on the branch`
+          : "the mission had no git workspace: no merges to check",
+        `orchestrator restarts by the launcher: ${run.restarts.orchestrator}`,
+      ],
       problems,
     });
   },
@@ -252,6 +308,7 @@ export const badInput: Scenario = {
 export const SCENARIOS: readonly Scenario[] = [
   workerKills,
   orchestratorKills,
+  orchestratorKillsMidMerge,
   natsRestart,
   clusterNodeLoss,
   modelFaults,
