@@ -19,6 +19,7 @@ const ProbeEnvelope = z.object({
       agent: z.string().optional(),
       result: z.object({ status: z.string() }).optional(),
       reason: z.string().optional(),
+      fast_forward: z.boolean().optional(),
     })
     .optional(),
 });
@@ -36,6 +37,8 @@ export interface ProbeRecord {
   status: string | null;
   /** mission_failed / mission_cancelled: why. */
   reason: string | null;
+  /** task_merged: a fast-forward (true) or a rebase (false). */
+  fastForward: boolean | null;
 }
 
 export interface EventProbe {
@@ -89,6 +92,7 @@ export async function startEventProbe(nc: NatsConnection): Promise<EventProbe> {
         agent: e.payload?.agent ?? null,
         status: e.payload?.result?.status ?? null,
         reason: e.payload?.reason ?? null,
+        fastForward: e.payload?.fast_forward ?? null,
       });
       for (const w of [...waiters]) w();
     },

@@ -52,6 +52,7 @@ export const BENCH_IDS = [
   "makespan",
   "memory",
   "tracing",
+  "workspace",
 ] as const;
 export type BenchId = (typeof BENCH_IDS)[number];
 

@@ -21,6 +21,7 @@ import { BENCH_IDS, type BenchId, type Section } from "./results.ts";
 import { panelsFromSections, renderPlot } from "./svg-plot.ts";
 import { throughput, throughputSection, type ThroughputOptions } from "./throughput.ts";
 import { tracingOverhead, tracingSection, type TracingOptions } from "./tracing.ts";
+import { workspaceBench, workspaceSection, type WorkspaceOptions } from "./workspace.ts";
 
 export interface BenchPlan {
   raw: RawOptions;
@@ -31,6 +32,7 @@ export interface BenchPlan {
   memory: MemoryOptions;
   profile: ProfileOptions;
   tracing: TracingOptions;
+  workspace: WorkspaceOptions;
 }
 
 /** Sizes of the full run (< 10 minutes on two cores) and of --quick (< 1 minute). */
@@ -68,6 +70,17 @@ export function benchPlan(quick: boolean): BenchPlan {
           callMs: 200,
         },
         tracing: { tasks: 300, replicas: 2, concurrency: 4, rounds: 2 },
+        workspace: {
+          cost: { files: 1000, fileBytes: 10_000, rounds: 10 },
+          throughput: {
+            replicas: 2,
+            concurrency: 4,
+            tasks: 200,
+            rounds: 1,
+            waveTasks: 40,
+            width: 8,
+          },
+        },
       }
     : {
         raw: { latencySamples: 1000, throughputMessages: 30_000, pullSlots: 8, payloadBytes: 1024 },
@@ -107,6 +120,17 @@ export function benchPlan(quick: boolean): BenchPlan {
           callMs: 200,
         },
         tracing: { tasks: 1000, replicas: 4, concurrency: 4, rounds: 3 },
+        workspace: {
+          cost: { files: 1000, fileBytes: 10_000, rounds: 50 },
+          throughput: {
+            replicas: 4,
+            concurrency: 4,
+            tasks: 500,
+            rounds: 3,
+            waveTasks: 100,
+            width: 8,
+          },
+        },
       };
 }
 
@@ -228,6 +252,11 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
   await step("tracing", "7. Tracing exporting versus off", async () => {
     const t = performance.now();
     return tracingSection(await tracingOverhead(plan.tracing), plan.tracing, since(t));
+  });
+
+  await step("workspace", "8. Git workspaces", async () => {
+    const t = performance.now();
+    return workspaceSection(await workspaceBench(plan.workspace), plan.workspace, since(t));
   });
 
   let profile: ProfileFigures | null = null;

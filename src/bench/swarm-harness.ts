@@ -9,7 +9,8 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { submitMission } from "../client/submission.ts";
+import { prepareMissionWorkspace } from "../client/mission-workspace.ts";
+import { newMissionId, submitMission } from "../client/submission.ts";
 import { isMissionEndType } from "../schema/index.ts";
 import type { PlanInput } from "../schema/plan.ts";
 import { startEventProbe, type EventProbe, type ProbeRecord } from "./event-probe.ts";
@@ -49,7 +50,17 @@ export interface Harness {
     concurrency: number;
     env?: Record<string, string>;
   }): Promise<WorkerGroup>;
-  runMission(name: string, plan: PlanInput, timeoutMs: number): Promise<MissionRun>;
+  /**
+   * `workspace`: the mission gets a git repository, its base made from
+   * `seed` (a directory, or null for an empty first commit) as a submitter
+   * would; absent: no repository (the shared mission directory).
+   */
+  runMission(
+    name: string,
+    plan: PlanInput,
+    timeoutMs: number,
+    opts?: { workspace?: { seed: string | null } },
+  ): Promise<MissionRun>;
   close(): Promise<void>;
 }
 
@@ -154,13 +165,28 @@ export async function startHarness(
         groups.add(group);
         return group;
       },
-      async runMission(missionName, plan, timeoutMs) {
+      async runMission(missionName, plan, timeoutMs, runOpts = {}) {
         const p = probe!;
         const text = briefText(`bench: ${missionName}`, plan);
         const sourcePath = path.join(dir, "briefs", `${missionName}.md`);
         await writeFile(sourcePath, text);
         const submittedAt = performance.now();
-        const missionId = await submitMission(nc!, { brief: text, sourcePath });
+        const missionId = newMissionId();
+        const workspace = runOpts.workspace
+          ? (
+              await prepareMissionWorkspace(nc!, {
+                seed: runOpts.workspace.seed,
+                missionId,
+                stateDir: path.join(dir, "state"),
+              })
+            ).workspace
+          : undefined;
+        await submitMission(nc!, {
+          brief: text,
+          sourcePath,
+          missionId,
+          ...(workspace ? { workspace } : {}),
+        });
         const final = await p.waitFor(
           (r) =>
             r.missionId === missionId &&

@@ -13,6 +13,7 @@ const rec = (at: number, type: string, taskId: string | null): ProbeRecord => ({
   agent: null,
   status: null,
   reason: null,
+  fastForward: null,
 });
 
 describe("chainLatencies", () => {
