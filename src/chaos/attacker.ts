@@ -21,7 +21,13 @@ import { submitMission } from "../client/submission.ts";
 import type { PlanInput } from "../schema/plan.ts";
 import type { SquadEvent } from "../schema/index.ts";
 import { openGate, type Injection } from "./injectors.ts";
-import { briefFor, gateTask, runStepPlan, sideEffectCommand } from "./mission-briefs.ts";
+import {
+  briefFor,
+  gateTask,
+  runStepPlan,
+  sideEffectCommand,
+  withWitness,
+} from "./mission-briefs.ts";
 import type { MissionRunContext } from "./mission-run.ts";
 import { runMission } from "./mission-run.ts";
 import { AGENTS, row, setup, type Scenario } from "./scenario-row.ts";
@@ -142,7 +148,7 @@ async function attack(ctx: MissionRunContext, size: "quick" | "full"): Promise<A
   const notes: string[] = [];
   try {
     const attackerId = await submitMission(ctx.observer.nc, {
-      brief: briefFor("Chaos: an attacker mission", plan, AGENTS),
+      brief: withWitness(briefFor("Chaos: an attacker mission", plan, AGENTS), ctx.witness),
       sourcePath: null,
     });
     ctx.log(`attacker mission ${attackerId} submitted`);

@@ -7,7 +7,6 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { openJetStreamManager, retryTransient } from "../bus/index.ts";
-import { missionWorkspace } from "../config.ts";
 import { STREAMS } from "../schema/index.ts";
 import { GATE_FILE } from "./mission-briefs.ts";
 import type { MissionRunContext, SwarmProc } from "./mission-run.ts";
@@ -23,7 +22,7 @@ export interface Injection {
 
 /** Let the mission's gate task (mission-briefs.ts) finish. */
 export async function openGate(ctx: MissionRunContext): Promise<void> {
-  await writeFile(path.join(missionWorkspace(ctx.workspace, ctx.missionId), GATE_FILE), "open\n");
+  await writeFile(path.join(ctx.witness, GATE_FILE), "open\n");
 }
 
 /** Sleep up to `ms`, cut short when the mission ends. */

@@ -1,18 +1,35 @@
 /**
  * The missions a chaos run submits: briefs with explicit plans whose every
- * execution leaves one line in `<workspace>/<mission>/runs/<task>.log`. The
- * line is the side effect that is counted: a task whose log has two lines
- * ran twice, one without a log never ran.
+ * execution leaves one line in `<witness>/runs/<task>.log`. The line is the
+ * side effect that is counted: a task whose log has two lines ran twice, one
+ * without a log never ran. The witness is a directory outside every task's
+ * checkout (each attempt works in its own, reset between attempts, so a line
+ * there would not survive): the runner makes it and hands it to the swarm as
+ * SWARM_TASK_SHARED_DIR, the one directory every sandboxed task may write.
+ * Plans name it by WITNESS, replaced with the real path when submitted.
  */
 import { stringify } from "yaml";
 import type { PlanInput } from "../schema/plan.ts";
 
-/** The folder of the run logs, relative to the mission's workspace. */
+/** The folder of the run logs, in the witness directory. */
 export const RUNS_DIR = "runs";
+
+/** Stands for the witness directory's path in plans; see withWitness. */
+export const WITNESS = "@SQUAD_CHAOS_WITNESS@";
+
+/** `text` (a brief, a command) with WITNESS replaced by the witness directory. */
+export function withWitness(text: string, witnessDir: string): string {
+  return text.replaceAll(WITNESS, witnessDir);
+}
+
+/** The run log of `taskId`. */
+export function runLog(taskId: string): string {
+  return `${WITNESS}/${RUNS_DIR}/${taskId}.log`;
+}
 
 /** The side effect of one execution of `taskId`: append a line to its run log. */
 export function sideEffectCommand(taskId: string): string {
-  return `mkdir -p ${RUNS_DIR} && echo "ran $(date +%s%N)" >> ${RUNS_DIR}/${taskId}.log`;
+  return `mkdir -p ${WITNESS}/${RUNS_DIR} && echo "ran $(date +%s%N)" >> ${runLog(taskId)}`;
 }
 
 export interface RunPlanOptions {
@@ -27,7 +44,7 @@ export interface RunPlanOptions {
   maxAttempts?: number;
 }
 
-/** The file in the mission's workspace that lets the gate task finish. */
+/** The file in the witness directory that lets the gate task finish. */
 export const GATE_FILE = "chaos-gate-open";
 export const GATE_TASK = "gate";
 
@@ -43,7 +60,7 @@ export function gateTask(agent: string): PlanInput["waves"][number]["tasks"][num
     title: "hold the mission open until the chaos runner says",
     instructions: `Wait for ${GATE_FILE}.`,
     depends_on: [],
-    run: [sideEffectCommand(GATE_TASK), `until [ -f ${GATE_FILE} ]; do sleep 0.3; done`],
+    run: [sideEffectCommand(GATE_TASK), `until [ -f ${WITNESS}/${GATE_FILE} ]; do sleep 0.3; done`],
     timeout_s: 900,
   };
 }
@@ -69,11 +86,11 @@ export function runStepPlan(o: RunPlanOptions): PlanInput {
         id,
         agent: o.agents[(n - 1) % o.agents.length]!,
         title: `chaos task ${id}`,
-        instructions: `Append one line to ${RUNS_DIR}/${id}.log.`,
+        instructions: `Append one line to ${runLog(id)}.`,
         depends_on: w === 0 ? [] : [taskId(n - width)],
-        acceptance: `${RUNS_DIR}/${id}.log exists`,
+        acceptance: `${runLog(id)} exists`,
         run: [sideEffectCommand(id), `sleep ${o.stepS}`],
-        verify: [`test -s ${RUNS_DIR}/${id}.log`],
+        verify: [`test -s ${runLog(id)}`],
         ...(o.timeoutS ? { timeout_s: o.timeoutS } : {}),
         ...(o.maxAttempts ? { max_attempts: o.maxAttempts } : {}),
       });
@@ -102,8 +119,8 @@ export function modelPlan(o: {
       title: `model task ${id}`,
       instructions: `Run this command with run_shell: ${sideEffectCommand(id)}`,
       depends_on: [],
-      acceptance: `${RUNS_DIR}/${id}.log exists`,
-      verify: [`test -s ${RUNS_DIR}/${id}.log`],
+      acceptance: `${runLog(id)} exists`,
+      verify: [`test -s ${runLog(id)}`],
       timeout_s: o.timeoutS,
       max_attempts: o.maxAttempts,
     };

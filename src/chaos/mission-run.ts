@@ -9,11 +9,10 @@
  * damage. At the end the mission is accounted for from its recorded events
  * and its run logs (accounting.ts).
  */
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { retryTransient } from "../bus/index.ts";
-import { missionWorkspace } from "../config.ts";
 import type { PlanInput } from "../schema/plan.ts";
 import { accountMission, readRunLines, type MissionAccount } from "./accounting.ts";
 import {
@@ -22,7 +21,7 @@ import {
   type FaultModelServer,
   type ModelCallStats,
 } from "./fault-model.ts";
-import { briefFor, RUNS_DIR } from "./mission-briefs.ts";
+import { briefFor, RUNS_DIR, withWitness } from "./mission-briefs.ts";
 import { startNats, startNatsCluster, type ChaosNats } from "./nats-servers.ts";
 import { PATIENT } from "./patient-retry.ts";
 import { startObserver, type Observer } from "./observer.ts";
@@ -71,6 +70,8 @@ export interface MissionRunContext {
   missionId: string;
   /** SWARM_WORKSPACE of the swarm: the mission's files in `<workspace>/<mission>`, logs in `logs/`. */
   workspace: string;
+  /** The witness directory (mission-briefs.ts): run logs and the gate file. */
+  witness: string;
   nats: ChaosNats;
   observer: Observer;
   taskCount: number;
@@ -120,6 +121,11 @@ export async function runMission<T>(
   // The workspace is below it: the sandbox user (an unprivileged uid) must pass through.
   await chmod(dir, 0o711);
   const workspace = path.join(dir, "ws");
+  // Where every execution leaves its line (mission-briefs.ts): outside every checkout,
+  // writable by the sandbox user, the one directory the tasks share.
+  const witness = path.join(dir, "witness");
+  await mkdir(witness);
+  await chmod(witness, 0o777);
   let nats: ChaosNats | null = null;
   let model: FaultModelServer | null = null;
   let observer: Observer | null = null;
@@ -130,13 +136,20 @@ export async function runMission<T>(
     nats = setup.cluster ? await startNatsCluster(3) : await startNats();
     log(`nats: ${nats.urls.join(", ")}`);
     if (setup.model) {
-      model = await startFaultModelServer(setup.model);
+      const toolCommand = setup.model.toolCommand;
+      model = await startFaultModelServer({
+        ...setup.model,
+        toolCommand: (taskId) => withWitness(toolCommand(taskId), witness),
+      });
       log(`fake model server: ${model.url} (${Math.round(setup.model.faultRate * 100)}% faults)`);
     }
     observer = await startObserver(nats.urls);
 
     const briefFile = path.join(dir, "brief.md");
-    await writeFile(briefFile, briefFor(setup.title, setup.plan, setup.agents));
+    await writeFile(
+      briefFile,
+      withWitness(briefFor(setup.title, setup.plan, setup.agents), witness),
+    );
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       NATS_URL: undefined,
@@ -146,6 +159,7 @@ export async function runMission<T>(
       SWARM_LOG_LEVEL: "info",
       ...(setup.cluster ? { SWARM_STREAM_REPLICAS: "3" } : {}),
       ...(model ? { OLLAMA_HOST: model.url, SWARM_WORKER_MODEL: SWARM_MODEL_SPEC } : {}),
+      SWARM_TASK_SHARED_DIR: witness,
       ...setup.env,
     };
     const startedAt = Date.now();
@@ -210,6 +224,7 @@ export async function runMission<T>(
     const ctx: MissionRunContext = {
       missionId,
       workspace,
+      witness,
       nats,
       observer,
       taskCount: setup.plan.waves.reduce((n, w) => n + w.tasks.length, 0),
@@ -232,9 +247,7 @@ export async function runMission<T>(
     const deployExit = exit?.code ?? null;
 
     const events = await retryTransient(() => observer!.events(missionId), PATIENT);
-    const runLines = await readRunLines(
-      path.join(missionWorkspace(workspace, missionId), RUNS_DIR),
-    );
+    const runLines = await readRunLines(path.join(witness, RUNS_DIR));
     const taskIds = setup.plan.waves.flatMap((w) => w.tasks.map((t) => t.id));
     const account = accountMission({ taskIds, events, runLines });
     const all = [...seen.values()];

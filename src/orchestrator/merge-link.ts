@@ -37,7 +37,9 @@ import type { IntegrateCommand, MergeLink, MissionRunner } from "./mission-runne
 export function orchestratorRepoRoots(workspaceRoot: string) {
   return {
     cacheRoot: path.join(workspaceRoot, ".squad", "orchestrator-repos"),
-    checkoutRoot: path.join(workspaceRoot, ".squad", "orchestrator-merge"),
+    // Not below .squad (mode 0700): the sandbox user runs verify there and must pass through.
+    // A leading dot: no mission id can name it.
+    checkoutRoot: path.join(workspaceRoot, ".merge-verify"),
   };
 }
 

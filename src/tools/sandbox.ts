@@ -85,6 +85,12 @@ export interface BwrapSandbox extends Confinement {
   /** Toolchain directories on PATH outside the system view, bound read-only. */
   expose: string[];
   network: boolean;
+  /**
+   * SWARM_TASK_SHARED_DIR: one directory every task of every mission may read
+   * and write, at the same path (an operator's opt-in, e.g. a package cache,
+   * or the chaos runner's witness of executions). Absent: none.
+   */
+  shared?: string;
 }
 
 /** The view when none was computed: a merged-/usr system. */
@@ -128,6 +134,10 @@ export function bwrapArgs(sb: BwrapSandbox, workspace: string): string[] {
   // The root's other entries (missions, reports) are never there: an empty tmpfs under the workspace.
   args.push("--tmpfs", sb.workspaceRoot, "--bind", workspace, workspace);
   bound.push(workspace);
+  if (sb.shared) {
+    args.push("--bind", sb.shared, sb.shared);
+    bound.push(sb.shared);
+  }
   const hide = [...new Set(sb.hide)]
     .filter((d) => d !== "/" && d !== sb.workspaceRoot && bound.some((b) => isWithin(d, b)))
     .sort((a, b) => depth(a) - depth(b));
@@ -420,6 +430,7 @@ export async function prepareBwrapSandbox(opts: {
     ...(user ? { readable: (d: string) => readableBy(d, user.uid, user.gid) } : {}),
   });
   await openRootToUser(workspaceRoot, user);
+  const shared = await sharedDir(env, [workspaceRoot, ...hide]);
   const cgroups =
     opts.cgroups === undefined
       ? ((c) => (c.ok ? c.support : null))(await cgroupsHere(env))
@@ -432,10 +443,34 @@ export async function prepareBwrapSandbox(opts: {
     hide,
     expose,
     network: opts.network,
+    ...(shared ? { shared } : {}),
     user,
     limits: resolveLimits(opts.limits),
     cgroups,
   };
+}
+
+/**
+ * SWARM_TASK_SHARED_DIR, checked: an absolute directory that neither holds
+ * nor lies in the workspace root or the state directory (those stay hidden).
+ */
+async function sharedDir(
+  env: NodeJS.ProcessEnv,
+  secret: readonly string[],
+): Promise<string | null> {
+  const named = env.SWARM_TASK_SHARED_DIR?.trim();
+  if (!named) return null;
+  const real = path.isAbsolute(named) ? await realpath(named).catch(() => null) : null;
+  if (!real || !(await stat(real).catch(() => null))?.isDirectory()) {
+    throw new BadInputError(`SWARM_TASK_SHARED_DIR=${named}: not an absolute path of a directory`);
+  }
+  const clash = secret.find((d) => isWithin(real, d) || isWithin(d, real));
+  if (clash) {
+    throw new BadInputError(
+      `SWARM_TASK_SHARED_DIR=${named} overlaps ${clash}, which tasks must never see: choose a directory outside it`,
+    );
+  }
+  return real;
 }
 
 async function findOnPath(name: string): Promise<string | undefined> {

@@ -202,3 +202,45 @@ describe("sandbox: none", () => {
     expect(line?.msg).toMatch(root ? /as uid \d+/ : /as this worker's user/);
   });
 });
+
+describe("SWARM_TASK_SHARED_DIR", () => {
+  it("binds one directory read-write for every task, and nothing else of the host with it", async () => {
+    const shared = await mkdtemp(path.join("/var/tmp", "squad-shared-"));
+    await chmod(shared, 0o777);
+    const sibling = await mkdtemp(path.join("/var/tmp", "squad-sibling-"));
+    await writeFile(path.join(sibling, "secret"), "not shared\n");
+    await chmod(sibling, 0o755);
+    try {
+      const env = { ...process.env, SWARM_STATE_DIR: stateDir, SWARM_TASK_SHARED_DIR: shared };
+      const log = pino({ level: "silent" });
+      const base = { agent: "witness", workspaceRoot, network: false, log, env };
+      const withShared = await sandboxForAgent({
+        ...base,
+        requested: "bwrap",
+        requestedBy: "test",
+      });
+      const w = await sh(`echo ran >> ${shared}/t1.log && cat ${sibling}/secret`, withShared);
+      expect(await readFile(path.join(shared, "t1.log"), "utf8")).toBe("ran\n");
+      // The directory beside it is not part of the view.
+      expect(w.exit_code, w.output).not.toBe(0);
+      expect(w.output).not.toMatch(/not shared/);
+      // Without the variable the shared directory is not there either.
+      const none = await sh(`ls ${shared}`, boxed);
+      expect(none.exit_code, none.output).not.toBe(0);
+      // Overlapping what tasks must never see is refused.
+      for (const bad of [workspaceRoot, stateDir, path.dirname(stateDir), "relative/dir"]) {
+        await expect(
+          sandboxForAgent({
+            ...base,
+            env: { ...env, SWARM_TASK_SHARED_DIR: bad },
+            requested: "bwrap",
+            requestedBy: "test",
+          }),
+        ).rejects.toThrow(/SWARM_TASK_SHARED_DIR/);
+      }
+    } finally {
+      await rm(shared, { recursive: true, force: true });
+      await rm(sibling, { recursive: true, force: true });
+    }
+  });
+});
