@@ -1,3 +1,4 @@
+import { openMissionSpan } from "../telemetry/index.ts";
 import { reportPaths } from "../config.ts";
 import { isMissionEndType, isTaskResultEvent } from "../schema/index.ts";
 import {
@@ -58,6 +59,11 @@ export function createMissionLauncher(opts: MissionLauncherOptions): MissionLaun
   function fromBook(missionId: string, meta: MissionMeta | null): MissionRunner {
     const events = book.events(missionId);
     const planned = book.firstPlan(missionId)!;
+    // The mission's root span (its ids derived from the mission id): a resume re-opens the same one.
+    openMissionSpan(missionId, {
+      title: planned.payload.title,
+      startTime: planned.payload.submitted_at ?? planned.timestamp,
+    });
     const runner = new MissionRunner(
       createMission({
         missionId,
@@ -117,6 +123,7 @@ export function createMissionLauncher(opts: MissionLauncherOptions): MissionLaun
         meta,
         runnerDeps,
       );
+      openMissionSpan(missionId, { title: meta.title, startTime: new Date(submittedAt) });
       runners.set(missionId, runner);
       await runner.enqueue(input);
       return runner;

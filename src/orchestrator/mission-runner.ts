@@ -1,5 +1,6 @@
 import { missionWorkspace, reportPaths } from "../config.ts";
 import { errorMessage } from "../errors.ts";
+import { closeMissionSpan } from "../telemetry/index.ts";
 import type { Logger } from "../log.ts";
 import type { Publisher } from "../bus/index.ts";
 import {
@@ -285,6 +286,15 @@ export class MissionRunner {
         }
         if (e.type === "task_failed") this.noteResult(e.task_id, e.payload.result);
         if (isMissionEndType(e.type)) {
+          closeMissionSpan(
+            this.id,
+            e.type === "mission_completed"
+              ? "completed"
+              : e.type === "mission_failed"
+                ? "failed"
+                : "cancelled",
+            e.type === "mission_failed" ? e.payload.reason : undefined,
+          );
           this.finished = true;
           this.deps.merges?.release(this);
           this.log.info({ status: e.type }, "mission finished");

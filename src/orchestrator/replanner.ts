@@ -63,6 +63,7 @@ export function createReplanner(opts: ReplannerOptions): Replanner {
             agents: opts.roster.agents,
             signal: opts.signal,
             previous: { plan: cmd.plan, results: cmd.results, failed: cmd.failed },
+            missionId: runner.id,
           },
           opts.env,
         );

@@ -113,7 +113,7 @@ export function createSubmissionPlanning(opts: SubmissionPlanningOptions) {
       try {
         outcome = await callPlanner(
           planner,
-          { brief, agents: opts.roster.agents, signal: opts.signal },
+          { brief, agents: opts.roster.agents, signal: opts.signal, missionId },
           opts.env,
         );
       } catch (err) {

@@ -170,6 +170,10 @@ describe("OTLP/HTTP export from a real swarm", () => {
 
     // The orchestrator's other events are in the same trace, under the mission's root.
     expect(one("publish mission_completed", /^squad-orchestrator$/).parentSpanId).toBe(ids.spanId);
+    // The root itself: the mission span, with the ids its id derives, closed with its status.
+    const root = one(`mission ${summary.mission_id}`, /^squad-orchestrator$/);
+    expect(root.spanId).toBe(ids.spanId);
+    expect(root.attrs["squad.mission.status"]).toBe("completed");
   }, 180_000);
 
   it("sends protobuf with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", async () => {
