@@ -363,6 +363,21 @@ export function createMissionIntegrator(opts: MissionIntegratorOptions): Mission
       const entry = entries.get(missionId);
       if (entry?.timer) clearTimeout(entry.timer);
       entries.delete(missionId);
+      // The branch lives in the bundle store: this cache goes once its last merge is over.
+      void (jobs.get(missionId) ?? Promise.resolve())
+        .catch(() => undefined)
+        .then(async () => {
+          if (entries.has(missionId)) return;
+          const repo = await MissionRepo.open(opts.cacheRoot, missionId, await opts.store());
+          await repo.remove();
+          await rm(path.join(opts.checkoutRoot, missionId), { recursive: true, force: true });
+        })
+        .catch((err: unknown) =>
+          log.warn(
+            { mission: missionId, err: errorMessage(err) },
+            "could not remove the mission's cache",
+          ),
+        );
     },
     running: () => jobs.size,
     async stop() {

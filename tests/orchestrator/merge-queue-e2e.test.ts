@@ -8,7 +8,7 @@
 import { chmod, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   connectBus,
   createPublisher,
@@ -19,10 +19,10 @@ import {
 import { silentLogger } from "../../src/log.ts";
 import { startOrchestrator, type Orchestrator } from "../../src/orchestrator/orchestrator.ts";
 import { orchestratorRepoRoots } from "../../src/orchestrator/merge-link.ts";
+import { tasksAt } from "../helpers/mission-branch.ts";
 import { makeEvent, type EventOf, type SquadEvent, type Task } from "../../src/schema/index.ts";
 import { Roster } from "../../src/workers/roster.ts";
 import { openBundleStore, type BundleStore } from "../../src/workspace/bundle-store.ts";
-import { branchRef } from "../../src/workspace/mission-integrator.ts";
 import { MissionRepo } from "../../src/workspace/mission-repo.ts";
 import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
 import { killAllSwarms, spawnSwarm, swarmEnv } from "../helpers/swarm-process.ts";
@@ -191,20 +191,12 @@ async function submit(mission: string, plan: unknown, tasks: Record<string, Work
   return base;
 }
 
-/** The tasks whose commits are on the orchestrator's branch, oldest first (Squad-Task trailers). */
-async function tasksOnBranch(mission: string, root = workspace): Promise<string[]> {
-  const repo = await MissionRepo.open(orchestratorRepoRoots(root).cacheRoot, mission, store);
-  const head = await repo.readRef(branchRef(mission));
-  const log = await repo.git([
-    "log",
-    "--reverse",
-    "--format=%(trailers:key=Squad-Task,valueonly,separator=)",
-    head!,
-  ]);
-  return log
-    .split("\n")
-    .map((l) => l.trim())
-    .filter(Boolean);
+/** The tasks whose commits are on the mission branch at its end, oldest first (Squad-Task trailers). */
+async function tasksOnBranch(mission: string): Promise<string[]> {
+  const done = await final(mission);
+  const head = (done.payload as { head?: string }).head;
+  expect(head, "the final event names the branch's head").toBeDefined();
+  return tasksAt(store, mission, head!, workspace);
 }
 
 const task = (id: string, extra: Record<string, unknown> = {}) => ({
@@ -254,6 +246,11 @@ describe("the merge queue in a running orchestrator", () => {
     expect(await repo.git(["show", `${cBase}:b.txt`])).toBe("B");
     expect(done.payload).toMatchObject({ head: merged[2]!.payload.head });
     expect(await tasksOnBranch(mission)).toEqual(["a", "b", "c"]);
+    // The orchestrator's cache of the mission goes when the mission ends (the store keeps the branch).
+    const cache = path.join(orchestratorRepoRoots(workspace).cacheRoot, `${mission}.git`);
+    await vi.waitFor(async () => expect(await stat(cache).catch(() => null)).toBeNull(), {
+      timeout: 30_000,
+    });
     await orch.stop();
   });
 
@@ -337,7 +334,7 @@ describe("the merge queue in a running orchestrator", () => {
     const merged = of(mission, "task_merged");
     expect(merged.map((m) => m.task_id)).toEqual(["a", "b"]);
     expect(merged[1]!.payload.onto).toBe(merged[0]!.payload.head);
-    expect(await tasksOnBranch(mission, elsewhere)).toEqual(["a", "b"]);
+    expect(await tasksOnBranch(mission)).toEqual(["a", "b"]);
     expect(done.payload).toMatchObject({ head: merged[1]!.payload.head });
     await second.stop();
   });

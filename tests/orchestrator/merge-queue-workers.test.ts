@@ -9,11 +9,10 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPublisher } from "../../src/bus/index.ts";
 import { newMissionId } from "../../src/client/submission.ts";
-import { orchestratorRepoRoots } from "../../src/orchestrator/merge-link.ts";
-import { makeEvent, type EventOf } from "../../src/schema/index.ts";
+import { makeEvent, type EventOf, type SquadEvent } from "../../src/schema/index.ts";
 import { openBundleStore, type BundleStore } from "../../src/workspace/bundle-store.ts";
-import { branchRef } from "../../src/workspace/mission-integrator.ts";
 import { MissionRepo } from "../../src/workspace/mission-repo.ts";
+import { tasksAt } from "../helpers/mission-branch.ts";
 import { commitFiles } from "../workspace/repo-fixtures.ts";
 import { briefText, ofType, plan, startSwarm, type Swarm } from "./e2e-harness.ts";
 
@@ -60,24 +59,11 @@ async function submitWithBase(
   return { id, base };
 }
 
-/** Task ids of the commits on the orchestrator's branch, oldest first. */
-async function branchTasks(mission: string): Promise<string[]> {
-  const repo = await MissionRepo.open(
-    orchestratorRepoRoots(swarm.workspace).cacheRoot,
-    mission,
-    store,
-  );
-  const head = await repo.readRef(branchRef(mission));
-  const out = await repo.git([
-    "log",
-    "--reverse",
-    "--format=%(trailers:key=Squad-Task,valueonly,separator=)",
-    head!,
-  ]);
-  return out
-    .split("\n")
-    .map((l) => l.trim())
-    .filter(Boolean);
+/** Task ids of the commits on the mission branch at its end (final event's head), oldest first. */
+async function branchTasks(final: SquadEvent): Promise<string[]> {
+  const head = (final as EventOf<"mission_completed">).payload.head;
+  expect(head, "the final event names the branch's head").toBeDefined();
+  return tasksAt(store, final.mission_id!, head!, swarm.workspace);
 }
 
 describe("the merge queue with real workers", () => {
@@ -111,7 +97,7 @@ describe("the merge queue with real workers", () => {
     const lastOfWave1 = merged.filter((m) => m.task_id !== "both").at(-1)!;
     expect(both.payload.result.changes?.base).toBe(lastOfWave1.payload.head);
     expect((final as EventOf<"mission_completed">).payload.head).toBe(merged.at(-1)!.payload.head);
-    const onBranch = await branchTasks(id);
+    const onBranch = await branchTasks(final);
     expect(onBranch.sort()).toEqual(["both", "edit_a", "make_b"]);
   }, 120_000);
 
@@ -145,6 +131,6 @@ describe("the merge queue with real workers", () => {
       (e) => e.task_id === loser && e.payload.result.attempt === 2,
     )!;
     expect(retry.payload.result.changes?.base).toBe(merged[0]!.payload.head);
-    expect((await branchTasks(id)).length).toBe(2);
+    expect((await branchTasks(final)).length).toBe(2);
   }, 120_000);
 });
