@@ -11,6 +11,7 @@ import {
   type MissionOverview,
 } from "./mission-summary.ts";
 import { oneLine, renderTable } from "./text-table.ts";
+import { bytesText } from "../text.ts";
 
 /** The worker replica's default heartbeat interval (startWorkerReplica `heartbeatMs`). */
 export const DEFAULT_HEARTBEAT_INTERVAL_S = 5;
@@ -33,6 +34,8 @@ export interface InstanceStatus {
   uptime_s: number | null;
   /** Events the replica refused since start (its last heartbeat; forged, unsigned, wrong role). */
   refused_events: number | null;
+  /** Bytes of its task checkouts and mission caches (its last heartbeat). */
+  workspace_bytes: number | null;
   /** Why it went offline. */
   reason: string | null;
 }
@@ -105,6 +108,7 @@ export function buildStatusReport(snap: SwarmSnapshot, opts: BuildStatusOptions)
       failed: hb?.failed ?? null,
       uptime_s: hb?.uptime_s ?? null,
       refused_events: hb?.refused_events ?? null,
+      workspace_bytes: hb?.workspace_bytes ?? null,
       reason: e.type === "agent_offline" ? e.payload.reason : null,
     });
   }
@@ -238,6 +242,7 @@ export function formatStatusReport(r: StatusReport, opts: FormatStatusOptions): 
           "DONE",
           "FAILED",
           "UP",
+          "DISK",
           ...(refused ? ["REFUSED"] : []),
         ],
         shownInstances.map((i) => [
@@ -248,6 +253,7 @@ export function formatStatusReport(r: StatusReport, opts: FormatStatusOptions): 
           num(i.completed),
           num(i.failed),
           i.uptime_s === null ? "-" : age(i.uptime_s * 1000),
+          i.workspace_bytes === null ? "-" : bytesText(i.workspace_bytes),
           ...(refused
             ? [i.refused_events ? paint(String(i.refused_events), "red") : num(i.refused_events)]
             : []),
@@ -257,6 +263,7 @@ export function formatStatusReport(r: StatusReport, opts: FormatStatusOptions): 
           align: [
             "left",
             "left",
+            "right",
             "right",
             "right",
             "right",

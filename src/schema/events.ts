@@ -151,6 +151,8 @@ export const EventPayloads = {
     uptime_s: z.number().nonnegative(),
     /** Events this replica refused since start (forged, unsigned, from the wrong role). */
     refused_events: z.number().int().nonnegative().optional(),
+    /** Bytes on disk of its task checkouts and mission cache repositories (last measured). */
+    workspace_bytes: z.number().int().nonnegative().optional(),
   }),
   agent_offline: z.object({
     agent: AgentName,

@@ -14,6 +14,8 @@ export interface ReplicaStatusOptions {
   inFlight: () => number;
   /** Events the replica's event guard refused since start (for the heartbeat). */
   refused?: () => number;
+  /** Bytes of its checkouts and caches (worker-workspaces.ts diskBytes). */
+  workspaceBytes?: () => number;
 }
 
 /** Results reported by one replica since it started. */
@@ -77,6 +79,7 @@ export function createReplicaStatus(opts: ReplicaStatusOptions) {
             failed: counters.failed,
             uptime_s: Math.round((Date.now() - startedAt) / 1000),
             ...(opts.refused ? { refused_events: opts.refused() } : {}),
+            ...(opts.workspaceBytes ? { workspace_bytes: opts.workspaceBytes() } : {}),
           }),
         );
       }, opts.heartbeatMs);

@@ -175,13 +175,13 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
     heartbeatMs: opts.heartbeatMs ?? 5_000,
     inFlight: () => inFlight.size,
     refused: () => guard.refused(),
+    workspaceBytes: () => workspaces.diskBytes(),
   });
   await status.online({
     concurrency: opts.concurrency,
     model: agent.model ?? opts.defaultModel,
     version: opts.version,
   });
-
   const handle = createTaskHandler({
     log,
     tuning,

@@ -19,6 +19,7 @@ import {
   type BundleStore,
 } from "../workspace/bundle-store.ts";
 import { MissionRepo } from "../workspace/mission-repo.ts";
+import { workspaceUsage } from "../tools/workspace-usage.ts";
 
 export interface WorkerWorkspaces {
   /** A checkout of `base` in a free slot of the mission's; its release() frees the slot. */
@@ -27,7 +28,16 @@ export interface WorkerWorkspaces {
   endMission(mission: string): void;
   /** Resolves when removals started so far are done. */
   settled(): Promise<void>;
+  /**
+   * Bytes on disk of this replica's checkouts and its missions' cache
+   * repositories, as last measured (measured again, in the background, at
+   * most every DISK_MEASURE_MS): what `swarm status` shows per replica.
+   */
+  diskBytes(): number;
 }
+
+/** How often diskBytes walks the checkouts again. */
+const DISK_MEASURE_MS = 30_000;
 
 interface MissionSlots {
   free: number[];
@@ -98,7 +108,33 @@ export function createWorkerWorkspaces(opts: {
       );
   };
 
+  let disk = 0;
+  let measuredAt = -Infinity;
+  let measuring = false;
+  const measure = async (): Promise<number> => {
+    let bytes = 0;
+    for (const [mission, slots] of missions) {
+      const dirs = Array.from({ length: slots.next }, (_, n) =>
+        path.join(root, mission, `${opts.instance}-${n}`),
+      );
+      dirs.push(path.join(cacheRoot, `${mission}.git`));
+      for (const d of dirs) bytes += (await workspaceUsage(d)).bytes;
+    }
+    return bytes;
+  };
+
   return {
+    diskBytes() {
+      if (!measuring && Date.now() - measuredAt >= DISK_MEASURE_MS) {
+        measuring = true;
+        measuredAt = Date.now();
+        void measure()
+          .then((b) => (disk = b))
+          .catch(() => undefined)
+          .finally(() => (measuring = false));
+      }
+      return disk;
+    },
     async acquire(mission, base) {
       let slots = missions.get(mission);
       if (!slots) {

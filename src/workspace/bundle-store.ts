@@ -3,6 +3,7 @@
  * per commit, named `<mission>/<commit>`. A put is chunked by the client and
  * its metadata written last, so a put cut short is never visible as an object.
  */
+import { bytesText } from "../text.ts";
 import type { ObjectStore } from "@nats-io/obj";
 import {
   openBundleBucket,
@@ -47,9 +48,7 @@ export class BundleTooLargeError extends BadInputError {
 }
 
 function formatBytes(n: number): string {
-  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MiB (${n} bytes)`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB (${n} bytes)`;
-  return `${n} bytes`;
+  return n < 1024 ? `${n} bytes` : `${bytesText(n)} (${n} bytes)`;
 }
 
 export function bundleStoreOf(obj: ObjectStore, bundleLimitBytes: number): BundleStore {

@@ -46,7 +46,15 @@ describe("swarm status", () => {
       makeEvent(
         "agent_heartbeat",
         { mission_id: null, source: "tester/old1", timestamp: minutesAgo(10) },
-        { agent: "tester", instance: "old1", in_flight: 1, completed: 4, failed: 1, uptime_s: 600 },
+        {
+          agent: "tester",
+          instance: "old1",
+          in_flight: 1,
+          completed: 4,
+          failed: 1,
+          uptime_s: 600,
+          workspace_bytes: 3 * 1024 * 1024,
+        },
       ),
     );
     await bus.publisher.publish(
@@ -168,7 +176,13 @@ describe("swarm status", () => {
       num_ack_pending: 0,
     });
     expect(report.instances.filter((i) => i.agent === "tester")).toEqual([
-      expect.objectContaining({ instance: "old1", state: "stale", in_flight: 1, completed: 4 }),
+      expect.objectContaining({
+        instance: "old1",
+        state: "stale",
+        in_flight: 1,
+        completed: 4,
+        workspace_bytes: 3 * 1024 * 1024,
+      }),
       expect.objectContaining({ instance: "gone1", state: "offline", reason: "SIGTERM" }),
     ]);
     expect(report.instances.find((i) => i.agent === "builder")).toMatchObject({ state: "online" });
@@ -194,7 +208,7 @@ describe("swarm status", () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^ {2}tester +0 +1 +1 +3 +0 +1$/m);
     expect(text.stdout).toMatch(/^ {2}reviewer +0 +0 +0 +2\* +0 +0$/m);
-    expect(text.stdout).toMatch(/^ {2}tester\/old1 +stale +10m ago +1 +4 +1 +10m$/m);
+    expect(text.stdout).toMatch(/^ {2}tester\/old1 +stale +10m ago +1 +4 +1 +10m +3\.0 MiB$/m);
     expect(text.stdout).toMatch(/^ {2}m-running +running +1\/0\/3 \(1 running\) .* Running one$/m);
     expect(text.stdout).toMatch(/^ {2}m-cancelling +planned \(cancelling\) /m);
     expect(text.stdout).toMatch(/^ {2}m-queued +submitted +- /m);

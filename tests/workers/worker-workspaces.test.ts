@@ -16,7 +16,7 @@ import type { TaskResult } from "../../src/schema/index.ts";
 import { openBundleStore, type BundleStore } from "../../src/workspace/bundle-store.ts";
 import { MissionRepo } from "../../src/workspace/mission-repo.ts";
 import type { RosterAgent } from "../../src/workers/roster.ts";
-import { workerCacheRoot } from "../../src/workers/worker-workspaces.ts";
+import { createWorkerWorkspaces, workerCacheRoot } from "../../src/workers/worker-workspaces.ts";
 import { startWorkerReplica, type WorkerReplica } from "../../src/workers/worker-replica.ts";
 import { commitFiles } from "../workspace/repo-fixtures.ts";
 import { assign, endMission, makeTask, newMission, startBus, type Bus } from "./worker-harness.ts";
@@ -269,5 +269,19 @@ describe("a task with a base", () => {
       },
       { timeout: 10_000, interval: 50 },
     );
+  });
+
+  it("measures the disk its checkouts and caches take (shown by swarm status)", async () => {
+    const mission = newMission("ws-disk");
+    const base = await missionBase(mission, { "big.txt": "x".repeat(200_000) });
+    const nc = await connectBus({ servers: bus.server.url, name: "disk" });
+    connections.push(nc);
+    const root = await mkdtemp(path.join(scratch, "disk-"));
+    const ws = createWorkerWorkspaces({ nc, root, instance: "wd", env: {}, log: silentLogger });
+    const checkout = await ws.acquire(mission, base);
+    // The first ask starts a measurement in the background and answers the last one (none yet).
+    expect(ws.diskBytes()).toBe(0);
+    await vi.waitFor(() => expect(ws.diskBytes()).toBeGreaterThan(200_000), { timeout: 10_000 });
+    await checkout.release();
   });
 });
