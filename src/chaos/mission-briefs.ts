@@ -89,7 +89,12 @@ export function runStepPlan(o: RunPlanOptions): PlanInput {
         instructions: `Append one line to ${runLog(id)}.`,
         depends_on: w === 0 ? [] : [taskId(n - width)],
         acceptance: `${runLog(id)} exists`,
-        run: [sideEffectCommand(id), `sleep ${o.stepS}`],
+        // The side effect (counted), then a file of its own in its checkout: a commit to merge.
+        run: [
+          sideEffectCommand(id),
+          `mkdir -p out && echo ${id} > out/${id}.txt`,
+          `sleep ${o.stepS}`,
+        ],
         verify: [`test -s ${runLog(id)}`],
         ...(o.timeoutS ? { timeout_s: o.timeoutS } : {}),
         ...(o.maxAttempts ? { max_attempts: o.maxAttempts } : {}),

@@ -4,7 +4,11 @@
  * The same scenarios at full size are `scripts/chaos` (docs/reliability.md).
  */
 import { describe, expect, it } from "vitest";
-import { orchestratorKills, workerKills } from "../../src/chaos/scenarios.ts";
+import {
+  orchestratorKills,
+  orchestratorKillsMidMerge,
+  workerKills,
+} from "../../src/chaos/scenarios.ts";
 import { expectNothingLost, SEED } from "./chaos-expect.ts";
 
 describe("chaos: processes killed mid-mission (quick)", () => {
@@ -24,4 +28,11 @@ describe("chaos: processes killed mid-mission (quick)", () => {
     // A resumed mission re-dispatches with the same attempt numbers: no task was retried.
     expect(row.account.extraAttempts).toBe(0);
   }, 240_000);
+
+  it("keeps each task's commit on the mission branch exactly once when the orchestrator is SIGKILLed mid-merge", async () => {
+    const row = await orchestratorKillsMidMerge.run({ size: "quick", seed: SEED });
+    expectNothingLost(row);
+    expect(row.faults).toBe(2);
+    expect(row.notes.join("\n")).toMatch(/merge queue: \d+ merged, \d+ conflicted; each task once/);
+  }, 300_000);
 });
