@@ -55,6 +55,22 @@ describe("the Dockerfile", () => {
     for (const s of scripts) expect(existsSync(path.join(REPO_ROOT, s)), `${s} exists`).toBe(true);
   });
 
+  it("installs what the processes run: git (mission repositories), the sandbox's tools", () => {
+    const installed = runtime
+      .filter((l) => /^RUN apt-get/.test(l))
+      .join(" ")
+      .split(/\s+/);
+    for (const pkg of [
+      "git",
+      "bubblewrap",
+      "util-linux",
+      "slirp4netns",
+      "iproute2",
+      "ca-certificates",
+    ])
+      expect(installed, pkg).toContain(pkg);
+  });
+
   it("has a HEALTHCHECK on /healthz and OCI labels", () => {
     const health = runtime.find((l) => l.startsWith("HEALTHCHECK "));
     expect(health).toMatch(/\/healthz/);
