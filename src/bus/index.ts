@@ -90,7 +90,9 @@ export { hasJsCode, jsApiCode, JS_CODES } from "./jetstream-codes.ts";
 export { isTransientNatsError, retryTransient, type RetryPolicy } from "./retry.ts";
 export { followEvents, type EventFeed, type EventFeedOptions } from "./event-feed.ts";
 export {
+  countPerAgent,
   readSwarmSnapshot,
+  readWorkerConsumers,
   type SwarmSnapshot,
   type WorkerConsumerStats,
   type SnapshotOptions,

@@ -146,7 +146,8 @@ async function readStatusEvents(
   return out;
 }
 
-async function readWorkerConsumers(jsm: JetStreamManager): Promise<WorkerConsumerStats[]> {
+/** The `worker-<agent>` consumers of SQUAD_TASKS and their counts, by agent. */
+export async function readWorkerConsumers(jsm: JetStreamManager): Promise<WorkerConsumerStats[]> {
   if (!(await streamState(jsm, STREAMS.tasks))) return [];
   const infos = await jsm.consumers.list(STREAMS.tasks).next();
   return infos
@@ -163,7 +164,7 @@ async function readWorkerConsumers(jsm: JetStreamManager): Promise<WorkerConsume
 }
 
 /** Messages per `<prefix>.<agent>` subject of a stream, by agent. */
-async function countPerAgent(
+export async function countPerAgent(
   jsm: JetStreamManager,
   stream: string,
   pattern: RegExp,

@@ -16,6 +16,8 @@ import { makeMissionBase } from "../workspace/mission-base.ts";
 import { MissionRepo } from "../workspace/mission-repo.ts";
 import { deliverBranch, exportClone, pushBranch, type Delivered } from "../workspace/delivery.ts";
 import { decideDelivery, type DeliveryRequest } from "./delivery-decision.ts";
+import { submitMission } from "./submission.ts";
+import type { EventSigner } from "../bus/index.ts";
 
 /** Where the CLI keeps its cache repositories of missions. */
 export function cliRepoRoot(stateDir: string): string {
@@ -59,6 +61,39 @@ export async function prepareMissionWorkspace(
   const workspace = await makeMissionBase(opts.seed, repo);
   await writeWorkspaceRecord(opts.stateDir, opts.missionId, workspace);
   return { workspace, repo };
+}
+
+/**
+ * Make the mission's base from the brief's workspace, upload it, then
+ * submit the brief with it (signed when a signer is given): what every
+ * submitter does. Answers the mission's cache repository, for delivery.
+ */
+export async function submitWithWorkspace(
+  nc: NatsConnection,
+  opts: {
+    brief: string;
+    sourcePath: string | null;
+    seed: string | null;
+    missionId: string;
+    stateDir: string;
+    signer?: EventSigner | null;
+    env?: NodeJS.ProcessEnv;
+  },
+): Promise<{ workspace: MissionWorkspace; repo: MissionRepo }> {
+  const prepared = await prepareMissionWorkspace(nc, {
+    seed: opts.seed,
+    missionId: opts.missionId,
+    stateDir: opts.stateDir,
+    ...(opts.env ? { env: opts.env } : {}),
+  });
+  await submitMission(nc, {
+    brief: opts.brief,
+    sourcePath: opts.sourcePath,
+    missionId: opts.missionId,
+    signer: opts.signer ?? null,
+    workspace: prepared.workspace,
+  });
+  return prepared;
 }
 
 function recordPath(stateDir: string, missionId: string): string {

@@ -11,7 +11,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   followEvents,
   openJetStreamManager,
+  countPerAgent,
   readSwarmSnapshot,
+  readWorkerConsumers,
   watchEvents,
   type EventFeed,
   type EventWatch,
@@ -155,24 +157,10 @@ export function startSwarmFeed(opts: SwarmFeedOptions): SwarmFeed {
 
 async function readLoad(nc: NatsConnection): Promise<AgentLoad> {
   const jsm = await openJetStreamManager(nc, { check: false });
-  const infos = await jsm.consumers.list(STREAMS.tasks).next();
-  const consumers = infos
-    .filter((c) => c.name.startsWith("worker-"))
-    .map((c) => ({
-      agent: c.name.slice("worker-".length),
-      name: c.name,
-      pending: c.num_pending,
-      ackPending: c.num_ack_pending,
-      waiting: c.num_waiting,
-      redelivered: c.num_redelivered,
-    }))
-    .sort((a, b) => a.agent.localeCompare(b.agent));
-  const state = (await jsm.streams.info(STREAMS.dlq, { subjects_filter: ">" })).state;
-  const deadLetters: Record<string, number> = {};
-  for (const [subject, n] of Object.entries(state.subjects ?? {})) {
-    const agent = /^squad\.dlq\.([a-z0-9_-]{1,64})$/.exec(subject)?.[1];
-    if (agent) deadLetters[agent] = (deadLetters[agent] ?? 0) + n;
-  }
+  const [consumers, deadLetters] = await Promise.all([
+    readWorkerConsumers(jsm),
+    countPerAgent(jsm, STREAMS.dlq, /^squad\.dlq\.([a-z0-9_-]{1,64})$/),
+  ]);
   return { consumers, deadLetters };
 }
 

@@ -3,14 +3,9 @@ import type { Command } from "commander";
 import { connectBus } from "../../bus/index.ts";
 import { ExitCode } from "../../errors.ts";
 import { silentLogger } from "../../log.ts";
-import {
-  followMission,
-  newMissionId,
-  nextEventsSeq,
-  submitMission,
-} from "../../client/submission.ts";
+import { followMission, newMissionId, nextEventsSeq } from "../../client/submission.ts";
 import { readBriefFile } from "../../client/brief-file.ts";
-import { prepareMissionWorkspace } from "../../client/mission-workspace.ts";
+import { submitWithWorkspace } from "../../client/mission-workspace.ts";
 import { BadInputError } from "../../errors.ts";
 import { deliverAfterMission, pushOption } from "../mission-delivery.ts";
 import { formatEventLine } from "../event-line.ts";
@@ -70,17 +65,13 @@ export function registerSubmitCommand(program: Command): void {
         const guard = await openCliGuard(nc, { publishes: true });
         const fromSeq = flags.wait ? await nextEventsSeq(nc).catch(() => 1) : 1;
         const missionId = newMissionId();
-        const { workspace, repo } = await prepareMissionWorkspace(nc, {
+        const { workspace, repo } = await submitWithWorkspace(nc, {
+          brief: text,
+          sourcePath,
           seed,
           missionId,
           stateDir: common.stateDir,
-        });
-        await submitMission(nc, {
-          brief: text,
-          sourcePath,
-          missionId,
           signer: guard.signer,
-          workspace,
         });
         process.stdout.write(`${missionId}\n`);
         if (!flags.wait) return;

@@ -22,9 +22,9 @@ import {
 import { reportPaths, type SwarmEnv } from "../../config.ts";
 import { BadInputError, ExitCode, errorMessage } from "../../errors.ts";
 import { REDACT_PATHS, type Logger } from "../../log.ts";
-import { newMissionId, nextEventsSeq, submitMission } from "../../client/submission.ts";
+import { newMissionId, nextEventsSeq } from "../../client/submission.ts";
 import { isFinalMissionEvent, makeEvent, type FinalMissionEvent } from "../../schema/index.ts";
-import { prepareMissionWorkspace } from "../../client/mission-workspace.ts";
+import { submitWithWorkspace } from "../../client/mission-workspace.ts";
 import { deliverAfterMission } from "../mission-delivery.ts";
 import { readBriefFile } from "../../client/brief-file.ts";
 import { openRootToUser } from "../../tools/sandbox.ts";
@@ -266,17 +266,13 @@ export async function deployMission(opts: DeployOptions): Promise<number> {
     let failure: { message: string; code: number } | null = null;
     let deliveryCode: number = ExitCode.ok;
     if (!signalled) {
-      const { workspace, repo } = await prepareMissionWorkspace(nc, {
+      const { workspace, repo } = await submitWithWorkspace(nc, {
+        brief: text,
+        sourcePath,
         seed,
         missionId,
         stateDir: opts.stateDir,
-      });
-      await submitMission(nc, {
-        brief: text,
-        sourcePath,
-        missionId,
         signer: guard.signer,
-        workspace,
       });
       log.info({ missionId, agents, replicas: opts.replicas }, "mission submitted");
       const first = await Promise.race([
