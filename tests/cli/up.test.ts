@@ -73,7 +73,12 @@ Two tasks for the two replicas.
     const submitted = await runSwarm(["submit", brief, "--wait"], env, { timeoutMs: 60_000 });
     expect(submitted.code, submitted.stdout + submitted.stderr).toBe(0);
     const missionId = submitted.stdout.split("\n")[0]!;
-    expect(await readFile(path.join(ws, missionId, "two.txt"), "utf8")).toBe("2\n");
+    // The tasks' work is the mission's branch: read it as a user would, from an export.
+    const exported = path.join(ws, "exported");
+    const exp = await runSwarm(["export", missionId, exported], env);
+    expect(exp.code, exp.stderr).toBe(0);
+    expect(await readFile(path.join(exported, "one.txt"), "utf8")).toBe("1\n");
+    expect(await readFile(path.join(exported, "two.txt"), "utf8")).toBe("2\n");
     expect(up.stdout()).not.toMatch(/exited|restarting/); // nothing crashed meanwhile
 
     up.kill("SIGTERM");
