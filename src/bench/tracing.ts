@@ -54,15 +54,19 @@ const OTEL_VARS = [
   "OTEL_SDK_DISABLED",
 ] as const;
 
-/** A collector stand-in: counts the spans of each OTLP/HTTP JSON export and answers 200. */
+/**
+ * A collector stand-in: keeps each OTLP/HTTP JSON export and answers 200;
+ * the spans are counted when asked, after the run, so that decoding them
+ * does not take CPU from the swarm it measures (a real collector runs
+ * elsewhere).
+ */
 async function startReceiver(): Promise<{ url: string; spans(): number; close(): Promise<void> }> {
   let spans = 0;
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
+  let pending: Buffer[] = [];
+  const count = () => {
+    for (const raw of pending) {
       try {
-        const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
+        const body = JSON.parse(raw.toString("utf8")) as {
           resourceSpans?: Array<{ scopeSpans?: Array<{ spans?: unknown[] }> }>;
         };
         for (const rs of body.resourceSpans ?? [])
@@ -70,13 +74,22 @@ async function startReceiver(): Promise<{ url: string; spans(): number; close():
       } catch {
         // not JSON: not ours to count
       }
+    }
+    pending = [];
+    return spans;
+  };
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      pending.push(Buffer.concat(chunks));
       res.writeHead(200, { "content-type": "application/json" }).end("{}");
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    spans: () => spans,
+    spans: count,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
@@ -243,7 +256,7 @@ export function tracingSection(
       `The same ${opts.tasks}-task no-op mission on a fresh swarm (orchestrator and ` +
         `\`swarm worker --replicas ${opts.replicas} --concurrency ${opts.concurrency}\`) ` +
         "with no OTEL_* variable, and with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP " +
-        "receiver in the benchmark process (JSON, every span decoded and counted), in " +
+        "receiver in the benchmark process (JSON, kept during the run, decoded and counted after it), in " +
         `${opts.rounds} alternating rounds; the figures are the medians. Runs: ${perRun}.`,
       `With tracing on, ${t.spansPerTask.toFixed(1)} spans per task reached the receiver ` +
         "(the publish of each event of the mission, the attempt, its report), counted once the " +
