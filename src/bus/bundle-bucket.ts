@@ -30,6 +30,12 @@ export interface BundleLimits {
   bundleLimitBytes: number;
   /** Like the streams (SWARM_STREAM_REPLICAS). */
   replicas: number;
+  /**
+   * How long one get, put or lookup may take (SWARM_BUNDLE_TIMEOUT_MS,
+   * default 10 s): a server that stops answering (a cluster node lost
+   * mid-read) fails that call, and the fetch after it starts afresh.
+   */
+  timeoutMs?: number;
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -52,6 +58,7 @@ export function bundleLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): Bundl
     maxAgeS: positiveInt(env, "SWARM_BUNDLE_MAX_AGE_S", DEFAULT_BUNDLE_MAX_AGE_S),
     bundleLimitBytes: positiveInt(env, "SWARM_BUNDLE_LIMIT_BYTES", DEFAULT_BUNDLE_LIMIT_BYTES),
     replicas: replicasFromEnv(env) ?? 1,
+    timeoutMs: positiveInt(env, "SWARM_BUNDLE_TIMEOUT_MS", 10_000),
   };
   if (limits.bundleLimitBytes > limits.maxBytes) {
     throw new InfrastructureError(

@@ -15,9 +15,11 @@
  * unannounced, no probe breached, every bomb failed on its limit, and the
  * attacker mission ended (failed, because of its bombs).
  */
+import path from "node:path";
 import { missionWorkspace } from "../config.ts";
 import { natsHostPort } from "../bus/index.ts";
-import { submitMission } from "../client/submission.ts";
+import { submitWithWorkspace } from "../client/mission-workspace.ts";
+import { newMissionId } from "../client/submission.ts";
 import type { PlanInput } from "../schema/plan.ts";
 import type { SquadEvent } from "../schema/index.ts";
 import { openGate, type Injection } from "./injectors.ts";
@@ -147,9 +149,14 @@ async function attack(ctx: MissionRunContext, size: "quick" | "full"): Promise<A
   const problems: string[] = [];
   const notes: string[] = [];
   try {
-    const attackerId = await submitMission(ctx.observer.nc, {
+    // Submitted as any user's mission would be: with a repository, so each task has its own checkout.
+    const attackerId = newMissionId();
+    await submitWithWorkspace(ctx.observer.nc, {
       brief: withWitness(briefFor("Chaos: an attacker mission", plan, AGENTS), ctx.witness),
       sourcePath: null,
+      seed: null,
+      missionId: attackerId,
+      stateDir: path.join(path.dirname(ctx.workspace), "attacker-state"),
     });
     ctx.log(`attacker mission ${attackerId} submitted`);
     const final = await ctx.observer.waitFinal(attackerId, size === "quick" ? 150_000 : 600_000);

@@ -6,12 +6,13 @@
 import { bytesText } from "../text.ts";
 import type { ObjectStore } from "@nats-io/obj";
 import {
+  BUNDLE_BUCKET,
   openBundleBucket,
   provisionBundleBucket,
   type BundleLimits,
 } from "../bus/bundle-bucket.ts";
 import type { NatsConnection } from "../bus/connect.ts";
-import { BadInputError } from "../errors.ts";
+import { BadInputError, InfrastructureError } from "../errors.ts";
 import type { CommitId } from "../schema/identifiers.ts";
 
 export { BUNDLE_BUCKET, bundleLimitsFromEnv, type BundleLimits } from "../bus/bundle-bucket.ts";
@@ -51,7 +52,33 @@ function formatBytes(n: number): string {
   return n < 1024 ? `${n} bytes` : `${bytesText(n)} (${n} bytes)`;
 }
 
-export function bundleStoreOf(obj: ObjectStore, bundleLimitBytes: number): BundleStore {
+/** `op`, or an InfrastructureError once `ms` have passed without an answer. */
+async function within<T>(op: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new InfrastructureError(
+            `the object store ${BUNDLE_BUCKET} did not answer within ${ms} ms (${what}); ` +
+              "raise SWARM_BUNDLE_TIMEOUT_MS for very large bundles on a slow link",
+          ),
+        ),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([op, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function bundleStoreOf(
+  obj: ObjectStore,
+  bundleLimitBytes: number,
+  timeoutMs = 10_000,
+): BundleStore {
   return {
     bundleLimitBytes,
     async put(mission, commit, bytes) {
@@ -63,13 +90,19 @@ export function bundleStoreOf(obj: ObjectStore, bundleLimitBytes: number): Bundl
           bundleLimitBytes,
         );
       }
-      await obj.putBlob({ name, description: `git bundle of ${commit}` }, bytes);
+      await within(
+        obj.putBlob({ name, description: `git bundle of ${commit}` }, bytes),
+        timeoutMs,
+        `put ${name}`,
+      );
     },
     async get(mission, commit) {
-      return obj.getBlob(bundleObjectName(mission, commit));
+      const name = bundleObjectName(mission, commit);
+      return within(obj.getBlob(name), timeoutMs, `get ${name}`);
     },
     async has(mission, commit) {
-      const info = await obj.info(bundleObjectName(mission, commit));
+      const name = bundleObjectName(mission, commit);
+      const info = await within(obj.info(name), timeoutMs, `info ${name}`);
       return info !== null && !info.deleted;
     },
     async removeMission(mission) {
@@ -97,5 +130,5 @@ export async function openBundleStore(
 ): Promise<BundleStore> {
   const obj =
     opts.provision === false ? await openBundleBucket(nc) : await provisionBundleBucket(nc, limits);
-  return bundleStoreOf(obj, limits.bundleLimitBytes);
+  return bundleStoreOf(obj, limits.bundleLimitBytes, limits.timeoutMs ?? 10_000);
 }

@@ -452,8 +452,9 @@ describe("nothing is left behind", () => {
     const slirps = () => processesMatching(path.join(NETNS_DIR, name));
     // Its --exit-fd pipe closed with the worker.
     await expect.poll(slirps, { timeout: 30_000 }).toEqual([]);
-    expect(await readdir(NETNS_DIR)).toContain(name);
-    expect(await sweepStaleTaskNetworks()).toContain(name);
+    // Any worker starting now sweeps it (tests in other files start workers too): whichever
+    // sweeps first, the dead worker's namespace is gone after a sweep.
+    await sweepStaleTaskNetworks();
     expect(await readdir(NETNS_DIR)).not.toContain(name);
   });
 });

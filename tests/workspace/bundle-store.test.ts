@@ -35,6 +35,7 @@ describe("bundleLimitsFromEnv", () => {
       maxAgeS: 7 * 24 * 3600,
       bundleLimitBytes: 64 * 1024 ** 2,
       replicas: 1,
+      timeoutMs: 10_000,
     });
     expect(
       bundleLimitsFromEnv({
@@ -42,8 +43,9 @@ describe("bundleLimitsFromEnv", () => {
         SWARM_BUNDLE_MAX_AGE_S: "60",
         SWARM_BUNDLE_LIMIT_BYTES: "100",
         SWARM_STREAM_REPLICAS: "3",
+        SWARM_BUNDLE_TIMEOUT_MS: "2500",
       }),
-    ).toEqual({ maxBytes: 1000, maxAgeS: 60, bundleLimitBytes: 100, replicas: 3 });
+    ).toEqual({ maxBytes: 1000, maxAgeS: 60, bundleLimitBytes: 100, replicas: 3, timeoutMs: 2500 });
   });
   it("refuses nonsense with the variable's name", () => {
     expect(() => bundleLimitsFromEnv({ SWARM_BUNDLE_MAX_BYTES: "lots" })).toThrow(
@@ -156,6 +158,29 @@ describe("BundleStore", () => {
     } finally {
       await c.close();
       await small.stop();
+    }
+  });
+});
+
+describe("a server that stops answering", () => {
+  it("fails the call after SWARM_BUNDLE_TIMEOUT_MS (nothing waits forever), and works again after", async () => {
+    const stalled = await startNatsServer();
+    const c = await connectBus({ servers: stalled.url, name: "bundle-store-stall" });
+    try {
+      const limits = { ...bundleLimitsFromEnv({ SWARM_BUNDLE_TIMEOUT_MS: "300" }) };
+      const store = await openBundleStore(c, limits);
+      await store.put("m-stall", C, new Uint8Array([1, 2, 3]));
+      process.kill(stalled.pid, "SIGSTOP");
+      try {
+        await expect(store.get("m-stall", C)).rejects.toThrow(InfrastructureError);
+        await expect(store.has("m-stall", C)).rejects.toThrow(/did not answer within 300 ms/);
+      } finally {
+        process.kill(stalled.pid, "SIGCONT");
+      }
+      expect(Array.from((await store.get("m-stall", C))!)).toEqual([1, 2, 3]);
+    } finally {
+      await c.close();
+      await stalled.stop();
     }
   });
 });
