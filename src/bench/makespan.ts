@@ -19,6 +19,7 @@ import {
 } from "./plans.ts";
 import { atMost, type Section } from "./results.ts";
 import { startHarness } from "./swarm-harness.ts";
+import { median } from "./stats.ts";
 
 export interface MakespanOptions {
   /** One length unit of the DAG (tasks are 1-6 units). */
@@ -39,12 +40,6 @@ export interface MakespanFigures {
   langGraph: number[];
   /** submit → first task_assigned of our runs (planning and intake; not in the makespan). */
   intakeMs: number[];
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 export async function makespan(opts: MakespanOptions): Promise<MakespanFigures> {

@@ -26,6 +26,14 @@ export function percentile(samples: readonly number[], p: number): number {
   return sorted[rank - 1]!;
 }
 
+/** The middle sample (the mean of the middle two for an even count). */
+export function median(samples: readonly number[]): number {
+  if (samples.length === 0) throw new RangeError("median of no samples");
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 export function summarize(samples: readonly number[]): LatencySummary {
   if (samples.length === 0) throw new RangeError("summary of no samples");
   const sorted = [...samples].sort((a, b) => a - b);

@@ -11,7 +11,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { atMost, type Figure, type Section } from "./results.ts";
 import { noopWidePlan } from "./plans.ts";
-import { ratePerSecond } from "./stats.ts";
+import { median, ratePerSecond } from "./stats.ts";
 import { startHarness, treeCpuSeconds } from "./swarm-harness.ts";
 
 export interface TracingOptions {
@@ -164,14 +164,6 @@ async function oneRun(
     cpuMsPerTask,
     spans: (receiver.spans() - spansBefore) / (opts.tasks + warmupTasks),
   };
-}
-
-/** The middle value (the mean of the middle two for an even count). */
-function median(values: readonly number[]): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 export async function tracingOverhead(opts: TracingOptions): Promise<TracingFigures> {

@@ -9,7 +9,7 @@
  */
 import type { PlanInput } from "../schema/plan.ts";
 import { BENCH_AGENT, noopWidePlan, type NoopKind } from "./plans.ts";
-import { percentile, ratePerSecond } from "./stats.ts";
+import { ratePerSecond } from "./stats.ts";
 import { startHarness, type Harness, type MissionRun } from "./swarm-harness.ts";
 
 export interface WorkspaceThroughputOptions {
@@ -165,8 +165,4 @@ export async function workspaceThroughput(
     await h.close();
   }
   return { rates, waves };
-}
-
-export function median(values: readonly number[]): number {
-  return percentile(values, 50);
 }

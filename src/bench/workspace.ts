@@ -5,14 +5,13 @@
  * (workspace-throughput.ts), as one section of the report.
  */
 import { atLeast, atMost, type Figure, type Section } from "./results.ts";
-import { percentile, ratio } from "./stats.ts";
+import { median, percentile, ratio } from "./stats.ts";
 import {
   workspaceCost,
   type WorkspaceCostOptions,
   type WorkspaceCostSamples,
 } from "./workspace-cost.ts";
 import {
-  median,
   workspaceThroughput,
   type WorkspaceThroughputFigures,
   type WorkspaceThroughputOptions,

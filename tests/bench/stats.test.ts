@@ -1,11 +1,20 @@
 import { describe, expect, it } from "vitest";
 import {
   formatNumber,
+  median,
   percentile,
   ratePerSecond,
   ratio,
   summarize,
 } from "../../src/bench/stats.ts";
+
+describe("median", () => {
+  it("is the middle sample, or the mean of the middle two; none is an error", () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(() => median([])).toThrow(RangeError);
+  });
+});
 
 describe("percentile (nearest rank)", () => {
   const hundred = Array.from({ length: 100 }, (_, i) => 100 - i); // 100..1, unsorted
