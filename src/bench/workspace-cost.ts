@@ -20,7 +20,6 @@ import { integrateAttempt } from "../workspace/mission-integrator.ts";
 import type { MergeRequest } from "../workspace/merge-queue.ts";
 import { MissionRepo } from "../workspace/mission-repo.ts";
 import { startBenchNatsServer } from "./nats-server.ts";
-import { percentile } from "./stats.ts";
 
 export interface WorkspaceCostOptions {
   files: number;
@@ -162,8 +161,4 @@ export async function workspaceCost(opts: WorkspaceCostOptions): Promise<Workspa
     await server.stop();
     await rm(dir, { recursive: true, force: true, maxRetries: 3 });
   }
-}
-
-export function p50p99(values: readonly number[]): { p50: number; p99: number } {
-  return { p50: percentile(values, 50), p99: percentile(values, 99) };
 }
