@@ -24,7 +24,7 @@
  * The cache repository keeps the branch as `refs/heads/squad/<mission>` and
  * each attempt's commit as `refs/squad/<task>/<attempt>`.
  */
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { backoffDelay } from "../backoff.ts";
 import { errorMessage } from "../errors.ts";
@@ -368,6 +368,9 @@ export function createMissionIntegrator(opts: MissionIntegratorOptions): Mission
         .catch(() => undefined)
         .then(async () => {
           if (entries.has(missionId)) return;
+          // A mission that never had a cache here (no workspace, nothing merged) has nothing to remove.
+          const gitDir = path.join(path.resolve(opts.cacheRoot), `${missionId}.git`);
+          if (!(await stat(gitDir).catch(() => null))) return;
           const repo = await MissionRepo.open(opts.cacheRoot, missionId, await opts.store());
           await repo.remove();
           await rm(path.join(opts.checkoutRoot, missionId), { recursive: true, force: true });
