@@ -532,7 +532,7 @@ const ABOUT: Record<EventType, { by: string; text: string }> = {
   },
   approval_resolved: {
     by: "reserved: nothing emits it yet",
-    text: "The answer to an `approval_requested` (`approved`, `denied` or `timed_out`). The example below is synthetic.",
+    text: "The answer to an `approval_requested` (`approved`, `denied` or `timed_out`), with the person's optional `reason` (`swarm deny --reason`), which a denied task sees in its error. The example below is synthetic.",
   },
 };
 
@@ -656,7 +656,7 @@ function render(
     `The examples are real: recorded by \`scripts/gen-events-doc.ts\` from a run of this checkout on ${generatedAt.slice(0, 10)}`,
     "(the demo brief `mission-briefs/demo-library.md`, a mission whose check fails, one cancelled, and one through the merge queue",
     `with \`swarm cancel\`). Long strings are cut (\`…[N more characters]\`) and the workspace path is`,
-    `shown as \`${WORKSPACE_PLACEHOLDER}\`. The two \`approval_*\` examples are synthetic: nothing emits them yet.`,
+    `shown as \`${WORKSPACE_PLACEHOLDER}\`. The two \`approval_*\` examples are synthetic (the recorded missions ask for no approval; tests/security/approvals.test.ts runs real ones).`,
     "In the merge-queue example the tasks' commits and results come from the script itself, standing in for a",
     "`reviewer` replica; the `task_merged` and `task_conflicted` answers are the orchestrator's own.",
     "",

@@ -40,6 +40,8 @@ export interface AuditRow {
   refused?: string;
   /** Why the approval was asked for. */
   reason: string | null;
+  /** Why the person decided so, when they said (`swarm deny --reason`). */
+  decision_reason?: string;
 }
 
 type Request = EventOf<"approval_requested">;
@@ -216,6 +218,7 @@ function approvalRow(e: Resolution, req: Request | undefined, missionId: string)
     decision: e.payload.decision,
     by: e.payload.by,
     reason: req?.payload.reason ?? null,
+    ...(e.payload.reason ? { decision_reason: e.payload.reason } : {}),
   };
 }
 

@@ -171,6 +171,8 @@ export const EventPayloads = {
     approval_id: z.string().min(1),
     decision: z.enum(["approved", "denied", "timed_out"]),
     by: z.string(),
+    /** Why the person decided so (`swarm deny --reason`, the dashboard's reason field); the task sees it. */
+    reason: z.string().max(2000).optional(),
   }),
 } as const;
 

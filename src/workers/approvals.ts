@@ -25,7 +25,7 @@ import {
 } from "../tools/command-policy.ts";
 
 export type ApprovalDecision =
-  | { decision: "approved" | "denied" | "timed_out"; by: string }
+  | { decision: "approved" | "denied" | "timed_out"; by: string; reason?: string }
   | { decision: "aborted"; by: string; reason: string };
 
 export interface ApprovalRequest {
@@ -84,7 +84,10 @@ export function createApprovalBroker(opts: ApprovalBrokerOptions): ApprovalBroke
     onEvent(e, signer = null) {
       if (e.type !== "approval_resolved") return;
       const wake = waiting.get(e.payload.approval_id);
-      if (wake) wake({ decision: e.payload.decision, by: approverOf(e, signer) });
+      if (wake) {
+        const { decision, reason } = e.payload;
+        wake({ decision, by: approverOf(e, signer), ...(reason ? { reason } : {}) });
+      }
     },
 
     waitsFor: (approvalId) => waiting.has(approvalId),
@@ -207,7 +210,7 @@ export function createApprovalGate(opts: {
         case "denied":
           return {
             run: false,
-            reason: `approval ${id} was denied by ${d.by} (${v.reason})`,
+            reason: `approval ${id} was denied by ${d.by}${d.reason ? `: ${d.reason}` : ""} (${v.reason})`,
             approval: { id, decision: "denied" },
           };
         case "timed_out":

@@ -252,7 +252,11 @@ describe("swarm dashboard in Chromium", () => {
       rows: Array<{ kind: string; decision: string; by: string }>;
     };
     const approval = rows.find((r) => r.kind === "approval");
-    expect(approval).toMatchObject({ decision: "approved", by: "cli" });
+    expect(approval).toMatchObject({
+      decision: "approved",
+      by: "cli",
+      decision_reason: "checked the release notes",
+    });
     expect(errors).toEqual([]);
   }, 180_000);
 

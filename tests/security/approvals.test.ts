@@ -280,8 +280,19 @@ describe("swarm audit", () => {
       "approval_requested",
       (e) => e.payload.approval_id === `${mission}.deny.1.1`,
     );
-    expect((await cli("deny", `${mission}.deny.1.1`)).code).toBe(0);
-    await bus.events.result(mission, "deny");
+    const denied = await cli(
+      "deny",
+      `${mission}.deny.1.1`,
+      "--reason",
+      "  not on a Friday ",
+      "--json",
+    );
+    expect(denied.code, denied.stderr).toBe(0);
+    expect(JSON.parse(denied.stdout)).toMatchObject({ reason: "not on a Friday" });
+    // The task hears why.
+    expect((await bus.events.result(mission, "deny")).payload.result.error).toContain(
+      `approval ${mission}.deny.1.1 was denied by cli: not on a Friday (`,
+    );
 
     const out = await cli("audit", mission, "--json");
     expect(out.code, out.stderr).toBe(0);
@@ -304,6 +315,9 @@ describe("swarm audit", () => {
       ["approval", "deny", "echo deploy-prod", null, false, "denied", "cli"],
       ["step", "deny", "echo deploy-prod", null, false, "denied", "cli"],
     ]);
+    expect(
+      rows.filter((r) => r.decision_reason).map((r) => [r.task_id, r.decision_reason]),
+    ).toEqual([["deny", "not on a Friday"]]);
     for (const r of rows) {
       expect(r.worker).toBe("gated/gated1");
       expect(r.attempt).toBe(1);
@@ -322,6 +336,15 @@ describe("swarm audit", () => {
       new RegExp(
         `ship#1\\s+gated/gated1\\s+approval\\s+-\\s+yes\\s+\\d+\\s+approved by cli \\(${mission}\\.ship\\.1\\.1\\)\\s+echo deploy-prod$`,
       ),
+    );
+
+    expect(lines[5]).toMatch(
+      new RegExp(`denied by cli: not on a Friday \\(${mission}\\.deny\\.1\\.1\\)`),
+    );
+    const tooLong = await cli("deny", `${mission}.deny.1.1`, "--reason", "x".repeat(2001));
+    expect(tooLong.code).toBe(2);
+    expect(tooLong.stderr).toMatch(
+      /--reason is 2001 characters long; an approval's reason holds at most 2000/,
     );
 
     const none = await cli("audit", "m-no-such-mission");

@@ -58,6 +58,7 @@ export async function decideApproval(
   approvalId: string,
   decision: "approved" | "denied",
   guard?: EventGuard,
+  reason?: string,
 ): Promise<{ command: string; worker: string }> {
   const missionId = approvalMission(approvalId);
   const events: SquadEvent[] = [];
@@ -96,10 +97,22 @@ export async function decideApproval(
         source: "cli",
         correlation_id: request.id,
       },
-      { approval_id: approvalId, decision, by: "cli" },
+      { approval_id: approvalId, decision, by: "cli", ...(reason ? { reason } : {}) },
     ),
   );
   return { command: request.payload.command, worker: request.payload.worker };
+}
+
+/** A decision's `--reason`: trimmed, at most 2,000 characters (the event's limit), or a BadInputError. */
+export function decisionReason(raw: string | undefined | null): string | undefined {
+  const reason = raw?.trim();
+  if (!reason) return undefined;
+  if (reason.length > 2000) {
+    throw new BadInputError(
+      `--reason is ${reason.length} characters long; an approval's reason holds at most 2000`,
+    );
+  }
+  return reason;
 }
 
 /** approve and deny are the same command with another decision. */
@@ -122,27 +135,33 @@ export function registerDecisionCommand(
       ),
   )
     .option("--json", "print the decision as one JSON object")
+    .option("--reason <text>", "why (recorded in the event and the audit; a denied task sees it)")
     .addHelpText(
       "after",
-      `\nExamples:\n  $ swarm ${name} m-20240101-abcd.t3.1.1\n  $ swarm ${name} m-20240101-abcd.t3.1.1 --json`,
+      `\nExamples:\n  $ swarm ${name} m-20240101-abcd.t3.1.1\n  $ swarm ${name} m-20240101-abcd.t3.1.1 --reason "${
+        decision === "approved" ? "checked the target" : "not on a Friday"
+      }"\n  $ swarm ${name} m-20240101-abcd.t3.1.1 --json`,
     )
-    .action(async (approvalId: string, flags: CommonFlags & { json?: boolean }) => {
-      const common = resolveCommon(flags);
-      approvalMission(approvalId.trim());
-      const nc = await connectCliBus(common, `swarm-${name}`);
-      try {
-        const id = approvalId.trim();
-        const guard = await openCliGuard(nc, { publishes: true });
-        const { command, worker } = await decideApproval(nc, id, decision, guard);
-        process.stdout.write(
-          flags.json
-            ? `${JSON.stringify({ approval_id: id, decision, worker, command })}\n`
-            : `${decision} ${id} (${worker}): ${command}\n`,
-        );
-      } finally {
-        await nc.drain();
-      }
-    });
+    .action(
+      async (approvalId: string, flags: CommonFlags & { json?: boolean; reason?: string }) => {
+        const common = resolveCommon(flags);
+        approvalMission(approvalId.trim());
+        const reason = decisionReason(flags.reason);
+        const nc = await connectCliBus(common, `swarm-${name}`);
+        try {
+          const id = approvalId.trim();
+          const guard = await openCliGuard(nc, { publishes: true });
+          const { command, worker } = await decideApproval(nc, id, decision, guard, reason);
+          process.stdout.write(
+            flags.json
+              ? `${JSON.stringify({ approval_id: id, decision, worker, command, ...(reason ? { reason } : {}) })}\n`
+              : `${decision} ${id} (${worker}): ${command}\n`,
+          );
+        } finally {
+          await nc.drain();
+        }
+      },
+    );
 }
 
 export function registerApproveCommand(program: Command): void {

@@ -82,7 +82,7 @@ export function formatAuditTable(rows: readonly AuditRow[], mission: string): st
     r.ok === null ? "-" : r.ok ? "yes" : "no",
     r.duration_ms === null ? "-" : String(r.duration_ms),
     r.approval_id
-      ? `${r.refused ? "REFUSED " : ""}${r.decision ?? "?"}${r.by ? ` by ${r.by}` : ""} (${r.approval_id})`
+      ? `${r.refused ? "REFUSED " : ""}${r.decision ?? "?"}${r.by ? ` by ${r.by}` : ""}${r.decision_reason ? `: ${oneLine(r.decision_reason)}` : ""} (${r.approval_id})`
       : "-",
     oneLine(r.command ?? JSON.stringify(r.args)),
   ]);

@@ -25,7 +25,7 @@ import {
   createWatchFilter,
   parseTypeList,
 } from "../watch-filter.ts";
-import { decideApproval } from "./approve.ts";
+import { decideApproval, decisionReason } from "./approve.ts";
 import {
   launcherConnectOptions,
   signingEnv,
@@ -209,7 +209,7 @@ function cliActions(wiring: DashboardWiring, state: () => DashboardState | null)
     }
   };
   return {
-    decide: (approvalId, decision) =>
+    decide: (approvalId, decision, reason) =>
       withOperator(
         `swarm-dashboard-${decision === "approved" ? "approve" : "deny"}`,
         async (nc) => {
@@ -217,7 +217,7 @@ function cliActions(wiring: DashboardWiring, state: () => DashboardState | null)
             publishes: true,
             ...(wiring.signingEnv ? { env: wiring.signingEnv } : {}),
           });
-          const out = await decideApproval(nc, approvalId, decision, guard);
+          const out = await decideApproval(nc, approvalId, decision, guard, decisionReason(reason));
           return { approval_id: approvalId, decision, ...out };
         },
       ),
