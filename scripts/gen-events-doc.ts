@@ -6,8 +6,9 @@
 // stops a worker (agent_offline), runs a mission with a git workspace whose
 // "reviewer" tasks this script answers itself with real commits (task_merged,
 // task_conflicted from the orchestrator's merge queue), and records
-// everything on squad.> with a watcher. Nothing emits approval_* yet: those two examples come from
-// tests/helpers/example-events.ts, and the document says so.
+// everything on squad.> with a watcher. Nothing emits approval_* yet, and the recorded missions
+// run no model (no task_model_called): those examples come from tests/helpers/example-events.ts
+// (SYNTHETIC), and the document says so.
 //
 //   node scripts/gen-events-doc.ts              (a minute or so; needs nats-server)
 //   node scripts/gen-events-doc.ts --out FILE
@@ -442,6 +443,7 @@ const SUBJECT_OF: Record<EventType, string> = {
   wave_completed: "squad.coordination",
   task_started: "squad.coordination",
   task_progress: "squad.coordination",
+  task_model_called: "squad.coordination",
   task_completed: "squad.coordination",
   task_failed: "squad.coordination",
   task_merged: "squad.coordination",
@@ -498,6 +500,10 @@ const ABOUT: Record<EventType, { by: string; text: string }> = {
     by: "worker replica",
     text: "One step of the attempt: a `run` command, or a tool call of the model (`run_shell`, `read_file`, `write_file`, `list_files`, `search_files`). `output` is truncated.",
   },
+  task_model_called: {
+    by: "worker replica",
+    text: "One model call of a model-driven attempt, published as it ends (before the tool steps it asked for, which follow as `task_progress`): its tokens, its duration, the names of the tools it asked for, its reply text (cut, head and tail kept) and why the model stopped when its server said. `steps_before` is how many steps of the attempt came before it, so a client can put model calls and steps in one timeline. A call the model-call budget stopped, or that failed, has none; the result's `usage` is the sum over the attempt. The example below is synthetic (the recorded missions run no model); tests/workers/worker-model.test.ts checks real ones.",
+  },
   task_completed: {
     by: "worker replica",
     text: "The attempt succeeded: the work ran and every `verify` command exited 0.",
@@ -551,6 +557,18 @@ const FIELD_NOTES: Record<string, string> = {
   "task_assigned.task":
     "the task, see docs/schema/task.schema.json: `id, agent, wave, title, instructions, depends_on, acceptance, run?, verify?, inputs, timeout_s, attempt, max_attempts`",
   "task_progress.step": "`{ tool, args, ok, exit_code?, duration_ms, output }`",
+  "task_model_called.call": "the call's number in the attempt, from 1",
+  "task_model_called.model": "model spec of the call (`ollama:qwen2.5:7b`)",
+  "task_model_called.input_tokens": "prompt tokens of this call, as the model server counted",
+  "task_model_called.output_tokens": "tokens of its reply",
+  "task_model_called.duration_ms": "from the request to the whole reply",
+  "task_model_called.tool_calls":
+    "names of the tools it asked for, in order (empty: a text answer)",
+  "task_model_called.text": "its reply text, cut to about 2 KiB (head and tail kept, with a note)",
+  "task_model_called.finish_reason":
+    "why the model stopped (`stop`, `tool_calls`, `length`...), when its server said",
+  "task_model_called.steps_before":
+    "steps (`task_progress`) of the attempt before this call: its place in the attempt's timeline",
   "task_completed.result":
     "see docs/schema/task-result.schema.json: `status, summary, error?, steps, verification, usage, attempt, duration_ms, worker, retryable?`",
   "task_failed.result": 'as for task_completed, with `status: "failed"` and `error`',
@@ -656,7 +674,7 @@ function render(
     `The examples are real: recorded by \`scripts/gen-events-doc.ts\` from a run of this checkout on ${generatedAt.slice(0, 10)}`,
     "(the demo brief `mission-briefs/demo-library.md`, a mission whose check fails, one cancelled, and one through the merge queue",
     `with \`swarm cancel\`). Long strings are cut (\`…[N more characters]\`) and the workspace path is`,
-    `shown as \`${WORKSPACE_PLACEHOLDER}\`. The two \`approval_*\` examples are synthetic (the recorded missions ask for no approval; tests/security/approvals.test.ts runs real ones).`,
+    `shown as \`${WORKSPACE_PLACEHOLDER}\`. The two \`approval_*\` examples are synthetic (the recorded missions ask for no approval; tests/security/approvals.test.ts runs real ones), and so is \`task_model_called\` (they run no model).`,
     "In the merge-queue example the tasks' commits and results come from the script itself, standing in for a",
     "`reviewer` replica; the `task_merged` and `task_conflicted` answers are the orchestrator's own.",
     "",
@@ -810,7 +828,9 @@ function render(
             : `A request (source \`${c.event.source}\`, from \`swarm cancel\`)`
           : type.startsWith("approval_")
             ? "Synthetic example (nothing emits this type yet)"
-            : `Example (on \`${c.subject}\`)`;
+            : type === "task_model_called"
+              ? "Synthetic example (the recorded missions run no model)"
+              : `Example (on \`${c.subject}\`)`;
       L.push("", `${label}:`, "", json(c.event));
     }
     L.push("");
@@ -875,9 +895,14 @@ function render(
 
 const { captured, deadLetters, ws } = await record();
 const examples = pickExamples(captured);
+/** Types the recorded run can't show: their examples are tests/helpers/example-events.ts'. */
+const SYNTHETIC = new Set<EventType>([
+  "approval_requested",
+  "approval_resolved",
+  "task_model_called",
+]);
 for (const e of exampleEvents())
-  if (e.type === "approval_requested" || e.type === "approval_resolved")
-    examples.set(e.type, [{ event: e, subject: "squad.coordination" }]);
+  if (SYNTHETIC.has(e.type)) examples.set(e.type, [{ event: e, subject: "squad.coordination" }]);
 const missing = EVENT_TYPES.filter((t) => !examples.has(t));
 if (missing.length) throw new Error(`no example recorded for: ${missing.join(", ")}`);
 if (!deadLetters[0]) throw new Error("no dead-letter record was recorded");

@@ -7,7 +7,7 @@
  * |----------------------------------------------------------------|-------------------------------------------------------------------|
  * | mission_planned/completed/failed, wave_*, task_assigned, other | orchestrator                                                      |
  * | mission_submitted, mission_cancelled                           | operator or orchestrator                                          |
- * | task_started, task_progress, approval_requested                | worker of the task's agent                                        |
+ * | task_started, task_progress, task_model_called, approval_requested | worker of the task's agent                                    |
  * | task_completed, task_failed                                    | worker of the task's agent, the replica holding the attempt's claim (and the orchestrator's task_failed for a timeout) |
  * | approval_resolved                                              | operator; a `timed_out` also from the worker of the task's agent  |
  * | agent_online/heartbeat/offline                                 | worker of the payload's agent                                     |
@@ -57,6 +57,7 @@ const RULES: Partial<Record<EventType, Rule>> = {
   task_conflicted: "orchestrator",
   task_started: "task_worker",
   task_progress: "task_worker",
+  task_model_called: "task_worker",
   approval_requested: "task_worker",
   task_completed: "task_result",
   task_failed: "task_result",
@@ -142,7 +143,11 @@ export function authorize(input: AuthorityInput): AuthorityVerdict {
             `approval_requested names agent ${event.payload.agent} and worker ${event.payload.worker}, signed by ${who} as ${event.source}`,
           );
         }
-      } else if (event.type === "task_started" || event.type === "task_progress") {
+      } else if (
+        event.type === "task_started" ||
+        event.type === "task_progress" ||
+        event.type === "task_model_called"
+      ) {
         if (event.payload.worker !== event.source) {
           return refuse(
             `${event.type} names worker ${event.payload.worker} but comes from ${event.source}`,

@@ -20,6 +20,7 @@ const TYPE_COLOR: Partial<Record<SquadEvent["type"], Color>> = {
   task_assigned: "magenta",
   task_started: "white",
   task_progress: "gray",
+  task_model_called: "gray",
   task_completed: "green",
   task_failed: "red",
   task_merged: "green",
@@ -66,6 +67,12 @@ export function describeEvent(e: SquadEvent): string {
       const arg = typeof s.args.command === "string" ? s.args.command : JSON.stringify(s.args);
       const code = s.exit_code === undefined || s.exit_code === null ? "" : ` exit ${s.exit_code}`;
       return `${e.task_id} ${s.tool} ${oneLine(arg, 80)} → ${s.ok ? "ok" : "error"}${code} (${ms(s.duration_ms)})`;
+    }
+    case "task_model_called": {
+      const p = e.payload;
+      const asked = p.tool_calls.length ? `→ ${oneLine(p.tool_calls.join(", "), 80)}` : "→ text";
+      const said = p.text.trim() ? `: ${oneLine(p.text, 80)}` : "";
+      return `${e.task_id} model call ${p.call} ${p.model} ${p.input_tokens}/${p.output_tokens} tokens (${ms(p.duration_ms)}) ${asked}${said}`;
     }
     case "task_completed":
     case "task_failed": {

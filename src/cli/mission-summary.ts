@@ -133,6 +133,7 @@ function apply(f: Fold, e: SquadEvent): void {
       return;
     case "task_started":
     case "task_progress":
+    case "task_model_called":
       if (!done) s.state = "running";
       if (e.task_id && f.taskState.get(e.task_id) !== "succeeded")
         f.taskState.set(e.task_id, "running");

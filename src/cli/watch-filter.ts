@@ -52,7 +52,7 @@ export function createWatchFilter(opts: WatchFilterOptions): WatchFilter {
     const known = taskAgent.get(key(e.mission_id, e.task_id));
     if (known) return known;
     const worker =
-      e.type === "task_started" || e.type === "task_progress"
+      e.type === "task_started" || e.type === "task_progress" || e.type === "task_model_called"
         ? e.payload.worker
         : isTaskResultEvent(e)
           ? e.payload.result.worker

@@ -39,6 +39,10 @@ export interface AttemptView {
   status: "assigned" | "running" | "succeeded" | "failed";
   /** Tool calls and `run` steps, live from task_progress, then the result's. */
   steps: Step[];
+  /** Model calls of a model-driven attempt, in the order they ended (task_model_called). */
+  model_calls: ModelCallView[];
+  /** Model calls and steps in the order they happened (indexes into `model_calls` and `steps`). */
+  timeline: TimelineEntry[];
   verification: VerificationCheck[];
   summary: string | null;
   error: string | null;
@@ -48,6 +52,25 @@ export interface AttemptView {
   merged: EventOf<"task_merged">["payload"] | null;
   conflicted: EventOf<"task_conflicted">["payload"] | null;
 }
+
+/** One model call (task_model_called) as the task page shows it. */
+export interface ModelCallView {
+  call: number;
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  duration_ms: number;
+  tool_calls: string[];
+  /** The reply's text, cut by the worker; for the page to show as text, never as markup. */
+  text: string;
+  finish_reason: string | null;
+  /** Steps of the attempt before it (the worker counted). */
+  steps_before: number;
+  /** When it ended (its event's timestamp). */
+  ended_at: string;
+}
+
+export type TimelineEntry = { kind: "model"; index: number } | { kind: "step"; index: number };
 
 export interface TaskView {
   id: string;
@@ -230,6 +253,8 @@ export function createSwarmView(opts: SwarmViewOptions = {}): SwarmView {
         ended_at: null,
         status: "assigned",
         steps: [],
+        model_calls: [],
+        timeline: [],
         verification: [],
         summary: null,
         error: null,
@@ -265,8 +290,20 @@ export function createSwarmView(opts: SwarmViewOptions = {}): SwarmView {
       case "task_started": {
         const t = taskOf(m, e.task_id);
         const a = attemptOf(t, e.payload.attempt);
+        const delivery = e.payload.delivery ?? null;
+        // A later delivery of a running attempt starts over: what the earlier one did is not its.
+        if (
+          a.ended_at === null &&
+          delivery !== null &&
+          a.delivery !== null &&
+          delivery > a.delivery
+        ) {
+          a.steps = [];
+          a.model_calls = [];
+          a.timeline = [];
+        }
         a.worker = e.payload.worker;
-        a.delivery = e.payload.delivery ?? null;
+        a.delivery = delivery;
         a.started_at ??= e.timestamp;
         if (a.status === "assigned") a.status = "running";
         if (!FINAL.has(t.state) || t.state === "failed") t.state = "running";
@@ -276,7 +313,30 @@ export function createSwarmView(opts: SwarmViewOptions = {}): SwarmView {
         const t = taskOf(m, e.task_id);
         const a = attemptOf(t, e.payload.attempt);
         a.worker ??= e.payload.worker;
-        if (a.ended_at === null) a.steps.push(e.payload.step);
+        if (a.ended_at === null) {
+          a.steps.push(e.payload.step);
+          a.timeline = attemptTimeline(a.steps, a.model_calls);
+        }
+        return;
+      }
+      case "task_model_called": {
+        const t = taskOf(m, e.task_id);
+        const p = e.payload;
+        const a = attemptOf(t, p.attempt);
+        a.worker ??= p.worker;
+        a.model_calls.push({
+          call: p.call,
+          model: p.model,
+          input_tokens: p.input_tokens,
+          output_tokens: p.output_tokens,
+          duration_ms: p.duration_ms,
+          tool_calls: p.tool_calls,
+          text: p.text,
+          finish_reason: p.finish_reason ?? null,
+          steps_before: p.steps_before,
+          ended_at: e.timestamp,
+        });
+        a.timeline = attemptTimeline(a.steps, a.model_calls);
         return;
       }
       case "task_completed":
@@ -288,6 +348,7 @@ export function createSwarmView(opts: SwarmViewOptions = {}): SwarmView {
         a.status = r.status;
         a.ended_at = e.timestamp;
         a.steps = r.steps;
+        a.timeline = attemptTimeline(a.steps, a.model_calls);
         a.verification = r.verification;
         a.summary = r.summary;
         a.error = r.error ?? null;
@@ -558,6 +619,32 @@ export function createSwarmView(opts: SwarmViewOptions = {}): SwarmView {
       return [...dead].reverse();
     },
   };
+}
+
+/**
+ * An attempt's model calls and steps in the order they happened: each call
+ * before the step its `steps_before` names (it counts the steps that came
+ * before it), calls in their number's order; one past the last step (a
+ * result cut to fit max_payload has fewer steps) goes at the end.
+ */
+export function attemptTimeline(
+  steps: readonly Step[],
+  calls: readonly Pick<ModelCallView, "call" | "steps_before">[],
+): TimelineEntry[] {
+  const order = calls
+    .map((c, index) => ({ index, call: c.call, before: c.steps_before }))
+    .sort((x, y) => x.call - y.call || x.index - y.index);
+  const out: TimelineEntry[] = [];
+  let next = 0;
+  for (let s = 0; s <= steps.length; s++) {
+    // A call never goes before one with a lower number, even if it names fewer steps.
+    while (next < order.length && (order[next]!.before <= s || s === steps.length)) {
+      out.push({ kind: "model", index: order[next]!.index });
+      next++;
+    }
+    if (s < steps.length) out.push({ kind: "step", index: s });
+  }
+  return out;
 }
 
 function lastDuration(t: TaskView): number | null {

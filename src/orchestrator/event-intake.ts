@@ -28,6 +28,7 @@ export interface EventIntakeDeps {
 const TASK_EVENTS = new Set<string>([
   "task_started",
   "task_progress",
+  "task_model_called",
   "task_completed",
   "task_failed",
   "approval_requested",

@@ -1,4 +1,4 @@
-import type { EventOf, SquadEvent } from "../schema/index.ts";
+import { isProgressType, type EventOf, type SquadEvent } from "../schema/index.ts";
 import { hasFinalEvent } from "./mission-history.ts";
 
 /**
@@ -9,8 +9,8 @@ import { hasFinalEvent } from "./mission-history.ts";
  * here means a takeover needs no second read of the stream, so no event can
  * fall between a read and the feed.
  *
- * A mission leaves the book at its final event. Progress events are not kept:
- * neither the state machine nor the report needs them.
+ * A mission leaves the book at its final event. Progress events (steps, model
+ * calls) are not kept: neither the state machine nor the report needs them.
  */
 export class MissionBook {
   private readonly open = new Map<string, { events: SquadEvent[]; ids: Set<string> }>();
@@ -19,7 +19,7 @@ export class MissionBook {
   /** Record one event (in stream order); duplicates by envelope id are dropped. */
   add(event: SquadEvent): void {
     const id = event.mission_id;
-    if (!id || this.closed.has(id) || event.type === "task_progress") return;
+    if (!id || this.closed.has(id) || isProgressType(event.type)) return;
     if (hasFinalEvent([event])) {
       this.open.delete(id);
       this.closed.add(id);

@@ -11,7 +11,7 @@ import {
 } from "../bus/index.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { STREAMS } from "../schema/index.ts";
+import { isProgressType, PROGRESS_TYPES, STREAMS } from "../schema/index.ts";
 import type { Roster } from "../workers/roster.ts";
 import { createEventIntake } from "./event-intake.ts";
 import { startForeignTaskSweeper } from "./foreign-tasks.ts";
@@ -150,15 +150,15 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
   let lastSeq = 0;
   for await (const { event, seq, message } of replayEvents(nc, { log })) {
     lastSeq = seq;
-    if (await events.admit(event, message)) book.add(event);
+    if (!isProgressType(event.type) && (await events.admit(event, message))) book.add(event);
   }
 
   // ---- live events, from right after what was replayed
   const feed: EventFeed = await followEvents(nc, {
     fromSeq: lastSeq + 1,
     log,
-    // Neither the machine nor the book uses progress events (the report's steps are in results).
-    skipTypes: ["task_progress"],
+    // Neither the machine nor the book uses steps and model calls (the report's are in results).
+    skipTypes: PROGRESS_TYPES,
     admit: events.admit,
     onEvent: (event) => {
       book.add(event);

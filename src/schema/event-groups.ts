@@ -37,6 +37,16 @@ export function isTaskResultEvent(e: SquadEvent): e is TaskResultEvent {
   return e.type === "task_completed" || e.type === "task_failed";
 }
 
+/**
+ * What a task reports while it runs: its steps (task_progress) and model calls
+ * (task_model_called). Many per task, for watchers; nothing decides on them.
+ */
+export const PROGRESS_TYPES = ["task_progress", "task_model_called"] as const satisfies EventType[];
+
+export function isProgressType(type: string): type is (typeof PROGRESS_TYPES)[number] {
+  return type === "task_progress" || type === "task_model_called";
+}
+
 /** A replica's status events, on `squad.status.<agent>.<instance>`. */
 export const STATUS_TYPES = [
   "agent_online",

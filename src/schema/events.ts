@@ -105,6 +105,31 @@ export const EventPayloads = {
     worker: z.string().min(1),
     step: Step,
   }),
+  /**
+   * One model call of a model-driven attempt, as it ended: what it cost and
+   * what it said (the result's `usage` only sums them). Tool steps the call
+   * asked for follow as task_progress. A call stopped by the model-call
+   * budget, or that failed, has none.
+   */
+  task_model_called: z.object({
+    attempt: z.number().int().min(1),
+    worker: z.string().min(1),
+    /** The call's number in the attempt, from 1 (a nudged run goes on counting). */
+    call: z.number().int().min(1),
+    /** Model spec (`ollama:qwen2.5:7b`). */
+    model: z.string().min(1),
+    input_tokens: z.number().int().nonnegative(),
+    output_tokens: z.number().int().nonnegative(),
+    duration_ms: z.number().nonnegative(),
+    /** Names of the tools the model asked for, in its order (empty: it answered in text). */
+    tool_calls: z.array(z.string()),
+    /** The reply's text, cut (head and tail kept, with a note). */
+    text: z.string(),
+    /** Why the model stopped (`stop`, `tool_calls`, `length`...), when its server said. */
+    finish_reason: z.string().optional(),
+    /** Steps (task_progress) of the attempt before this call: its place in the attempt's timeline. */
+    steps_before: z.number().int().nonnegative(),
+  }),
   task_completed: z.object({ result: TaskResult }),
   task_failed: z.object({ result: TaskResult }),
   /** A succeeded attempt's commit is on the mission branch (the merge queue took it). */
@@ -207,6 +232,7 @@ const eventSchemas = {
   task_assigned: eventSchema("task_assigned"),
   task_started: eventSchema("task_started"),
   task_progress: eventSchema("task_progress"),
+  task_model_called: eventSchema("task_model_called"),
   task_completed: eventSchema("task_completed"),
   task_failed: eventSchema("task_failed"),
   task_merged: eventSchema("task_merged"),

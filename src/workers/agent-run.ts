@@ -10,6 +10,7 @@ import type { Step, Task, Usage } from "../schema/index.ts";
 import { createSharedAgentTools, type ToolsRuntimeContext } from "../tools/agent-tools.ts";
 import type { CommandGate } from "../tools/command-policy.ts";
 import type { ShellSandbox } from "../tools/sandbox.ts";
+import { messageText, modelCallOf, tokens, type ModelCall } from "./model-call.ts";
 import { taskPrompt } from "./task-prompt.ts";
 
 export interface AgentRunInput {
@@ -20,6 +21,8 @@ export interface AgentRunInput {
   modelSpec: string;
   signal: AbortSignal;
   onStep: (step: Step) => void;
+  /** Called as each model call ends (→ `task_model_called`); not for a call the budget stopped. */
+  onModelCall?: (call: ModelCall) => void;
   maxModelCalls: number;
   /** Epoch ms after which shell commands get no more time. */
   deadline: number;
@@ -59,8 +62,7 @@ const NUDGE =
  */
 export async function runAgentTask(input: AgentRunInput): Promise<AgentRunOutput> {
   const agent = sharedAgent(input);
-  let toolCalls = 0;
-  const meter: ModelMeter = { calls: 0, limitReached: false, input: 0, output: 0 };
+  const meter: ModelMeter = { calls: 0, steps: 0, limitReached: false, input: 0, output: 0 };
   const context: TaskRunContext = {
     tools: {
       workspace: input.workspace,
@@ -69,15 +71,17 @@ export async function runAgentTask(input: AgentRunInput): Promise<AgentRunOutput
       ...(input.sandbox ? { sandbox: input.sandbox } : {}),
       ...(input.gate ? { gate: input.gate } : {}),
       onStep: (step) => {
-        toolCalls++;
+        meter.steps++;
         input.onStep(step);
       },
     },
     model: {
       // A client per task: ChatOllama's abort of a call ends every stream of its client.
       client: createChatModel(input.modelSpec, { env: input.env, signal: input.signal }),
+      spec: input.modelSpec,
       limit: input.maxModelCalls,
       meter,
+      ...(input.onModelCall ? { onCall: input.onModelCall } : {}),
     },
   };
   // One model turn plus its tool step is 2 graph steps; middleware adds a few.
@@ -94,7 +98,7 @@ export async function runAgentTask(input: AgentRunInput): Promise<AgentRunOutput
   const out = (summary: string, error?: string): AgentRunOutput => ({
     summary,
     usage: usage(),
-    toolCalls,
+    toolCalls: meter.steps,
     modelCalls: meter.calls,
     limitReached: meter.limitReached,
     ...(error === undefined ? {} : { error }),
@@ -103,7 +107,7 @@ export async function runAgentTask(input: AgentRunInput): Promise<AgentRunOutput
   let messages: BaseMessage[] = [new HumanMessage(taskPrompt(input.task, input.workspace))];
   try {
     let result = await agent.invoke({ messages }, config);
-    if (toolCalls === 0 && !input.signal.aborted && !meter.limitReached) {
+    if (meter.steps === 0 && !input.signal.aborted && !meter.limitReached) {
       messages = [...result.messages, new HumanMessage(NUDGE)];
       result = await agent.invoke({ messages }, config);
     }
@@ -119,14 +123,16 @@ export async function runAgentTask(input: AgentRunInput): Promise<AgentRunOutput
   const last = [...messages].reverse().find((m) => AIMessage.isInstance(m) && !isBudgetStop(m));
   const said = last ? messageText(last).trim().slice(0, 2000) : "";
   if (meter.limitReached) {
-    const cut = `stopped at the limit of ${input.maxModelCalls} model calls, after ${toolCalls} tool call(s)`;
+    const cut = `stopped at the limit of ${input.maxModelCalls} model calls, after ${meter.steps} tool call(s)`;
     return out(said ? `${cut}; last words: ${said}` : cut);
   }
-  return out(said || `the model finished after ${toolCalls} tool call(s)`);
+  return out(said || `the model finished after ${meter.steps} tool call(s)`);
 }
 
 interface ModelMeter {
   calls: number;
+  /** Tool steps recorded so far (each went to `onStep`). */
+  steps: number;
   limitReached: boolean;
   input: number;
   output: number;
@@ -178,8 +184,11 @@ function buildAgent(input: AgentRunInput) {
 /** A task's model client, its model-call budget and its meter (mutated as calls happen). */
 interface TaskModel {
   client: BaseChatModel;
+  /** Its model spec, as reported with each call. */
+  spec: string;
   limit: number;
   meter: ModelMeter;
+  onCall?: (call: ModelCall) => void;
 }
 
 /** The task's model from a middleware's runtime context (the invoke's `context`, unparsed). */
@@ -202,7 +211,8 @@ const BUDGET_STOP = "task_model_budget_exhausted";
  * their token usage as they happen (so a run cut short by a timeout still
  * reports what it spent), and ends the run instead of making call
  * `limit + 1`. Counts span the nudge run too: one budget per task, kept in
- * the task's runtime context.
+ * the task's runtime context. Each call that got a reply is reported
+ * (`onCall`, → task_model_called) without waiting: the reporter queues it.
  *
  * It ends the run by answering that call itself with an empty message that
  * has no tool calls (marked `BUDGET_STOP`, left out of the summary) rather
@@ -212,16 +222,26 @@ const BUDGET_STOP = "task_model_budget_exhausted";
 const taskModelMiddleware = createMiddleware({
   name: "taskModel",
   wrapModelCall: async (request, handler) => {
-    const { client, limit, meter } = taskModelOf(request.runtime.context);
+    const { client, spec, limit, meter, onCall } = taskModelOf(request.runtime.context);
     if (meter.calls >= limit) {
       meter.limitReached = true;
       return new AIMessage({ content: "", response_metadata: { [BUDGET_STOP]: true } });
     }
-    meter.calls++;
+    const call = ++meter.calls;
+    const stepsBefore = meter.steps;
+    const started = performance.now();
     const response = await handler({ ...request, model: client });
     if (AIMessage.isInstance(response)) {
       meter.input += tokens(response.usage_metadata?.input_tokens);
       meter.output += tokens(response.usage_metadata?.output_tokens);
+      onCall?.(
+        modelCallOf(response, {
+          call,
+          model: spec,
+          duration_ms: performance.now() - started,
+          steps_before: stepsBefore,
+        }),
+      );
     }
     return response;
   },
@@ -230,15 +250,4 @@ const taskModelMiddleware = createMiddleware({
 function isBudgetStop(m: BaseMessage): boolean {
   const meta: Record<string, unknown> = m.response_metadata;
   return meta[BUDGET_STOP] === true;
-}
-
-function tokens(n: number | undefined): number {
-  return typeof n === "number" && Number.isFinite(n) && n > 0 ? Math.round(n) : 0;
-}
-
-function messageText(m: BaseMessage): string {
-  if (typeof m.content === "string") return m.content;
-  return m.content
-    .map((part) => (typeof part === "object" && part && "text" in part ? String(part.text) : ""))
-    .join("");
 }

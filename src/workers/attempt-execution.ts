@@ -1,13 +1,14 @@
 import type { TaskDelivery } from "../bus/task-puller.ts";
 import { BadInputError } from "../errors.ts";
 import { ModelUnavailableError } from "../llm/errors.ts";
-import type { Step, TaskResult } from "../schema/index.ts";
+import type { TaskResult } from "../schema/index.ts";
 import type { CommandPolicy } from "../tools/command-policy.ts";
 import type { ShellSandbox } from "../tools/sandbox.ts";
 import { MIB, resolveLimits } from "../tools/task-limits.ts";
 import type { Checkout } from "../workspace/attempt-checkout.ts";
 import { createApprovalGate, type ApprovalBroker } from "./approvals.ts";
 import { commitAttemptResult } from "./attempt-commit.ts";
+import type { AttemptReporter } from "./attempt-reporting.ts";
 import type { RosterAgent } from "./roster.ts";
 import { executeTask, failedResult, needsWorkspace } from "./task-executor.ts";
 import type { WorkerWorkspaces } from "./worker-workspaces.ts";
@@ -49,7 +50,8 @@ export async function executeAttempt(
   opts: ExecutionOptions,
   d: TaskDelivery,
   signal: AbortSignal,
-  onStep: (step: Step) => void,
+  /** Where its steps and model calls go as they happen (→ task_progress, task_model_called). */
+  report: Pick<AttemptReporter, "onStep" | "onModelCall">,
   /** When the attempt started (its task_started), for a failed result's duration. */
   startedAt: number,
 ): Promise<Execution> {
@@ -68,7 +70,8 @@ export async function executeAttempt(
       defaultModel: opts.defaultModel,
       worker: opts.worker,
       signal,
-      onStep,
+      onStep: report.onStep,
+      onModelCall: report.onModelCall,
       maxModelCalls: opts.maxModelCalls,
       env: opts.env,
       ...(opts.sandbox ? { sandbox: opts.sandbox } : {}),

@@ -2,6 +2,7 @@ import type { TaskDelivery } from "../bus/task-puller.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { makeEvent, type SquadEvent, type Step, type TaskResult } from "../schema/index.ts";
+import type { ModelCall } from "./model-call.ts";
 import type { ReplicaCounters } from "./replica-status.ts";
 import {
   DEFAULT_MAX_PAYLOAD,
@@ -28,7 +29,8 @@ export interface ReportingOptions {
 
 /**
  * The events of one attempt on squad.coordination: task_started,
- * task_progress for every step (in order, all before the result), then
+ * task_progress for every step and task_model_called for every model call
+ * (in order, on one queue, all before the result), then
  * task_completed / task_failed. Ids are the attempt's (`<mission>.<task>.<attempt>`),
  * so a result published twice (a takeover while finishing) is stored once.
  */
@@ -75,6 +77,32 @@ export function attemptReporter(
     return makeEvent("task_progress", fields, { attempt: task.attempt, worker, step: fitted });
   };
 
+  const sizedModelCall = (call: ModelCall) => {
+    const event = makeEvent("task_model_called", fields, {
+      attempt: task.attempt,
+      worker,
+      ...call,
+    });
+    const maxPayload = opts.maxPayload?.() ?? DEFAULT_MAX_PAYLOAD;
+    if (jsonBytes(event) + HEADER_ALLOWANCE <= maxPayload) return event;
+    // Its text is cut already (model-call.ts): only a server with a tiny max_payload gets here.
+    return makeEvent("task_model_called", fields, {
+      attempt: task.attempt,
+      worker,
+      ...call,
+      tool_calls: [],
+      text: "",
+    });
+  };
+  /** One more event on the attempt's queue: in order, never awaited by the run itself. */
+  const enqueue = (what: string, build: () => SquadEvent) => {
+    progress = progress.then(() =>
+      publishTaskEvent(build()).catch((err: unknown) =>
+        tlog().warn({ err: errorMessage(err) }, `${what} not published`),
+      ),
+    );
+  };
+
   return {
     started: async (): Promise<void> => {
       await publishTaskEvent(
@@ -89,13 +117,8 @@ export function attemptReporter(
       if (log.isLevelEnabled("debug"))
         tlog().debug({ title: task.title, delivery: d.deliveryCount }, "task started");
     },
-    onStep: (step: Step): void => {
-      progress = progress.then(() =>
-        publishTaskEvent(sizedProgress(step)).catch((err: unknown) =>
-          tlog().warn({ err: errorMessage(err) }, "progress not published"),
-        ),
-      );
-    },
+    onStep: (step: Step): void => enqueue("progress", () => sizedProgress(step)),
+    onModelCall: (call: ModelCall): void => enqueue("model call", () => sizedModelCall(call)),
     /** Every progress event queued so far is out. */
     flushed: (): Promise<unknown> => progress,
     result: async (full: TaskResult): Promise<void> => {

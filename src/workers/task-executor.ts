@@ -6,6 +6,7 @@ import { notRunText, type CommandGate, type GateOutcome } from "../tools/command
 import type { ShellSandbox } from "../tools/sandbox.ts";
 import { runShell } from "../tools/shell.ts";
 import { truncateText } from "../tools/truncate.ts";
+import type { ModelCall } from "./model-call.ts";
 import type { RosterAgent } from "./roster.ts";
 
 /** Output kept per step in results and progress events. */
@@ -33,6 +34,8 @@ export interface ExecuteTaskContext {
   signal: AbortSignal;
   /** Called for every tool or run step, in order (→ `task_progress`). */
   onStep: (step: Step) => void;
+  /** Called as each model call of a model-driven task ends (→ `task_model_called`). */
+  onModelCall?: (call: ModelCall) => void;
   maxModelCalls: number;
   /** Where model endpoints (OLLAMA_HOST, OPENAI_*) are read; never given to commands. */
   env?: NodeJS.ProcessEnv;
@@ -139,6 +142,7 @@ export async function executeTask(task: Task, ctx: ExecuteTaskContext): Promise<
       modelSpec: model,
       signal: ctx.signal,
       onStep: record,
+      ...(ctx.onModelCall ? { onModelCall: ctx.onModelCall } : {}),
       maxModelCalls: ctx.maxModelCalls,
       deadline,
       env: ctx.env,

@@ -77,13 +77,7 @@ export function createTaskHandler(opts: TaskHandlerOptions): TaskHandler {
     const startedAt = Date.now();
     try {
       await report.started();
-      const x = await executeAttempt(
-        opts.execution,
-        d,
-        controller.signal,
-        report.onStep,
-        startedAt,
-      );
+      const x = await executeAttempt(opts.execution, d, controller.signal, report, startedAt);
       const outcome = outcomeOf(x, controller.signal.reason, d);
       const decision = decideDelivery(outcome, d, tuning);
       switch (decision.reply) {

@@ -118,6 +118,20 @@ function example(type: EventType, n: number): SquadEvent {
         worker: "builder/w1",
         step: result("succeeded").steps[0]!,
       });
+    case "task_model_called":
+      return makeEvent(type, fields({ task_id: "t1", source: "builder/w1" }), {
+        attempt: 1,
+        worker: "builder/w1",
+        call: 1,
+        model: "ollama:qwen2.5:7b",
+        input_tokens: 412,
+        output_tokens: 38,
+        duration_ms: 1840,
+        tool_calls: ["write_file"],
+        text: "I will write hello.txt.",
+        finish_reason: "stop",
+        steps_before: 0,
+      });
     case "task_completed":
       return makeEvent(type, fields({ task_id: "t1", source: "builder/w1" }), {
         result: result("succeeded"),

@@ -10,7 +10,7 @@ import {
 } from "../../src/schema/index.ts";
 
 describe("events", () => {
-  it("knows the 19 event types of the contract", () => {
+  it("knows the 20 event types of the contract", () => {
     expect(EVENT_TYPES).toEqual([
       "mission_submitted",
       "mission_planned",
@@ -22,6 +22,7 @@ describe("events", () => {
       "task_assigned",
       "task_started",
       "task_progress",
+      "task_model_called",
       "task_completed",
       "task_failed",
       "task_merged",

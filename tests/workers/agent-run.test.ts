@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Step } from "../../src/schema/result.ts";
+import type { ModelCall } from "../../src/workers/model-call.ts";
 import {
   runAgentTask,
   type AgentRunInput,
@@ -144,8 +145,19 @@ describe("runAgentTask", () => {
       content: `checking again (${req.index + 1})`,
       ...toolCallReply("list_files", {}, { input: 10, output: 2 }),
     }));
-    const out = await runTester("t1", fake.env, { maxModelCalls: 2 });
+    const calls: ModelCall[] = [];
+    const out = await runTester("t1", fake.env, {
+      maxModelCalls: 2,
+      onModelCall: (c) => calls.push(c),
+    });
     expect(fake.requests).toHaveLength(2);
+    // One report per call made; the call the budget stopped is none.
+    expect(
+      calls.map((c) => [c.call, c.tool_calls, c.text, c.input_tokens, c.steps_before]),
+    ).toEqual([
+      [1, ["list_files"], "checking again (1)", 10, 0],
+      [2, ["list_files"], "checking again (2)", 10, 1],
+    ]);
     expect(out).toEqual({
       summary:
         "stopped at the limit of 2 model calls, after 2 tool call(s); last words: checking again (2)",
@@ -167,9 +179,18 @@ describe("runAgentTask", () => {
         ? toolCallReply("list_files", {})
         : textReply("I would list the files."),
     );
-    const out = await runTester("t1", fake.env, { maxModelCalls: 2 });
+    const calls: ModelCall[] = [];
+    const out = await runTester("t1", fake.env, {
+      maxModelCalls: 2,
+      onModelCall: (c) => calls.push(c),
+    });
     expect(fake.requests).toHaveLength(2);
     expect(out).toMatchObject({ modelCalls: 2, toolCalls: 1, limitReached: true });
+    // The nudged run goes on counting.
+    expect(calls.map((c) => [c.call, c.tool_calls])).toEqual([
+      [1, []],
+      [2, ["list_files"]],
+    ]);
   });
 });
 
@@ -228,12 +249,18 @@ describe("runAgentTask abort", () => {
   it("cancels an aborted task's model call that the server never answered", async () => {
     const server = await stallingOllama({ silent: true });
     const ctl = new AbortController();
-    const run = runTester("t1", server.env, { signal: ctl.signal });
+    const calls: ModelCall[] = [];
+    const run = runTester("t1", server.env, {
+      signal: ctl.signal,
+      onModelCall: (c) => calls.push(c),
+    });
     await server.requests(1);
     ctl.abort("timeout");
     // Resolves only when the client dropped the connection: a hung call no longer holds it.
     await server.closed("t1");
     expect(await run).toMatchObject({ summary: "", modelCalls: 1 });
+    // A call that never answered is not reported.
+    expect(calls).toEqual([]);
   });
 
   it("one task's abort leaves a concurrent task's model call on the shared agent alone", async () => {

@@ -172,6 +172,78 @@ describe("model-driven tasks in worker processes", () => {
     ]);
   });
 
+  it("publishes one task_model_called per model call: its tokens, tools, reply and place among the steps", async () => {
+    const mission = newMission("calls");
+    scripts.set(
+      "model-calls",
+      sequence(
+        toolCallReply("write_file", { path: "a.txt", content: "a\n" }, { input: 111, output: 11 }),
+        toolCallReply("run_shell", { command: "cat a.txt" }, { input: 222, output: 22 }),
+        // The worker's secret (OPENAI_API_KEY) in a reply is scrubbed like a step's output.
+        textReply(`All done <b>bold</b>; the key is ${openai.env.OPENAI_API_KEY}`, {
+          input: 333,
+          output: 33,
+        }),
+      ),
+    );
+    await assign(bus, mission, makeTask({ id: "model-calls", agent: "coder" }));
+    const done = await bus.events.result(mission, "model-calls");
+    expect(done.type, done.payload.result.error).toBe("task_completed");
+
+    const calls = bus.events.forTask("task_model_called", mission, "model-calls");
+    expect(calls.map((e) => e.payload)).toEqual([
+      {
+        attempt: 1,
+        worker: done.payload.result.worker,
+        call: 1,
+        model: "ollama:qwen-test",
+        input_tokens: 111,
+        output_tokens: 11,
+        duration_ms: expect.any(Number) as number,
+        tool_calls: ["write_file"],
+        text: "",
+        finish_reason: "stop",
+        steps_before: 0,
+      },
+      expect.objectContaining({
+        call: 2,
+        input_tokens: 222,
+        output_tokens: 22,
+        tool_calls: ["run_shell"],
+        steps_before: 1,
+      }),
+      expect.objectContaining({
+        call: 3,
+        input_tokens: 333,
+        output_tokens: 33,
+        tool_calls: [],
+        text: "All done <b>bold</b>; the key is [redacted]",
+        steps_before: 2,
+      }),
+    ]);
+    for (const e of calls) expect(e.source).toBe(done.payload.result.worker);
+    // They add up to the result's usage, and reach the bus in the order they happened.
+    const sum = (k: "input_tokens" | "output_tokens") =>
+      calls.reduce((n, e) => n + e.payload[k], 0);
+    expect(done.payload.result.usage).toMatchObject({
+      input_tokens: sum("input_tokens"),
+      output_tokens: sum("output_tokens"),
+    });
+    const order = bus.events.all
+      .filter((e) => e.mission_id === mission && e.task_id === "model-calls")
+      .map((e) => (e.type === "task_progress" ? e.payload.step.tool : e.type));
+    expect(order).toEqual([
+      "task_assigned",
+      "task_started",
+      "task_model_called",
+      "write_file",
+      "task_model_called",
+      "run_shell",
+      "task_model_called",
+      "task_completed",
+    ]);
+  });
+
   it("recovers a tool call written as JSON text (ChatOpenAI) and executes it", async () => {
     const mission = newMission("textcall");
     scripts.set(
@@ -204,6 +276,15 @@ describe("model-driven tasks in worker processes", () => {
       input_tokens: 200,
       output_tokens: 40,
     });
+    // The call's report names the tool recovered from its text, and keeps the text.
+    const calls = bus.events.forTask("task_model_called", mission, "text-call");
+    expect(
+      calls.map((e) => [e.payload.model, e.payload.tool_calls, e.payload.finish_reason]),
+    ).toEqual([
+      ["openai:gpt-test", ["write_file"], "stop"],
+      ["openai:gpt-test", [], "stop"],
+    ]);
+    expect(calls[0]!.payload.text).toMatch(/^I will write the file now\./);
     // The recovered call's result went back to the model as a tool message.
     const second = openai.requests.filter((r) => /text-call/.test(JSON.stringify(r.messages)))[1];
     expect(second?.messages.at(-1)).toMatchObject({ role: "tool" });

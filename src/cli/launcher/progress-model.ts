@@ -234,9 +234,22 @@ function applyEvent(state: ProgressState, e: SquadEvent): ProgressState {
         worker: e.payload.worker,
         startedAt: at,
         durationMs: null,
+        // The attempt's own, counted live from its model calls until its result says.
+        tokens: 0,
         steps: 0,
         lastStep: null,
         error: null,
+      });
+    }
+    case "task_model_called": {
+      const row = e.task_id ? state.tasks[e.task_id] : undefined;
+      if (!row || e.payload.attempt !== row.attempt || FINAL_TASK.has(row.status)) return state;
+      const p = e.payload;
+      const asked = p.tool_calls.length ? p.tool_calls.join(", ") : "text";
+      return setTask(state, row.id, {
+        tokens: row.tokens + p.input_tokens + p.output_tokens,
+        lastStep: `model call ${p.call} → ${oneLine(asked)}`,
+        worker: row.worker ?? p.worker,
       });
     }
     case "task_progress": {

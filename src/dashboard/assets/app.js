@@ -580,6 +580,22 @@ async function renderTask(r) {
   );
 }
 
+/** One model call in an attempt's timeline; its reply is text (h makes text nodes), never markup. */
+function renderModelCall(c) {
+  const asked = c.tool_calls.length ? `asked for ${c.tool_calls.join(", ")}` : "answered in text";
+  return h(
+    "li",
+    { dataset: { tool: "model", kind: "model", call: String(c.call) } },
+    h("strong", {}, `model call ${c.call}`),
+    ` · ${c.model} · ${c.input_tokens} input / ${c.output_tokens} output tokens`,
+    ` · ${c.duration_ms} ms · ${asked}`,
+    c.finish_reason ? ` · ${c.finish_reason}` : "",
+    ` · ended ${fmtTime(c.ended_at)}`,
+    c.text ? h("div", { className: "muted" }, "reply") : null,
+    c.text ? h("pre", { className: "reply" }, c.text) : null,
+  );
+}
+
 /** `runSteps`: the task has `run` steps (no model): its steps are those, in order. */
 function renderAttempt(a, runSteps) {
   const steps = a.steps.map((st, i) =>
@@ -596,13 +612,20 @@ function renderAttempt(a, runSteps) {
       h("pre", { className: "output" }, st.output || "(no output)"),
     ),
   );
-  const model =
+  const calls = (a.model_calls || []).map(renderModelCall);
+  // Model calls between the steps they led to (the view model's order); an attempt whose
+  // worker reported no single call (before task_model_called) shows its steps alone.
+  const entries = a.timeline
+    ? a.timeline.map((e) => (e.kind === "model" ? calls[e.index] : steps[e.index]))
+    : steps;
+  const usage =
     a.usage && a.usage.model
       ? h(
-          "li",
-          { dataset: { tool: "model" } },
-          h("strong", {}, `model calls ${a.usage.model}`),
+          "p",
+          { "data-testid": "usage" },
+          h("strong", {}, `model ${a.usage.model}`),
           ` · ${a.usage.input_tokens} input / ${a.usage.output_tokens} output tokens`,
+          calls.length ? ` in ${calls.length} call${calls.length === 1 ? "" : "s"}` : "",
         )
       : null;
   return h(
@@ -618,8 +641,9 @@ function renderAttempt(a, runSteps) {
     a.summary ? h("p", { className: "summary" }, a.summary) : null,
     a.error ? h("div", {}, h("h2", {}, "error"), h("pre", { className: "error" }, a.error)) : null,
     h("h2", {}, "Timeline"),
-    steps.length || model
-      ? h("ol", { className: "timeline" }, model, steps)
+    usage,
+    entries.length
+      ? h("ol", { className: "timeline" }, entries)
       : h("p", { className: "muted" }, "No steps yet."),
     a.verification.length
       ? h(
@@ -932,6 +956,8 @@ function describe(e) {
       return `${p.task.title} → ${p.task.agent} (attempt ${p.task.attempt})`;
     case "task_started":
       return `attempt ${p.attempt} on ${p.worker}`;
+    case "task_model_called":
+      return `model call ${p.call}: ${p.input_tokens}/${p.output_tokens} tokens, ${p.duration_ms} ms → ${p.tool_calls.join(", ") || "text"}`;
     case "task_progress":
       return `${p.step.tool} ${p.step.ok ? "ok" : "failed"}${p.step.exit_code !== undefined && p.step.exit_code !== null ? ` exit ${p.step.exit_code}` : ""}`;
     case "task_completed":
