@@ -304,6 +304,8 @@ export function createSwarmView(opts: SwarmViewOptions = {}): SwarmView {
         }
         a.worker = e.payload.worker;
         a.delivery = delivery;
+        // No plan or assignment seen (a dashboard that joined late): the worker names the agent.
+        if (t.agent === "?") t.agent = e.payload.worker.split("/")[0] || "?";
         a.started_at ??= e.timestamp;
         if (a.status === "assigned") a.status = "running";
         if (!FINAL.has(t.state) || t.state === "failed") t.state = "running";

@@ -138,6 +138,56 @@ describe("progress model", () => {
     });
   });
 
+  it("counts a running attempt's tokens from its model calls and shows the last one", () => {
+    const call = (n: number, s: number, attempt: number, tools: string[]) =>
+      ev(
+        "task_model_called",
+        s,
+        {
+          attempt,
+          worker: "builder/i1",
+          call: n,
+          model: "ollama:m",
+          input_tokens: 40,
+          output_tokens: 5,
+          duration_ms: 300,
+          tool_calls: tools,
+          text: "",
+          steps_before: n - 1,
+        },
+        { task_id: "a", source: "builder/i1" },
+      );
+    let s = run(evs(planned, assigned("a", "builder", 1, 1, 2), started("a", 1, "builder/i1", 3)));
+    s = run(evs(call(1, 4, 1, ["write_file"]), call(2, 5, 1, [])), s);
+    expect(progressTable(s, T0 + 6000).waves[0]!.tasks[0]!).toMatchObject({
+      status: "running",
+      tokens: "90 tok",
+      detail: "model call 2 → text",
+    });
+    // A stale attempt's call changes nothing; the next attempt counts from 0.
+    s = run(
+      evs(
+        ev("task_failed", 6, result("failed", 1, "builder/i1"), { task_id: "a" }),
+        assigned("a", "builder", 1, 2, 7),
+        started("a", 2, "builder/i1", 8),
+        call(3, 9, 1, ["run_shell"]),
+        call(1, 9, 2, ["run_shell"]),
+      ),
+      s,
+    );
+    expect(s.tasks.a).toMatchObject({
+      attempt: 2,
+      tokens: 45,
+      lastStep: "model call 1 → run_shell",
+    });
+    // The result's usage is the attempt's word.
+    s = run(
+      evs(ev("task_completed", 10, result("succeeded", 2, "builder/i1"), { task_id: "a" })),
+      s,
+    );
+    expect(s.tasks.a!.tokens).toBe(120);
+  });
+
   it("never goes back when task_assigned arrives after task_started (two subscriptions)", () => {
     const s = run(
       evs(planned, started("a", 1, "builder/i1", 3), assigned("a", "builder", 1, 1, 2)),

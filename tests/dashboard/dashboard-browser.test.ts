@@ -5,7 +5,9 @@
  * shows its steps and outputs; a dangerous command is approved from the
  * page and the mission goes on; a running mission is cancelled from the
  * page; actions without or with a wrong token are refused and change
- * nothing; a hostile title is shown as text and runs nothing. Each view is
+ * nothing; a hostile title is shown as text and runs nothing; a model-driven
+ * task's timeline shows each model call between its tool steps, its reply
+ * as text (those events are published here: no model runs). Each view is
  * saved (to docs/images/ with SQUAD_SCREENSHOTS=docs).
  */
 import { readFile, writeFile } from "node:fs/promises";
@@ -310,6 +312,90 @@ describe("swarm dashboard in Chromium", () => {
     expect(ok.code).toBe(200);
     expect(ok.csp).toMatch(/default-src 'none'.*script-src 'self'/);
   });
+
+  it("shows a model task's calls between its tool steps, with tokens, duration and the reply as text", async () => {
+    const { page, dialogs, errors } = await openPage(browser);
+    // No mission_planned: the orchestrator has nothing to run; the dashboard learns the task
+    // from its events, as a worker that ran it with a model publishes them.
+    const missionId = "m-model-calls";
+    const worker = "builder/w1";
+    const fields = { mission_id: missionId, task_id: "t1", source: worker };
+    const call = (n: number, stepsBefore: number, tools: string[], text: string) =>
+      makeEvent("task_model_called", fields, {
+        attempt: 1,
+        worker,
+        call: n,
+        model: "ollama:qwen-test",
+        input_tokens: 400 + n,
+        output_tokens: 30 + n,
+        duration_ms: 1200 + n,
+        tool_calls: tools,
+        text,
+        finish_reason: "stop",
+        steps_before: stepsBefore,
+      });
+    const step = {
+      tool: "write_file",
+      args: { path: "hello.txt", content: "hello" },
+      ok: true,
+      duration_ms: 3,
+      output: "wrote 5 bytes",
+    };
+    for (const e of [
+      makeEvent("task_started", fields, { attempt: 1, worker, delivery: 1 }),
+      call(1, 0, ["write_file"], "I will write hello.txt."),
+      makeEvent("task_progress", fields, { attempt: 1, worker, step }),
+      call(2, 1, [], `Done. ${XSS}`),
+      makeEvent("task_completed", fields, {
+        result: {
+          status: "succeeded",
+          summary: "wrote hello.txt",
+          steps: [step],
+          verification: [],
+          usage: { model: "ollama:qwen-test", input_tokens: 803, output_tokens: 63 },
+          attempt: 1,
+          duration_ms: 2500,
+          worker,
+        },
+      }),
+    ])
+      await bus.publisher.publish(e);
+    const api = new URL(`api/missions/${missionId}/tasks/t1`, dashboardUrl);
+    await expect
+      .poll(async () => {
+        const r = await fetch(api);
+        if (r.status !== 200) return null;
+        const body = (await r.json()) as { task: { attempts: Array<{ status: string }> } };
+        return body.task.attempts[0]?.status ?? null;
+      })
+      .toBe("succeeded");
+
+    await page.goto(`${dashboardUrl}missions/${missionId}/tasks/t1`);
+    const attempt = page.locator("section.attempt[data-status=succeeded]");
+    await attempt.waitFor();
+    const entries = attempt.locator(".timeline > li");
+    expect(await entries.evaluateAll((li) => li.map((l) => l.getAttribute("data-tool")))).toEqual([
+      "model",
+      "write_file",
+      "model",
+    ]);
+    const first = attempt.locator('.timeline li[data-tool="model"][data-call="1"]');
+    expect(await first.textContent()).toMatch(
+      /model call 1 · ollama:qwen-test · 401 input \/ 31 output tokens · 1201 ms · asked for write_file · stop/,
+    );
+    expect(await first.locator("pre.reply").textContent()).toBe("I will write hello.txt.");
+    const last = attempt.locator('.timeline li[data-tool="model"][data-call="2"]');
+    expect(await last.textContent()).toMatch(/answered in text/);
+    // The reply is shown as text: no element was made from it, no handler ran.
+    expect(await last.locator("pre.reply").textContent()).toBe(`Done. ${XSS}`);
+    expect(await page.locator("main img").count()).toBe(0);
+    expect(await attempt.locator("[data-testid=usage]").textContent()).toBe(
+      "model ollama:qwen-test · 803 input / 63 output tokens in 2 calls",
+    );
+    await shot(page, "task-model");
+    expect(dialogs).toEqual([]);
+    expect(errors).toEqual([]);
+  }, 60_000);
 
   it("shows a hostile title as text, runs nothing, and says clearly when a mission is unknown", async () => {
     const { page, dialogs, errors } = await openPage(browser);
