@@ -94,13 +94,14 @@ export function attemptReporter(
       text: "",
     });
   };
-  /** One more event on the attempt's queue: in order, never awaited by the run itself. */
+  /**
+   * One more event on the attempt's queue: in order, never awaited by the run itself. A build
+   * or publish that fails is logged, and the queue (which the result waits for) goes on.
+   */
   const enqueue = (what: string, build: () => SquadEvent) => {
-    progress = progress.then(() =>
-      publishTaskEvent(build()).catch((err: unknown) =>
-        tlog().warn({ err: errorMessage(err) }, `${what} not published`),
-      ),
-    );
+    progress = progress
+      .then(() => publishTaskEvent(build()))
+      .catch((err: unknown) => tlog().warn({ err: errorMessage(err) }, `${what} not published`));
   };
 
   return {
