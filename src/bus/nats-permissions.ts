@@ -69,11 +69,11 @@ const READ_IDENTITIES = [
 ];
 
 /**
- * Reading git bundles (@nats-io/obj 3.4): the bucket is opened with
- * STREAM.INFO, an object's metadata read with STREAM.MSG.GET (last by
- * subject), its chunks through an ordered push consumer with flow control
- * (created, deleted when done or reset). Direct get is allowed too (the
- * stream has allow_direct).
+ * Reading git bundles: the bucket is opened with STREAM.INFO, an object's
+ * metadata and its chunks read with STREAM.MSG.GET (last, then next by
+ * subject: src/bus/object-read.ts). The consumer subjects let a stock
+ * @nats-io/obj client read too (its get() is an ordered push consumer with
+ * flow control). Direct get is allowed too (the stream has allow_direct).
  */
 const READ_BUNDLES = [
   `$JS.API.STREAM.INFO.${BUNDLES_STREAM}`,

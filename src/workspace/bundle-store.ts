@@ -2,8 +2,12 @@
  * Git bundles of a mission in the `squad_bundles` object store, one object
  * per commit, named `<mission>/<commit>`. A put is chunked by the client and
  * its metadata written last, so a put cut short is never visible as an object.
+ * Reads go through src/bus/object-read.ts, not the client's get() and list():
+ * those create consumers, which a cluster that lost a node may place on the
+ * dead node (the request then times out).
  */
 import { bytesText } from "../text.ts";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import {
   BUNDLE_BUCKET,
@@ -12,6 +16,8 @@ import {
   type BundleLimits,
 } from "../bus/bundle-bucket.ts";
 import type { NatsConnection } from "../bus/connect.ts";
+import { openJetStreamManager } from "../bus/jetstream-manager.ts";
+import { listObjects, readObject } from "../bus/object-read.ts";
 import { BadInputError, InfrastructureError } from "../errors.ts";
 import type { CommitId } from "../schema/identifiers.ts";
 
@@ -76,6 +82,7 @@ async function within<T>(op: Promise<T>, ms: number, what: string): Promise<T> {
 
 export function bundleStoreOf(
   obj: ObjectStore,
+  jsm: JetStreamManager,
   bundleLimitBytes: number,
   timeoutMs = 10_000,
 ): BundleStore {
@@ -98,7 +105,11 @@ export function bundleStoreOf(
     },
     async get(mission, commit) {
       const name = bundleObjectName(mission, commit);
-      return within(obj.getBlob(name), timeoutMs, `get ${name}`);
+      const read = async () => {
+        const info = await obj.info(name);
+        return info === null || info.deleted ? null : readObject(jsm, BUNDLE_BUCKET, info);
+      };
+      return within(read(), timeoutMs, `get ${name}`);
     },
     async has(mission, commit) {
       const name = bundleObjectName(mission, commit);
@@ -108,8 +119,9 @@ export function bundleStoreOf(
     async removeMission(mission) {
       const prefix = `${mission}/`;
       let n = 0;
-      for (const info of await obj.list()) {
-        if (info.deleted || !info.name.startsWith(prefix)) continue;
+      const all = await within(listObjects(jsm, BUNDLE_BUCKET), timeoutMs, "list");
+      for (const info of all) {
+        if (!info.name.startsWith(prefix)) continue;
         await obj.delete(info.name);
         n++;
       }
@@ -130,5 +142,7 @@ export async function openBundleStore(
 ): Promise<BundleStore> {
   const obj =
     opts.provision === false ? await openBundleBucket(nc) : await provisionBundleBucket(nc, limits);
-  return bundleStoreOf(obj, limits.bundleLimitBytes, limits.timeoutMs ?? 10_000);
+  // No API check: a worker may not call $JS.API.INFO, and the bucket's open just answered.
+  const jsm = await openJetStreamManager(nc, { check: false });
+  return bundleStoreOf(obj, jsm, limits.bundleLimitBytes, limits.timeoutMs ?? 10_000);
 }
