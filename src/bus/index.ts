@@ -86,6 +86,15 @@ export {
   type AcquireResult,
 } from "./leases.ts";
 export { openJetStreamManager } from "./jetstream-manager.ts";
+export {
+  openMissionViewStore,
+  readMissionView,
+  readMissionSummary,
+  MissionViewVersionError,
+  type MissionViewStore,
+  type MissionViewReading,
+  type Versioned,
+} from "./mission-view-store.ts";
 export { hasJsCode, jsApiCode, JS_CODES } from "./jetstream-codes.ts";
 export { isTransientNatsError, retryTransient, type RetryPolicy } from "./retry.ts";
 export { followEvents, type EventFeed, type EventFeedOptions } from "./event-feed.ts";

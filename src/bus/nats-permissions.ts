@@ -25,6 +25,8 @@ const IDENTITIES_BUCKET = "squad_identities";
 /** The git bundles' object store (bundle-bucket.ts) and the stream under it. */
 const BUNDLES = "squad_bundles";
 const BUNDLES_STREAM = `OBJ_${BUNDLES}`;
+/** The mission view (src/schema/mission-view.ts): written by the orchestrator only. */
+const MISSION_VIEW = "squad_mission_view";
 
 export interface SubjectPermissions {
   publish: string[];
@@ -114,6 +116,10 @@ const READ_SWARM = [
   ]),
   // A submitted brief, for `swarm status` (the mission's title).
   `$JS.API.STREAM.MSG.GET.${STREAMS.missions}`,
+  // The mission view, key by key (direct get, or the stream's message get): never a write,
+  // which would be a publish on `$KV.squad_mission_view.<key>`.
+  `$JS.API.DIRECT.GET.KV_${MISSION_VIEW}.>`,
+  `$JS.API.STREAM.MSG.GET.KV_${MISSION_VIEW}`,
 ];
 
 /** The subjects `id` may publish and subscribe to (pure). */

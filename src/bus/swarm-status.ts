@@ -1,7 +1,9 @@
 /**
- * Read-only queries behind `swarm status`: what the squad streams and the
- * worker consumers hold right now. Nothing is created or changed; a stream
- * that does not exist yet (a server nobody provisioned) reads as empty.
+ * Read-only queries behind `swarm status`: what the squad streams, the worker
+ * consumers and the mission view hold right now, each read bounded by what
+ * is current (replicas, queues, unfinished and recent missions), not by how
+ * long the swarm has run. Nothing is created or changed; a stream that does
+ * not exist yet (a server nobody provisioned) reads as empty.
  */
 import { JetStreamApiError, jetstream, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -9,6 +11,7 @@ import { errorMessage } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import { STREAMS, decodeEvent, subjects, type EventOf, type SquadEvent } from "../schema/index.ts";
 import { openJetStreamManager } from "./jetstream-manager.ts";
+import { readMissionView, type MissionViewReading } from "./mission-view-store.ts";
 import { replayEvents } from "./watcher.ts";
 import { hasJsCode, JS_CODES } from "./jetstream-codes.ts";
 
@@ -37,7 +40,9 @@ export interface SwarmSnapshot {
   queuedTasks: Record<string, number>;
   /** Records in SQUAD_DLQ per agent. */
   deadLetters: Record<string, number>;
-  /** Every event in SQUAD_EVENTS, in stream order. */
+  /** The mission view (KV squad_mission_view); null when the events were read instead. */
+  missionView: MissionViewReading | null;
+  /** Every event in SQUAD_EVENTS, in stream order: only with `missions: { from: "events" }`. */
   missionEvents: SquadEvent[];
   /** `mission_submitted` events still in SQUAD_MISSIONS: not yet taken by an orchestrator. */
   submissions: EventOf<"mission_submitted">[];
@@ -49,6 +54,12 @@ export interface SnapshotOptions {
   log?: Logger;
   /** Most submissions read from SQUAD_MISSIONS (newest kept). Default 500. */
   maxSubmissions?: number;
+  /**
+   * Where the missions come from. Default: the mission view, its active
+   * missions and the last 20 finished ones (a bounded read however long the
+   * history). `events`: every event of SQUAD_EVENTS (as slow as the history is long).
+   */
+  missions?: { from: "view"; finished: number } | { from: "events" };
   now?: () => Date;
 }
 
@@ -62,15 +73,24 @@ export async function readSwarmSnapshot(
   const jsm = await openJetStreamManager(nc);
   let invalid = 0;
   const countInvalid = () => invalid++;
-  const [statusEvents, consumers, queuedTasks, deadLetters, missionEvents, submissions] =
-    await Promise.all([
-      readStatusEvents(nc, jsm, countInvalid),
-      readWorkerConsumers(jsm),
-      countPerAgent(jsm, STREAMS.tasks, /^squad\.tasks\.([a-z0-9_-]{1,64})$/),
-      countPerAgent(jsm, STREAMS.dlq, /^squad\.dlq\.([a-z0-9_-]{1,64})$/),
-      readMissionEvents(nc, jsm, log),
-      readPendingSubmissions(jsm, opts.maxSubmissions ?? 500, countInvalid),
-    ]);
+  const missions = opts.missions ?? { from: "view", finished: 20 };
+  const [
+    statusEvents,
+    consumers,
+    queuedTasks,
+    deadLetters,
+    missionEvents,
+    missionView,
+    submissions,
+  ] = await Promise.all([
+    readStatusEvents(nc, jsm, countInvalid),
+    readWorkerConsumers(jsm),
+    countPerAgent(jsm, STREAMS.tasks, /^squad\.tasks\.([a-z0-9_-]{1,64})$/),
+    countPerAgent(jsm, STREAMS.dlq, /^squad\.dlq\.([a-z0-9_-]{1,64})$/),
+    missions.from === "events" ? readMissionEvents(nc, jsm, log) : [],
+    missions.from === "view" ? readMissionView(nc, { finished: missions.finished }) : null,
+    readPendingSubmissions(jsm, opts.maxSubmissions ?? 500, countInvalid),
+  ]);
   return {
     takenAt,
     statusEvents,
@@ -78,6 +98,7 @@ export async function readSwarmSnapshot(
     queuedTasks,
     deadLetters,
     missionEvents,
+    missionView,
     submissions,
     invalidMessages: invalid,
   };

@@ -1,18 +1,20 @@
 /**
- * Where each mission stands, folded from its recorded events (pure). What
- * `swarm status` lists and what `swarm cancel` checks before it sends anything.
+ * Where each mission stands, as `swarm status` lists it and `swarm cancel`
+ * checks it: the mission view's summaries (src/orchestrator/mission-view.ts
+ * folds them, the orchestrator keeps them in KV) in the CLI's shape, or the
+ * same fold over recorded events when asked to read SQUAD_EVENTS itself.
  */
-import type { EventOf, SquadEvent } from "../schema/index.ts";
+import { foldMissionEvent } from "../orchestrator/mission-view.ts";
+import {
+  isFinishedStanding,
+  MISSION_STANDINGS,
+  type EventOf,
+  type MissionStanding,
+  type MissionSummaryValue,
+  type SquadEvent,
+} from "../schema/index.ts";
 
-export const MISSION_STANDINGS = [
-  "submitted",
-  "planned",
-  "running",
-  "completed",
-  "failed",
-  "cancelled",
-] as const;
-export type MissionStanding = (typeof MISSION_STANDINGS)[number];
+export { MISSION_STANDINGS, type MissionStanding };
 
 export interface MissionOverview {
   mission_id: string;
@@ -26,175 +28,85 @@ export interface MissionOverview {
   /** Plan revision in force (0 unless the planner revised the plan). */
   revision: number;
   tasks: { total: number; succeeded: number; failed: number; running: number };
+  submitted_by: string | null;
   submitted_at: string | null;
+  started_at: string | null;
+  ended_at: string | null;
   last_event_at: string;
   last_event_type: string;
   /** Failure or cancellation reason. */
   reason: string | null;
   report: string | null;
   usage: { input_tokens: number; output_tokens: number } | null;
+  /** The tasks' tokens by model spec. */
+  tokens: Record<string, { input_tokens: number; output_tokens: number }>;
 }
 
 export function isFinished(state: MissionStanding): boolean {
-  return state === "completed" || state === "failed" || state === "cancelled";
+  return isFinishedStanding(state);
 }
 
-type TaskState = "running" | "succeeded" | "failed";
-
-interface Fold {
-  summary: MissionOverview;
-  planTasks: Set<string>;
-  taskState: Map<string, TaskState>;
-  finalCounts: MissionOverview["tasks"] | null;
+/** A view summary without the fold's bookkeeping. */
+export function overviewOf(s: MissionSummaryValue): MissionOverview {
+  return {
+    mission_id: s.mission_id,
+    title: s.title,
+    state: s.state,
+    cancel_requested: s.cancel_requested,
+    planner: s.planner,
+    revision: s.revision,
+    tasks: s.tasks,
+    submitted_by: s.submitted_by,
+    submitted_at: s.submitted_at,
+    started_at: s.started_at,
+    ended_at: s.ended_at,
+    last_event_at: s.last_event_at,
+    last_event_type: s.last_event_type,
+    reason: s.reason,
+    report: s.report,
+    usage: s.usage,
+    tokens: s.tokens,
+  };
 }
 
 /**
- * One summary per mission, most recently active first. `submissions` are
- * `mission_submitted` events not yet taken (SQUAD_MISSIONS); a mission with
- * recorded events is past that stage whatever the queue still holds.
+ * One summary per mission, most recently active first: `summaries` (the
+ * view's), then `submissions` (mission_submitted events not yet taken,
+ * SQUAD_MISSIONS) of missions the summaries do not know.
  */
+export function listMissions(
+  summaries: Iterable<MissionSummaryValue>,
+  submissions: Iterable<EventOf<"mission_submitted">> = [],
+  titleOf: (brief: string) => string | null = briefTitle,
+): MissionOverview[] {
+  const byId = new Map<string, MissionOverview>();
+  for (const s of summaries) byId.set(s.mission_id, overviewOf(s));
+  for (const e of submissions) {
+    if (!e.mission_id || byId.has(e.mission_id)) continue;
+    const s = foldMissionEvent(undefined, e, 0);
+    if (s) byId.set(s.mission_id, { ...overviewOf(s), title: titleOf(e.payload.brief) });
+  }
+  return [...byId.values()].sort(
+    (a, b) =>
+      b.last_event_at.localeCompare(a.last_event_at) || a.mission_id.localeCompare(b.mission_id),
+  );
+}
+
+/** The same from recorded events, in stream order (the fold the orchestrator keeps in the view). */
 export function summarizeMissions(
   events: Iterable<SquadEvent>,
   submissions: Iterable<EventOf<"mission_submitted">> = [],
   titleOf: (brief: string) => string | null = briefTitle,
 ): MissionOverview[] {
-  const folds = new Map<string, Fold>();
+  const folds = new Map<string, MissionSummaryValue>();
+  let seq = 0;
   for (const e of events) {
+    seq++;
     if (!e.mission_id) continue;
-    let f = folds.get(e.mission_id);
-    if (!f) {
-      f = newFold(e.mission_id, e);
-      folds.set(e.mission_id, f);
-    }
-    apply(f, e);
+    const next = foldMissionEvent(folds.get(e.mission_id), e, seq);
+    if (next) folds.set(e.mission_id, next);
   }
-  for (const s of submissions) {
-    if (!s.mission_id || folds.has(s.mission_id)) continue;
-    const f = newFold(s.mission_id, s);
-    f.summary.title = titleOf(s.payload.brief);
-    f.summary.submitted_at = s.timestamp;
-    folds.set(s.mission_id, f);
-  }
-  return [...folds.values()]
-    .map(finish)
-    .sort(
-      (a, b) =>
-        b.last_event_at.localeCompare(a.last_event_at) || a.mission_id.localeCompare(b.mission_id),
-    );
-}
-
-function newFold(missionId: string, first: SquadEvent): Fold {
-  return {
-    summary: {
-      mission_id: missionId,
-      title: null,
-      state: "submitted",
-      cancel_requested: false,
-      planner: null,
-      revision: 0,
-      tasks: { total: 0, succeeded: 0, failed: 0, running: 0 },
-      submitted_at: null,
-      last_event_at: first.timestamp,
-      last_event_type: first.type,
-      reason: null,
-      report: null,
-      usage: null,
-    },
-    planTasks: new Set(),
-    taskState: new Map(),
-    finalCounts: null,
-  };
-}
-
-function apply(f: Fold, e: SquadEvent): void {
-  const s = f.summary;
-  if (e.timestamp >= s.last_event_at) {
-    s.last_event_at = e.timestamp;
-    s.last_event_type = e.type;
-  }
-  const done = isFinished(s.state);
-  switch (e.type) {
-    case "mission_submitted":
-      s.submitted_at ??= e.timestamp;
-      return;
-    case "mission_planned":
-      s.title = e.payload.title;
-      s.planner = e.payload.planner;
-      s.submitted_at ??= e.payload.submitted_at ?? null;
-      if (e.payload.revision >= s.revision) {
-        s.revision = e.payload.revision;
-        f.planTasks = new Set(e.payload.plan.waves.flatMap((w) => w.tasks.map((t) => t.id)));
-      }
-      if (s.state === "submitted") s.state = "planned";
-      return;
-    case "wave_started":
-    case "task_assigned":
-      if (!done) s.state = "running";
-      return;
-    case "task_started":
-    case "task_progress":
-    case "task_model_called":
-      if (!done) s.state = "running";
-      if (e.task_id && f.taskState.get(e.task_id) !== "succeeded")
-        f.taskState.set(e.task_id, "running");
-      return;
-    case "task_completed":
-      if (!done) s.state = "running";
-      if (e.task_id) f.taskState.set(e.task_id, "succeeded");
-      return;
-    case "task_failed":
-      if (!done) s.state = "running";
-      if (e.task_id && f.taskState.get(e.task_id) !== "succeeded")
-        f.taskState.set(e.task_id, "failed");
-      return;
-    case "mission_completed":
-      s.state = "completed";
-      s.cancel_requested = false;
-      s.report = e.payload.report;
-      s.usage = e.payload.usage;
-      f.finalCounts = { ...e.payload.tasks, running: 0 };
-      return;
-    case "mission_failed":
-      s.state = "failed";
-      s.cancel_requested = false;
-      s.reason = e.payload.reason;
-      s.report = e.payload.report ?? null;
-      s.usage = e.payload.usage ?? null;
-      if (e.payload.tasks) f.finalCounts = { ...e.payload.tasks, running: 0 };
-      return;
-    case "mission_cancelled":
-      if (e.source === "orchestrator") {
-        s.state = "cancelled";
-        s.cancel_requested = false;
-        s.reason = e.payload.reason;
-      } else if (!done) {
-        s.cancel_requested = true;
-        s.reason = e.payload.reason;
-      }
-      return;
-    default:
-      return;
-  }
-}
-
-function finish(f: Fold): MissionOverview {
-  const s = f.summary;
-  if (f.finalCounts) {
-    s.tasks = f.finalCounts;
-    return s;
-  }
-  // Tasks of the plan in force, plus any that already succeeded under an earlier revision.
-  const ids = new Set(f.planTasks);
-  for (const [id, st] of f.taskState) if (st === "succeeded") ids.add(id);
-  const counts = { total: ids.size, succeeded: 0, failed: 0, running: 0 };
-  for (const id of ids) {
-    const st = f.taskState.get(id);
-    if (st === "succeeded") counts.succeeded++;
-    else if (st === "failed") counts.failed++;
-    else if (st === "running" && !isFinished(s.state)) counts.running++;
-  }
-  s.tasks = counts;
-  return s;
+  return listMissions(folds.values(), submissions, titleOf);
 }
 
 /** The `title:` of a brief's front matter, else its first heading (no full parse: display only). */

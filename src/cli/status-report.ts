@@ -6,6 +6,7 @@ import { styleText } from "node:util";
 import type { SwarmSnapshot } from "../bus/index.ts";
 import { isStatusEvent } from "../schema/index.ts";
 import {
+  listMissions,
   summarizeMissions,
   type MissionStanding,
   type MissionOverview,
@@ -74,9 +75,23 @@ export interface StatusReport {
   agents: AgentStatus[];
   instances: InstanceStatus[];
   consumers: ConsumerStatus[];
+  /** Active missions, then the most recently finished ones; queued submissions too. */
   missions: MissionOverview[];
+  /** Where the missions were read: the mission view (bounded), or every event (`--from-events`). */
+  mission_view: MissionViewStatus;
   /** Messages on the squad streams that were not valid events. */
   invalid_messages: number;
+}
+
+export interface MissionViewStatus {
+  source: "view" | "events";
+  /** ok; missing: no orchestrator of this version built it; unusable: another version's or unreadable. */
+  state: "ok" | "missing" | "unusable";
+  detail: string | null;
+  /** Finished missions the view holds beyond those listed. */
+  finished_not_listed: number;
+  /** Every event of SQUAD_EVENTS up to this sequence is in the view. */
+  watermark: number | null;
 }
 
 export interface BuildStatusOptions {
@@ -160,14 +175,51 @@ export function buildStatusReport(snap: SwarmSnapshot, opts: BuildStatusOptions)
     agents,
     instances,
     consumers,
-    missions: summarizeMissions(snap.missionEvents, snap.submissions),
+    ...missionsOf(snap),
     invalid_messages: snap.invalidMessages,
+  };
+}
+
+function missionsOf(snap: SwarmSnapshot): Pick<StatusReport, "missions" | "mission_view"> {
+  const v = snap.missionView;
+  if (!v)
+    return {
+      missions: summarizeMissions(snap.missionEvents, snap.submissions),
+      mission_view: {
+        source: "events",
+        state: "ok",
+        detail: null,
+        finished_not_listed: 0,
+        watermark: null,
+      },
+    };
+  if (v.state !== "ok")
+    return {
+      // Never a silent replay of the history instead: the queued submissions only, and why.
+      missions: listMissions([], snap.submissions),
+      mission_view: {
+        source: "view",
+        state: v.state,
+        detail: v.detail,
+        finished_not_listed: 0,
+        watermark: null,
+      },
+    };
+  return {
+    missions: listMissions(v.missions, snap.submissions),
+    mission_view: {
+      source: "view",
+      state: "ok",
+      detail: null,
+      finished_not_listed: v.finishedNotRead,
+      watermark: v.index.watermark,
+    },
   };
 }
 
 export interface FormatStatusOptions {
   color: boolean;
-  /** Missions listed (most recently active first). Default 20. */
+  /** Missions listed at most (most recently active first). Default: all in the report. */
   maxMissions?: number;
   /** Offline instances listed per agent. Default 0: counted in the agent table only. */
   maxOffline?: number;
@@ -276,9 +328,18 @@ export function formatStatusReport(r: StatusReport, opts: FormatStatusOptions): 
     );
   }
 
-  const max = opts.maxMissions ?? 20;
-  out.push("", title("Missions"));
-  if (r.missions.length === 0) out.push("  none recorded in SQUAD_EVENTS");
+  const max = opts.maxMissions ?? Infinity;
+  const mv = r.mission_view;
+  out.push("", title("Missions") + (mv.source === "events" ? "  (read from SQUAD_EVENTS)" : ""));
+  if (mv.state !== "ok")
+    out.push(
+      paint(`  mission view ${mv.state}: ${mv.detail ?? ""}`, "yellow"),
+      paint(
+        "  only queued submissions are listed; `swarm status --from-events` reads SQUAD_EVENTS instead (slow on a long history)",
+        "yellow",
+      ),
+    );
+  if (r.missions.length === 0) out.push(mv.state === "ok" ? "  none recorded" : "  none queued");
   else {
     out.push(
       renderTable(
@@ -298,8 +359,9 @@ export function formatStatusReport(r: StatusReport, opts: FormatStatusOptions): 
         { indent: 2 },
       ),
     );
-    if (r.missions.length > max)
-      out.push(`  … ${r.missions.length - max} older missions (swarm status --json lists all)`);
+    const more = Math.max(0, r.missions.length - max) + mv.finished_not_listed;
+    if (more)
+      out.push(`  … ${more} older finished missions not listed (swarm status --missions N)`);
   }
   if (r.invalid_messages)
     out.push("", paint(`${r.invalid_messages} invalid messages skipped`, "yellow"));

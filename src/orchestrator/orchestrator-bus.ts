@@ -1,8 +1,8 @@
 /**
  * What the orchestrator opens on NATS before it takes any work: the streams
  * and the missions consumer (provisioned), the event guard (signs and checks
- * events), the publisher, the mission leases and the workers' claims, and a
- * way to take a queued attempt back out of SQUAD_TASKS.
+ * events), the publisher, the mission leases and the workers' claims, the
+ * mission view, and a way to take a queued attempt back out of SQUAD_TASKS.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
@@ -22,12 +22,15 @@ import {
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { STREAMS } from "../schema/index.ts";
+import { openMissionView, type MissionViewStart } from "./mission-view-start.ts";
 
 export interface OrchestratorBus {
   guard: EventGuard;
   publisher: Publisher;
   leases: LeaseStore;
   claims: LeaseStore;
+  /** The mission view's writer, and where the start's replay begins (mission-view-start.ts). */
+  view: MissionViewStart;
   /** Delete a dispatched attempt still waiting in SQUAD_TASKS (by stream sequence). */
   discardQueued: (seq: number) => Promise<void>;
 }
@@ -56,12 +59,14 @@ export async function openOrchestratorBus(opts: {
   const leases = await openLeaseStore(nc, MISSIONS_BUCKET, { replicas });
   // The workers' claims too: a worker user may open the bucket but not create it (nats.conf).
   const claims = await openLeaseStore(nc, CLAIMS_BUCKET, { replicas });
+  const view = await openMissionView(nc, { log, replicas });
   const jsm = await openJetStreamManager(nc, { check: false });
   return {
     guard,
     publisher,
     leases,
     claims,
+    view,
     discardQueued: async (seq) => {
       try {
         await jsm.streams.deleteMessage(STREAMS.tasks, seq, false);

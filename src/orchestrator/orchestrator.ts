@@ -80,7 +80,9 @@ export const DEFAULT_MISSION_LEASE_MS = 15_000;
  * - the merge queue (merge-link.ts): succeeded attempts' commits onto the mission branch.
  *
  * It keeps the events of every unfinished mission (the replay at start, then
- * the live feed) in a MissionBook, so a takeover needs no second read.
+ * the live feed) in a MissionBook, so a takeover needs no second read, and
+ * folds every event into the mission view (mission-view-writer.ts), which
+ * also tells the next start where the unfinished missions begin.
  * Nothing is lost, and no task that succeeded runs again.
  */
 export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orchestrator> {
@@ -90,7 +92,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
 
   const env = opts.env ?? process.env;
   const bus = await openOrchestratorBus({ ...opts, env });
-  const { guard, publisher, leases, claims } = bus;
+  const { guard, publisher, leases, claims, view } = bus;
   const sweeper = startForeignTaskSweeper(nc, {
     roster: agentNames,
     log,
@@ -146,11 +148,13 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
     isStopping,
   });
 
-  // ---- what was recorded before we started
-  let lastSeq = 0;
-  for await (const { event, seq, message } of replayEvents(nc, { log })) {
+  // ---- what was recorded before we started: from the oldest unfinished mission on (mission view)
+  let lastSeq = view.fromSeq - 1;
+  for await (const { event, seq, message } of replayEvents(nc, { log, fromSeq: view.fromSeq })) {
     lastSeq = seq;
-    if (!isProgressType(event.type) && (await events.admit(event, message))) book.add(event);
+    if (isProgressType(event.type) || !(await events.admit(event, message))) continue;
+    book.add(event);
+    view.writer.observe(event, seq);
   }
 
   // ---- live events, from right after what was replayed
@@ -160,8 +164,9 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
     // Neither the machine nor the book uses steps and model calls (the report's are in results).
     skipTypes: PROGRESS_TYPES,
     admit: events.admit,
-    onEvent: (event) => {
+    onEvent: (event, seq) => {
       book.add(event);
+      view.writer.observe(event, seq);
       const runner = event.mission_id ? runners.get(event.mission_id) : undefined;
       runner?.observe(event, inputFromEvent(event));
     },
@@ -205,7 +210,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
   });
 
   log.info(
-    { resumed: runners.size, unfinished: resumable.length, replayed_events: lastSeq },
+    { resumed: runners.size, unfinished: resumable.length, replayed: [view.fromSeq, lastSeq] },
     "orchestrator ready",
   );
 
@@ -225,6 +230,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
       await Promise.all(mine.map((r) => r.idle().catch(() => undefined)));
       await merges.integrator.stop();
       await feed.stop();
+      await view.writer.stop();
       // Released (not completed): another orchestrator may resume them at once.
       await Promise.all(
         mine.map((r) =>

@@ -155,6 +155,7 @@ export function createSubmissionPlanning(opts: SubmissionPlanningOptions) {
         revision: 0,
         budget: brief.budget,
         submitted_at: event.timestamp,
+        submitted_by: event.source,
         source_path: event.payload.source_path,
         // The mission branch starts here; resume and every replica read it from this event.
         ...(event.payload.workspace ? { workspace: event.payload.workspace } : {}),

@@ -58,6 +58,8 @@ export const EventPayloads = {
       .optional(),
     /** When the mission was submitted: the time budget counts from here. */
     submitted_at: z.iso.datetime({ offset: true }).optional(),
+    /** The submission's `source` (`cli`, a program's name): who asked, for the mission lists. */
+    submitted_by: z.string().optional(),
     source_path: z.string().nullable().optional(),
     /** Copied from the submission, so a restarted orchestrator and every replica agree on the base. */
     workspace: MissionWorkspace.optional(),

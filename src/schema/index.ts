@@ -8,3 +8,4 @@ export * from "./envelope.ts";
 export * from "./subjects.ts";
 export * from "./validation-error.ts";
 export * from "./dlq.ts";
+export * from "./mission-view.ts";

@@ -127,7 +127,7 @@ async function cancel(nc: NatsConnection, missionId: string, flags: CancelFlags)
 
 /** The mission's summary from what the bus recorded, or null when it is unknown. */
 async function findMission(nc: NatsConnection, missionId: string): Promise<MissionOverview | null> {
-  const snap = await readSwarmSnapshot(nc);
+  const snap = await readSwarmSnapshot(nc, { missions: { from: "events" } });
   const mine = snap.missionEvents.filter((e) => e.mission_id === missionId);
   const pending = snap.submissions.filter((e) => e.mission_id === missionId);
   return summarizeMissions(mine, pending)[0] ?? null;

@@ -20,6 +20,7 @@ interface StatusFlags extends CommonFlags {
   json?: boolean;
   heartbeatInterval: number;
   missions: number;
+  fromEvents?: boolean;
 }
 
 export function registerStatusCommand(program: Command): void {
@@ -36,9 +37,13 @@ export function registerStatusCommand(program: Command): void {
       )
       .option(
         "--missions <n>",
-        "missions listed in the text view (JSON lists all)",
+        "finished missions listed (the most recent; every unfinished one is listed)",
         positiveInt("--missions"),
         20,
+      )
+      .option(
+        "--from-events",
+        "read every event of SQUAD_EVENTS instead of the mission view (slow on a long history)",
       ),
   )
     .addHelpText(
@@ -46,7 +51,9 @@ export function registerStatusCommand(program: Command): void {
       `
 Reads SQUAD_STATUS (last status per replica), the worker-<agent> consumers of
 SQUAD_TASKS (backlog = num_pending, in flight = num_ack_pending), SQUAD_DLQ and
-SQUAD_EVENTS (mission states). Changes nothing.
+the mission view (KV squad_mission_view, kept by the orchestrator: unfinished
+missions and the last --missions finished ones), so it takes as long on a
+swarm that ran for a week as on a new one. Changes nothing.
 
 Examples:
   $ swarm status
@@ -65,17 +72,30 @@ Exit codes: 0 ok, 2 bad flags, 3 NATS not reachable.`,
         timeoutMs: 3000,
       });
       try {
-        const snapshot = await readSwarmSnapshot(nc);
+        const snapshot = await readSwarmSnapshot(nc, {
+          missions: flags.fromEvents
+            ? { from: "events" }
+            : { from: "view", finished: flags.missions },
+        });
         const report = buildStatusReport(snapshot, {
           // Never the credentials a URL may carry: the report goes to terminals and files.
           nats: splitCredentials([connectOpts.servers].flat().join(",")).servers.join(","),
           knownAgents: roster.agents.map((a) => a.name),
           heartbeatIntervalS: flags.heartbeatInterval,
         });
+        const mv = report.mission_view;
+        if (flags.json && mv.state !== "ok")
+          process.stderr.write(
+            `warning: mission view ${mv.state}: ${mv.detail}; only queued submissions are listed (--from-events reads SQUAD_EVENTS)\n`,
+          );
         process.stdout.write(
           flags.json
             ? `${JSON.stringify(report)}\n`
-            : formatStatusReport(report, { color: useColor(), maxMissions: flags.missions }),
+            : formatStatusReport(report, {
+                color: useColor(),
+                // The view read --missions finished ones already; the events hold them all.
+                ...(flags.fromEvents ? { maxMissions: flags.missions } : {}),
+              }),
         );
       } finally {
         await nc.close();
