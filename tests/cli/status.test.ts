@@ -4,6 +4,7 @@ import { buildDlqRecord, ensureWorkerConsumer, publishDeadLetter } from "../../s
 import type { StatusReport } from "../../src/cli/status-report.ts";
 import { makeEvent } from "../../src/schema/index.ts";
 import { taskAssignedEvent } from "../helpers/example-events.ts";
+import { buildMissionView } from "../helpers/mission-view.ts";
 import { freePort } from "../helpers/nats-server.ts";
 import { useSwarmBus } from "../helpers/swarm-bus.ts";
 import { killAllSwarms, runSwarm, spawnSwarm, swarmEnv } from "../helpers/swarm-process.ts";
@@ -29,6 +30,25 @@ function planned(missionId: string, title: string, taskIds: string[]) {
 }
 
 describe("swarm status", () => {
+  it("says clearly that the mission view is missing, and lists no history instead", async () => {
+    await bus.publisher.publish(planned("m-early", "Before any orchestrator", ["a"]));
+    const r = await runSwarm(["status", "--json"], bus.env);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as StatusReport;
+    expect(report.mission_view).toMatchObject({ source: "view", state: "missing" });
+    expect(report.mission_view.detail).toMatch(/squad_mission_view does not exist/);
+    expect(report.missions).toEqual([]);
+    expect(r.stderr).toMatch(/warning: mission view missing/);
+    const text = await runSwarm(["status"], bus.env);
+    expect(text.stdout).toMatch(/mission view missing: .*squad_mission_view/);
+    expect(text.stdout).toMatch(/--from-events` reads SQUAD_EVENTS instead/);
+    // Asked for, the events are read: the old way, named as such.
+    const replayed = await runSwarm(["status", "--json", "--from-events"], bus.env);
+    const fromEvents = JSON.parse(replayed.stdout) as StatusReport;
+    expect(fromEvents.mission_view.source).toBe("events");
+    expect(fromEvents.missions.map((m) => m.mission_id)).toContain("m-early");
+  });
+
   it("lists agents and replicas, per-agent backlog, in-flight and DLQ counts, and missions by state", async () => {
     // A real replica of builder: online, with its consumer.
     const worker = spawnSwarm(["worker", "--agent", "builder"], bus.env);
@@ -146,9 +166,13 @@ describe("swarm status", () => {
       ),
     );
 
+    // What the orchestrator keeps as the events arrive (none runs here: it would run the missions).
+    await buildMissionView(bus.nc);
+
     const r = await runSwarm(["status", "--json"], bus.env);
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout) as StatusReport;
+    expect(report.mission_view).toMatchObject({ source: "view", state: "ok" });
     const agent = (name: string) => report.agents.find((a) => a.agent === name);
 
     expect(agent("builder")).toMatchObject({

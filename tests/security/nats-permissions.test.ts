@@ -19,6 +19,7 @@ import {
   createPublisher,
   ensureWorkerConsumer,
   openLeaseStore,
+  openMissionViewStore,
   provisionStreams,
   replayEvents,
   type NatsConnection,
@@ -34,6 +35,7 @@ import { makeEvent, type SquadEvent } from "../../src/schema/index.ts";
 import type { RosterAgent } from "../../src/workers/roster.ts";
 import { isPermissionError } from "../../src/workers/replica-bus.ts";
 import { startWorkerReplica, type WorkerReplica } from "../../src/workers/worker-replica.ts";
+import { buildMissionView } from "../helpers/mission-view.ts";
 import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
 import { killAllSwarms, runSwarm, spawnSwarm, swarmEnv } from "../helpers/swarm-process.ts";
 import { EventLog, makeTask, newMission, taskAssigned } from "../workers/worker-harness.ts";
@@ -110,6 +112,7 @@ beforeAll(async () => {
   await openLeaseStore(orch, CLAIMS_BUCKET);
   await openLeaseStore(orch, MISSIONS_BUCKET);
   await new Kvm(orch).create("squad_identities", { history: 1 });
+  await openMissionViewStore(orch);
   jsm = await jetstreamManager(orch);
   events = new EventLog(orch);
   await events.ready;
@@ -310,8 +313,11 @@ describe("generated authorization block (real server, nkey users per role)", () 
       NATS_NKEY: seed("watcher"),
       SWARM_IDENTITIES: natsStatePaths(state).registry,
     });
+    // The orchestrator's credentials keep the mission view; the watcher reads it.
+    await buildMissionView(orch);
     const status = await runSwarm(["status", "--json"], env);
     expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout).mission_view.state).toBe("ok");
     expect(
       JSON.parse(status.stdout).missions.map((m: { mission_id: string }) => m.mission_id),
     ).toContain(mission);
@@ -414,6 +420,27 @@ describe("a worker's stolen seed (worker-builder) is refused everything that is 
     // It may read it (every role checks signatures against it).
     await (await new Kvm(orch).open("squad_identities")).put("watcher", "{}");
     expect((await kv.get("watcher"))?.string()).toBe("{}");
+  });
+
+  it("can't write the mission view (squad_mission_view), nor can the watcher or the operator", async () => {
+    await buildMissionView(orch);
+    const orchKv = await new Kvm(orch).open("squad_mission_view");
+    const before = (await orchKv.get("index"))?.string();
+    expect(before).toMatch(/"schema":1/);
+    const forged = JSON.stringify({ schema: 1, watermark: 1e9, active: [], finished: [] });
+    for (const nc of [builder, watcher, operator]) {
+      const kv = await new Kvm(nc).open("squad_mission_view");
+      await expectRefused(kv.put("index", forged));
+      await expectRefused(kv.put("mission.m-forged", "{}"));
+      await expectRefused(kv.delete("index"));
+    }
+    // A worker may not even read it; the readers may.
+    await expectRefused((await new Kvm(builder).open("squad_mission_view")).get("index"));
+    expect((await (await new Kvm(watcher).open("squad_mission_view")).get("index"))?.string()).toBe(
+      before,
+    );
+    expect((await orchKv.get("index"))?.string()).toBe(before);
+    expect(await orchKv.get("mission.m-forged")).toBeNull();
   });
 
   it("no credentials at all: the server refuses the connection (exit 3, naming server and method)", async () => {
