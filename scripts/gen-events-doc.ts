@@ -31,6 +31,8 @@ import {
   EVENT_TYPES,
   EventPayloads,
   DlqRecord,
+  MissionSummaryValue,
+  MissionViewIndex,
   type EventType,
   makeEvent,
   type SquadEvent,
@@ -550,6 +552,8 @@ const FIELD_NOTES: Record<string, string> = {
   "mission_planned.planner": "model spec, null for an explicit plan",
   "mission_planned.budget": "from the brief: `tokens`, `time_s`",
   "mission_planned.submitted_at": "the submission's timestamp; the time budget counts from here",
+  "mission_planned.submitted_by":
+    "the submission's `source` (`cli`, a program's name), for the mission lists",
   "mission_completed.tasks": "`{ total, succeeded, failed }`",
   "mission_completed.usage": "tokens of every task and the planner",
   "mission_failed.failed_tasks": "`[{ id, error }]`",
@@ -688,6 +692,7 @@ function render(
     "- [Event types](#event-types)",
     ...EVENT_TYPES.map((t) => `  - [\`${t}\`](#${t})`),
     "- [Dead-letter records](#dead-letter-records)",
+    "- [The mission view](#the-mission-view)",
     "- [Compatibility](#compatibility)",
     "",
     "## The envelope",
@@ -877,6 +882,66 @@ function render(
       "",
     );
   }
+  const viewTable = (schema: z.ZodType, notes: Record<string, string>) => {
+    const js = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as JsonSchema;
+    const req = new Set(js.required ?? []);
+    return Object.entries(js.properties ?? {}).map(
+      ([name, s]) =>
+        `| \`${name}\` | ${typeText(s)} | ${req.has(name) ? "yes" : "no"} | ${notes[name] ?? ""} |`,
+    );
+  };
+  L.push(
+    "## The mission view",
+    "",
+    "Where every mission stands, without reading SQUAD_EVENTS: the KV bucket `squad_mission_view`",
+    "(stream `KV_squad_mission_view`, history 1), kept by the orchestrators as they read the events",
+    "(derived from them, never the other way round; delete the bucket and the next orchestrator start",
+    "rebuilds it from the stream). `swarm status` and the dashboard read it; a client in any language",
+    "can too, with the watcher's or the operator's credentials (direct get of",
+    "`$KV.squad_mission_view.<key>`). Only the orchestrator may write it.",
+    "",
+    "| key | value |",
+    "|---|---|",
+    "| `index` | the unfinished missions (`active`, with their first sequence), the last 1000 finished (`finished`, oldest first), and `watermark`: every event of SQUAD_EVENTS up to it is in the view |",
+    "| `mission.<mission_id>` | one mission's summary, updated as its events arrive (a finished mission's key stays after it leaves the index) |",
+    "",
+    "Every value has `schema: 1` (a reader that finds another number must say so, not guess). JSON",
+    "Schema: `docs/schema/mission-view/index.schema.json`, `docs/schema/mission-view/mission.schema.json`.",
+    "Writes are compare-and-set on the key's revision and idempotent by stream sequence (`last_seq`):",
+    "several orchestrators fold the same events and agree.",
+    "",
+    "`mission.<mission_id>`:",
+    "",
+    "| field | type | required | meaning |",
+    "|---|---|---|---|",
+    ...viewTable(MissionSummaryValue, {
+      state: "`submitted`, `planned`, `running`, `completed`, `failed`, `cancelled`",
+      cancel_requested: "a cancel was asked for and the orchestrator has not answered yet",
+      tasks:
+        "`{ total, succeeded, failed, running }` of the plan in force (the final event's totals once it ended)",
+      submitted_by: "`mission_planned.submitted_by`",
+      started_at: "the first `wave_started`",
+      ended_at: "the orchestrator's final event",
+      usage: "the final event's `usage`",
+      tokens: "the tasks' results' tokens by model spec (`run-only` without a model)",
+      first_seq: "SQUAD_EVENTS sequence of its first event (where a resume reads from)",
+      last_seq: "sequence of the last event folded in: older ones are not applied again",
+      plan_tasks: "bookkeeping of the fold: the plan's task ids",
+      task_states: "bookkeeping of the fold: each task's latest state",
+      counts_final: "bookkeeping of the fold: `tasks` came from the final event",
+    }),
+    "",
+    "`index`:",
+    "",
+    "| field | type | required | meaning |",
+    "|---|---|---|---|",
+    ...viewTable(MissionViewIndex, {
+      watermark: "every event up to this SQUAD_EVENTS sequence is in the view",
+      active: "`[{ mission_id, first_seq }]`: planned, unfinished missions",
+      finished: "mission ids, oldest first, the last 1000",
+    }),
+    "",
+  );
   L.push(
     "## Compatibility",
     "",

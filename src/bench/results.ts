@@ -53,6 +53,7 @@ export const BENCH_IDS = [
   "memory",
   "tracing",
   "workspace",
+  "status-history",
 ] as const;
 export type BenchId = (typeof BENCH_IDS)[number];
 

@@ -19,6 +19,11 @@ import { rawJetStream, rawSection, type RawFigures, type RawOptions } from "./ra
 import { renderMarkdown, renderTable, type BenchReport } from "./report.ts";
 import { BENCH_IDS, type BenchId, type Section } from "./results.ts";
 import { panelsFromSections, renderPlot } from "./svg-plot.ts";
+import {
+  statusHistory,
+  statusHistorySection,
+  type StatusHistoryOptions,
+} from "./status-history.ts";
 import { throughput, throughputSection, type ThroughputOptions } from "./throughput.ts";
 import { tracingOverhead, tracingSection, type TracingOptions } from "./tracing.ts";
 import { workspaceBench, workspaceSection, type WorkspaceOptions } from "./workspace.ts";
@@ -33,6 +38,7 @@ export interface BenchPlan {
   profile: ProfileOptions;
   tracing: TracingOptions;
   workspace: WorkspaceOptions;
+  statusHistory: StatusHistoryOptions;
 }
 
 /** Sizes of the full run (< 10 minutes on two cores) and of --quick (< 1 minute). */
@@ -81,6 +87,7 @@ export function benchPlan(quick: boolean): BenchPlan {
             width: 8,
           },
         },
+        statusHistory: { sizes: [10, 1000], commandRounds: 2, readRounds: 5, startRounds: 1 },
       }
     : {
         raw: { latencySamples: 1000, throughputMessages: 30_000, pullSlots: 8, payloadBytes: 1024 },
@@ -131,6 +138,7 @@ export function benchPlan(quick: boolean): BenchPlan {
             width: 8,
           },
         },
+        statusHistory: { sizes: [10, 10_000], commandRounds: 5, readRounds: 15, startRounds: 2 },
       };
 }
 
@@ -257,6 +265,15 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
   await step("workspace", "8. Git workspaces", async () => {
     const t = performance.now();
     return workspaceSection(await workspaceBench(plan.workspace), plan.workspace, since(t));
+  });
+
+  await step("status-history", "9. Status cost against history", async () => {
+    const t = performance.now();
+    return statusHistorySection(
+      await statusHistory(plan.statusHistory),
+      plan.statusHistory,
+      since(t),
+    );
   });
 
   let profile: ProfileFigures | null = null;

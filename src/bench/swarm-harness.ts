@@ -65,7 +65,7 @@ export interface Harness {
 }
 
 /** Environment of the swarm processes: this benchmark's server and workspace, the default roster. */
-function swarmEnv(natsUrl: string, dir: string, extra: Record<string, string> = {}) {
+export function swarmEnv(natsUrl: string, dir: string, extra: Record<string, string> = {}) {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NATS_URL: natsUrl,
