@@ -112,6 +112,8 @@ export interface ReplayOptions {
   missionId?: string;
   /** First stream sequence to read. Default 1. */
   fromSeq?: number;
+  /** Last stream sequence to read (e.g. a finished mission's last event). Default: the stream's last. */
+  toSeq?: number;
   log?: Logger;
   /** Messages per pull. Default 256. */
   batch?: number;
@@ -130,7 +132,7 @@ export async function* replayEvents(
   // No up-front API check: it needs a meta leader, reading a stream does not.
   const jsm = await openJetStreamManager(nc, { check: false });
   const state = (await jsm.streams.info(STREAMS.events)).state;
-  const lastSeq = state.last_seq;
+  const lastSeq = Math.min(state.last_seq, opts.toSeq ?? Infinity);
   const startSeq = Math.max(opts.fromSeq ?? 1, state.first_seq, 1);
   if (state.messages === 0 || startSeq > lastSeq) return;
 

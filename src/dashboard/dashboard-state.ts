@@ -4,7 +4,7 @@
  * load. The feed writes it; the HTTP server reads it and fans changes out
  * to the pages' event streams.
  */
-import type { DlqRecord, SquadEvent } from "../schema/index.ts";
+import type { DlqRecord, MissionSummaryValue, SquadEvent } from "../schema/index.ts";
 import { EventLog, type LogItem } from "./event-log.ts";
 import type { AgentLoad, NatsState } from "./swarm-feed.ts";
 import { createSwarmView, type SwarmView } from "./swarm-view.ts";
@@ -29,6 +29,13 @@ export interface DashboardState {
   readonly nats: NatsState;
   readonly load: AgentLoad;
   onEvent(event: SquadEvent): void;
+  onSummary(summary: MissionSummaryValue): void;
+  /** Where a listed mission's events are read from when it is opened (the feed). */
+  setHistoryLoader(
+    loader: (missionId: string, range: { fromSeq: number; toSeq: number }) => Promise<void>,
+  ): void;
+  /** Resolves once the mission's events are folded (read now if it was only listed). */
+  loadMission(missionId: string): Promise<void>;
   onDeadLetter(record: DlqRecord, subject: string): void;
   onNats(state: NatsState): void;
   onLoad(load: AgentLoad): void;
@@ -42,6 +49,10 @@ export function createDashboardState(): DashboardState {
   const listeners = new Set<StateListener>();
   let nats: NatsState = { state: "connecting", detail: "connecting to NATS" };
   let load: AgentLoad = { consumers: [], deadLetters: {} };
+  let loader:
+    ((missionId: string, range: { fromSeq: number; toSeq: number }) => Promise<void>) | null = null;
+  /** Missions whose events are being read: later callers wait for the same read. */
+  const loading = new Map<string, Promise<void>>();
   const tell = (f: (l: StateListener) => void) => {
     for (const l of listeners) f(l);
   };
@@ -67,6 +78,24 @@ export function createDashboardState(): DashboardState {
         l.change({ kind, mission_id: event.mission_id, task_id: event.task_id });
         l.item(item);
       });
+    },
+    onSummary(summary) {
+      view.applySummary(summary);
+      tell((l) => l.change({ kind: "mission", mission_id: summary.mission_id, task_id: null }));
+    },
+    setHistoryLoader(f) {
+      loader = f;
+    },
+    async loadMission(id) {
+      const busy = loading.get(id);
+      if (busy) return busy;
+      const range = loader ? view.historyOf(id) : null;
+      if (!range || !loader) return;
+      const read = loader(id, range)
+        .then(() => view.historyLoaded(id))
+        .finally(() => loading.delete(id));
+      loading.set(id, read);
+      return read;
     },
     onDeadLetter(record, subject) {
       view.applyDeadLetter(record, subject);

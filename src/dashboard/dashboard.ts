@@ -64,6 +64,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const feed = startSwarmFeed({
     connect: opts.connect,
     onEvent: (e) => state.onEvent(e),
+    onSummary: (s) => state.onSummary(s),
     onDeadLetter: (r, s) => state.onDeadLetter(r, s),
     onNats: (s) => {
       if (s.state !== state.nats.state || s.detail !== state.nats.detail)
@@ -74,6 +75,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     ...(opts.pollMs ? { pollMs: opts.pollMs } : {}),
     log,
   });
+  state.setHistoryLoader((id, range) => feed.loadMission(id, range));
   const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
   return {
     url: `http://${host}:${port}/`,

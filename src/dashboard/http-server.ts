@@ -156,7 +156,17 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Server>
       return;
     }
     if (p === "/api/stream") return stream(req, res, url);
-    if (p.startsWith("/api/")) return api(res, p, url);
+    if (p.startsWith("/api/")) {
+      // A mission listed from the mission view only: its events are read before it is shown.
+      const opened = /^\/api\/missions\/([^/]+)/.exec(p);
+      if (!opened) return api(res, p, url);
+      state.loadMission(decodeURIComponent(opened[1]!)).then(
+        () => api(res, p, url),
+        (err: unknown) =>
+          sendJson(res, 503, { error: `the mission's events could not be read: ${String(err)}` }),
+      );
+      return;
+    }
     sendJson(res, 404, { error: `no such page: ${p}` });
   }
 

@@ -1,8 +1,10 @@
 /**
  * The dashboard's side of the bus: what it reads, with the watcher's
- * permissions only. At (re)start the history (SQUAD_EVENTS, the last status
- * of every replica in SQUAD_STATUS, the pending submissions, consumer
- * counts), then live: lifecycle events from an ordered consumer (nothing is
+ * permissions only. At (re)start the mission list from the mission view (KV
+ * squad_mission_view) and the events of the unfinished missions only (a
+ * finished mission's events are read when its page is opened), the last
+ * status of every replica in SQUAD_STATUS, the pending submissions, consumer
+ * counts; then live: lifecycle events from an ordered consumer (nothing is
  * missed across a NATS restart), status events, task_assigned and dead
  * letters from a core subscription, consumer and DLQ counts polled. A
  * dashboard started with NATS down keeps trying, and says so meanwhile.
@@ -13,6 +15,7 @@ import {
   openJetStreamManager,
   countPerAgent,
   readSwarmSnapshot,
+  replayEvents,
   readWorkerConsumers,
   watchEvents,
   type EventFeed,
@@ -23,7 +26,14 @@ import {
 import { backoffDelay } from "../backoff.ts";
 import { errorMessage } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
-import { DlqRecord, STREAMS, parseWith, type SquadEvent } from "../schema/index.ts";
+import {
+  DlqRecord,
+  STREAMS,
+  parseWith,
+  resumeFrom,
+  type MissionSummaryValue,
+  type SquadEvent,
+} from "../schema/index.ts";
 
 export type NatsState =
   | { state: "connecting"; detail: string }
@@ -39,15 +49,21 @@ export interface SwarmFeedOptions {
   /** A connection with the watcher's credentials (reconnecting forever once made). */
   connect: () => Promise<NatsConnection>;
   onEvent: (event: SquadEvent) => void;
+  /** A finished mission from the mission view: listed, its events read only when opened. */
+  onSummary: (summary: MissionSummaryValue) => void;
   onDeadLetter: (record: DlqRecord, subject: string) => void;
   onNats: (state: NatsState) => void;
   onLoad: (load: AgentLoad) => void;
   /** Consumer and DLQ counts are read this often. Default 2000 ms. */
   pollMs?: number;
+  /** Finished missions listed from the mission view at (re)start. Default 500. */
+  finishedMissions?: number;
   log?: Logger;
 }
 
 export interface SwarmFeed {
+  /** Replay one stream range of one mission's events into onEvent (a listed mission opened). */
+  loadMission(missionId: string, range: { fromSeq: number; toSeq: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -90,9 +106,26 @@ export function startSwarmFeed(opts: SwarmFeedOptions): SwarmFeed {
       try {
         const jsm = await openJetStreamManager(conn, { check: false });
         const fromSeq = (await jsm.streams.info(STREAMS.events)).state.last_seq + 1;
-        const snap = await readSwarmSnapshot(conn, { log });
+        const snap = await readSwarmSnapshot(conn, {
+          log,
+          missions: { from: "view", finished: opts.finishedMissions ?? 500 },
+        });
         for (const e of snap.submissions) opts.onEvent(e);
-        for (const e of snap.missionEvents) opts.onEvent(e);
+        // The mission view lists the finished missions; only the unfinished ones' events (and
+        // whatever the view has not folded yet) are replayed, however long the history.
+        const view = snap.missionView;
+        let historyFrom = 1;
+        if (view?.state === "ok") {
+          for (const s of view.missions) opts.onSummary(s);
+          historyFrom = resumeFrom(view.index);
+        } else {
+          log.warn(
+            { view: view?.state, detail: view?.detail },
+            "no usable mission view: replaying all of SQUAD_EVENTS",
+          );
+        }
+        for await (const { event } of replayEvents(conn, { log, fromSeq: historyFrom }))
+          opts.onEvent(event);
         for (const e of snap.statusEvents) opts.onEvent(e);
         opts.onLoad({ consumers: snap.consumers, deadLetters: snap.deadLetters });
         await readRecentDeadLetters(conn, opts.onDeadLetter);
@@ -144,6 +177,11 @@ export function startSwarmFeed(opts: SwarmFeedOptions): SwarmFeed {
   });
 
   return {
+    async loadMission(missionId, range) {
+      if (!nc) return;
+      for await (const { event } of replayEvents(nc, { log, missionId, ...range }))
+        opts.onEvent(event);
+    },
     async stop() {
       stopped = true;
       if (poll) clearInterval(poll);

@@ -5,14 +5,16 @@
  * approvals and the dead letters seen. An event id is folded once, so the
  * replayed history and the live feed can overlap.
  */
-import type {
-  Changes,
-  DlqRecord,
-  EventOf,
-  SquadEvent,
-  Step,
-  TaskResult,
-  VerificationCheck,
+import {
+  isFinishedStanding,
+  type Changes,
+  type DlqRecord,
+  type EventOf,
+  type MissionSummaryValue,
+  type SquadEvent,
+  type Step,
+  type TaskResult,
+  type VerificationCheck,
 } from "../schema/index.ts";
 import { criticalPath } from "./critical-path.ts";
 
@@ -163,12 +165,29 @@ interface MissionRecord {
   budget: { tokens: number | null; time_s: number | null };
   waves: Array<{ wave: number; task_ids: string[] }>;
   tasks: Map<string, TaskView>;
+  /** A finished mission known from the mission view only: its events are read when it is opened. */
+  stub: MissionSummaryValue | null;
+  /** Its events were asked for (historyOf). */
+  historyAsked: boolean;
 }
 
 export interface SwarmView {
   /** Fold one event; false when its id was folded already. */
   apply(event: SquadEvent): boolean;
   applyDeadLetter(record: DlqRecord, subject: string): void;
+  /**
+   * A finished mission's summary from the mission view (KV): listed at once,
+   * its events read only if someone opens it. Ignored for a mission whose
+   * events were folded.
+   */
+  applySummary(summary: MissionSummaryValue): void;
+  /**
+   * The stream range of a listed-only mission's events, the first time it is
+   * asked for (the caller replays them into apply, then calls historyLoaded); else null.
+   */
+  historyOf(missionId: string): { fromSeq: number; toSeq: number } | null;
+  /** The mission's events are folded: its view summary is dropped. */
+  historyLoaded(missionId: string): void;
   missions(now: Date): MissionSummary[];
   mission(id: string, now: Date): MissionDetail | null;
   task(missionId: string, taskId: string): TaskView | null;
@@ -215,6 +234,8 @@ export function createSwarmView(opts: SwarmViewOptions = {}): SwarmView {
         budget: { tokens: null, time_s: null },
         waves: [],
         tasks: new Map(),
+        stub: null,
+        historyAsked: false,
       };
       missions.set(id, m);
     }
@@ -497,6 +518,7 @@ export function createSwarmView(opts: SwarmViewOptions = {}): SwarmView {
   }
 
   function summary(m: MissionRecord, now: Date): MissionSummary {
+    if (m.stub) return stubSummary(m.stub);
     const tasks = [...m.tasks.values()];
     const tokens: Record<string, TokenCount> = {};
     for (const t of tasks)
@@ -560,6 +582,31 @@ export function createSwarmView(opts: SwarmViewOptions = {}): SwarmView {
       }
       if (e.mission_id) applyMissionEvent(e, missionOf(e.mission_id));
       return true;
+    },
+    applySummary(s) {
+      if (!isFinishedStanding(s.state)) return; // unfinished: its events are replayed
+      const known = missions.get(s.mission_id);
+      if (known && !known.stub) return;
+      const m = missionOf(s.mission_id);
+      m.stub = s;
+      m.title = s.title ?? s.mission_id;
+      m.status = s.state;
+      m.submittedBy = s.submitted_by;
+      m.submittedAt = s.submitted_at;
+      m.endedAt = s.ended_at;
+      m.reason = s.reason;
+      m.planner = s.planner;
+      m.revision = s.revision;
+    },
+    historyOf(id) {
+      const m = missions.get(id);
+      if (!m?.stub || m.historyAsked) return null;
+      m.historyAsked = true;
+      return { fromSeq: Math.max(1, m.stub.first_seq), toSeq: m.stub.last_seq };
+    },
+    historyLoaded(id) {
+      const m = missions.get(id);
+      if (m) m.stub = null;
     },
     applyDeadLetter(record, subject) {
       dead.push({ ...record, subject });
@@ -647,6 +694,23 @@ export function attemptTimeline(
     if (s < steps.length) out.push({ kind: "step", index: s });
   }
   return out;
+}
+
+function stubSummary(s: MissionSummaryValue): MissionSummary {
+  const start = s.submitted_at;
+  return {
+    id: s.mission_id,
+    title: s.title ?? s.mission_id,
+    status: s.state,
+    submitted_by: s.submitted_by,
+    submitted_at: start,
+    ended_at: s.ended_at,
+    duration_ms:
+      start && s.ended_at ? Math.max(0, Date.parse(s.ended_at) - Date.parse(start)) : null,
+    progress: s.tasks,
+    tokens: s.tokens,
+    reason: s.reason,
+  };
 }
 
 function lastDuration(t: TaskView): number | null {

@@ -9,9 +9,9 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { MissionViewVersionError, openMissionViewStore } from "../bus/index.ts";
+import { resumeFrom } from "../schema/index.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { resumeFrom } from "./mission-view.ts";
 import { createMissionViewWriter, type MissionViewWriter } from "./mission-view-writer.ts";
 
 export interface MissionViewStart {

@@ -215,8 +215,3 @@ export function placeInIndex(
   if (active === prev.active && finished === prev.finished && mark === prev.watermark) return prev;
   return { ...prev, active, finished, watermark: mark, updated_at: now };
 }
-
-/** Where an orchestrator's replay must start so that every unfinished mission is read whole. */
-export function resumeFrom(index: MissionViewIndex): number {
-  return Math.min(index.watermark + 1, ...index.active.map((a) => Math.max(1, a.first_seq)));
-}

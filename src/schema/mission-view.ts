@@ -98,3 +98,12 @@ export type MissionViewIndex = z.infer<typeof MissionViewIndex>;
 
 /** Only the version, read first: a value of another version is named, not misparsed. */
 export const MissionViewVersion = z.object({ schema: z.number().int() });
+
+/**
+ * Where a replay of SQUAD_EVENTS must start so that every unfinished
+ * mission is read whole, and everything the view has not folded yet: an
+ * orchestrator's start, the dashboard's first load.
+ */
+export function resumeFrom(index: MissionViewIndex): number {
+  return Math.min(index.watermark + 1, ...index.active.map((a) => Math.max(1, a.first_seq)));
+}

@@ -4,17 +4,13 @@
  * active and finished lists; where a start's replay begins.
  */
 import { describe, expect, it } from "vitest";
-import {
-  emptyIndex,
-  foldMissionEvent,
-  placeInIndex,
-  resumeFrom,
-} from "../../src/orchestrator/mission-view.ts";
+import { emptyIndex, foldMissionEvent, placeInIndex } from "../../src/orchestrator/mission-view.ts";
 import {
   MISSION_VIEW_FINISHED_KEPT,
   MissionSummaryValue,
   MissionViewIndex,
   makeEvent,
+  resumeFrom,
   type MissionSummaryValue as Summary,
   type SquadEvent,
 } from "../../src/schema/index.ts";
