@@ -138,7 +138,7 @@ export function benchPlan(quick: boolean): BenchPlan {
             width: 8,
           },
         },
-        statusHistory: { sizes: [10, 10_000], commandRounds: 5, readRounds: 15, startRounds: 2 },
+        statusHistory: { sizes: [10, 10_000], commandRounds: 5, readRounds: 15, startRounds: 4 },
       };
 }
 
