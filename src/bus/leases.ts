@@ -216,7 +216,11 @@ export async function openLeaseStore(
 }
 
 /** Set the replicas of a KV bucket's stream (`KV_<bucket>`) when they differ. */
-export async function scaleBucket(nc: NatsConnection, bucket: string, replicas: number): Promise<void> {
+export async function scaleBucket(
+  nc: NatsConnection,
+  bucket: string,
+  replicas: number,
+): Promise<void> {
   const jsm = await openJetStreamManager(nc, { check: false });
   const stream = `KV_${bucket}`;
   const info = await jsm.streams.info(stream);

@@ -22,7 +22,11 @@ import {
 import { emptyIndex, foldMissionEvent, placeInIndex } from "./mission-view.ts";
 
 export interface MissionViewWriter {
-  /** One admitted event, in stream order (the replay at start, then the live feed). */
+  /**
+   * One admitted event, in stream order (the replay at start, then the live
+   * feed): every one from where the replay started (mission-view-start.ts),
+   * since the watermark written says that all events up to it are folded.
+   */
   observe(event: SquadEvent, seq: number): void;
   /** Resolves once everything observed so far is in the bucket (index and watermark too). */
   flush(): Promise<void>;
