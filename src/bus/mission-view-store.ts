@@ -159,7 +159,7 @@ export async function readMissionView(
   }
 }
 
-/** One mission's summary (`swarm cancel`'s check), or null; throws when the view is unusable. */
+/** One mission's summary (`swarm cancel`'s check), or null; throws when there is no usable view. */
 export async function readMissionSummary(
   nc: NatsConnection,
   missionId: string,

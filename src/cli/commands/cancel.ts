@@ -2,14 +2,24 @@ import { openCliGuard } from "../cli-guard.ts";
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectBus, createPublisher, readSwarmSnapshot } from "../../bus/index.ts";
+import {
+  connectBus,
+  createPublisher,
+  readMissionSummary,
+  readSwarmSnapshot,
+} from "../../bus/index.ts";
 import { BadInputError, ExitCode } from "../../errors.ts";
 import { silentLogger } from "../../log.ts";
 import { followMission, nextEventsSeq } from "../../client/submission.ts";
 import { isMissionEndType, makeEvent, type EventOf } from "../../schema/index.ts";
 import { useColor } from "../color.ts";
 import { formatEventLine } from "../event-line.ts";
-import { isFinished, summarizeMissions, type MissionOverview } from "../mission-summary.ts";
+import {
+  isFinished,
+  overviewOf,
+  summarizeMissions,
+  type MissionOverview,
+} from "../mission-summary.ts";
 import {
   clientConnectOptions,
   resolveCommon,
@@ -125,8 +135,14 @@ async function cancel(nc: NatsConnection, missionId: string, flags: CancelFlags)
   process.exitCode = final.type === "mission_cancelled" ? ExitCode.ok : ExitCode.missionFailed;
 }
 
-/** The mission's summary from what the bus recorded, or null when it is unknown. */
+/**
+ * The mission's summary: from the mission view (one key), else from what
+ * the bus recorded (a mission the view does not know: just submitted, or a
+ * server whose orchestrator predates the view), or null when it is unknown.
+ */
 async function findMission(nc: NatsConnection, missionId: string): Promise<MissionOverview | null> {
+  const viewed = await readMissionSummary(nc, missionId).catch(() => null);
+  if (viewed) return overviewOf(viewed);
   const snap = await readSwarmSnapshot(nc, { missions: { from: "events" } });
   const mine = snap.missionEvents.filter((e) => e.mission_id === missionId);
   const pending = snap.submissions.filter((e) => e.mission_id === missionId);
