@@ -1,5 +1,5 @@
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
-import { SpanStatusCode } from "@opentelemetry/api";
+import { SpanStatusCode, type Context } from "@opentelemetry/api";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
 import { InfrastructureError } from "../errors.ts";
@@ -16,6 +16,12 @@ export const SQUAD_MISSION_HEADER = "Squad-Mission";
 export interface PublishOptions {
   /** PubAck timeout of one attempt. Default 5 s. */
   timeoutMs?: number;
+  /**
+   * The span this event reports on (a worker's attempt: TaskDelivery's
+   * traceContext), instead of the active context: the publish is an event of
+   * that span and the message carries its trace context.
+   */
+  traceContext?: Context;
 }
 
 export interface PublishResult {
@@ -98,7 +104,7 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions = 
       if (options.signer) {
         for (const [k, v] of Object.entries(options.signer.sign(subject, data))) h.set(k, v);
       }
-      const span = tracePublish(h, valid, subject);
+      const span = tracePublish(h, valid, subject, opts.traceContext);
       try {
         const ack = await retryTransient(
           () =>
@@ -120,7 +126,7 @@ export function createPublisher(nc: NatsConnection, options: PublisherOptions = 
             "duplicate event dropped by JetStream",
           );
         }
-        if (!ack.duplicate) notePublished(valid);
+        if (!ack.duplicate) notePublished(valid, opts.traceContext);
         span?.end();
         return { seq: ack.seq, duplicate: ack.duplicate, stream: ack.stream };
       } catch (err) {

@@ -7,7 +7,7 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { context, SpanStatusCode } from "@opentelemetry/api";
+import { SpanStatusCode, type Context } from "@opentelemetry/api";
 import { InfrastructureError } from "../errors.ts";
 import { silentLogger, type Logger } from "../log.ts";
 import {
@@ -37,6 +37,15 @@ export interface TaskDelivery {
   isLastDelivery: boolean;
   /** Sequence of the message in SQUAD_TASKS. */
   streamSeq: number;
+  /**
+   * The attempt span's context (ROOT_CONTEXT when tracing is off). The handler
+   * is not run in it: entering an AsyncLocalStorage context makes every async
+   * step after it slower (Node's queueMicrotask, which nats.js flushes with,
+   * then wraps each callback in an AsyncResource). Reports are published with
+   * it (PublishOptions.traceContext) and the work that starts child spans
+   * (commands, tools, model calls) runs in it (context.with).
+   */
+  traceContext: Context;
   /** Restart the ack timer. Called automatically every ack_wait/3 while the handler runs. */
   working(): void;
   /** Ack and wait for the server's confirmation (the task is then gone from the work queue). */
@@ -253,8 +262,14 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
       clearInterval(ticker);
       return true;
     };
+    const task = event.payload.task;
+    // The attempt's span (child of the dispatch that sent it, from the message's traceparent).
+    const attempt = startAttemptSpan({ mission_id: event.mission_id, task }, contextOf(m), {
+      [SQUAD.deliveryCount]: deliveryCount,
+    });
     const delivery: TaskDelivery = {
       event,
+      traceContext: attempt.context,
       deliveryCount,
       maxDeliver,
       isLastDelivery: maxDeliver > 0 && deliveryCount >= maxDeliver,
@@ -278,17 +293,11 @@ export function createTaskPuller(nc: NatsConnection, opts: TaskPullerOptions): T
         if (settle()) protocol(() => m.term(), "term");
       },
     };
-    const task = event.payload.task;
-    // The attempt's span (child of the dispatch that sent it, from the message's
-    // traceparent): the handler runs in its context, so its spans are children.
-    const attempt = startAttemptSpan({ mission_id: event.mission_id, task }, contextOf(m), {
-      [SQUAD.deliveryCount]: deliveryCount,
-    });
     inFlight++;
     metrics.taskStarted(agent);
     if (deliveryCount > 1) metrics.redelivered(agent);
     try {
-      await context.with(attempt.context, () => handler(delivery));
+      await handler(delivery);
       if (!settled) await delivery.ack();
     } catch (err) {
       attempt.span.recordException(err as Error);

@@ -5,7 +5,13 @@
  */
 export { startTracing, stopTracing, flushTracing, tracingEnabled, tracer } from "./tracing.ts";
 export { traceConfig, type TraceConfig } from "./trace-config.ts";
-export { contextOf, injectTraceContext, TRACEPARENT, TRACESTATE } from "./trace-context.ts";
+export {
+  contextOf,
+  injectSpanContext,
+  injectTraceContext,
+  TRACEPARENT,
+  TRACESTATE,
+} from "./trace-context.ts";
 export {
   closeMissionSpan,
   endMissionSpan,

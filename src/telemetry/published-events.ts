@@ -5,13 +5,15 @@
  * final mission events are its dispatches and missions. The publisher calls
  * this after each successful publish, so the counts need no call in the
  * workers or the orchestrator, and count each event once however it is
- * retried (a duplicate JetStream dropped is not counted).
+ * retried (a duplicate JetStream dropped is not counted). `traceContext`:
+ * the attempt's, when the worker published with it (publisher.ts).
  */
+import type { Context } from "@opentelemetry/api";
 import type { SquadEvent } from "../schema/index.ts";
 import { metrics } from "./metrics.ts";
 import { noteAttemptOutcome } from "./spans.ts";
 
-export function notePublished(event: SquadEvent): void {
+export function notePublished(event: SquadEvent, traceContext?: Context): void {
   switch (event.type) {
     case "task_completed":
     case "task_failed": {
@@ -21,7 +23,7 @@ export function notePublished(event: SquadEvent): void {
       if (r.usage.model) {
         metrics.modelTokens(agent, r.usage.model, r.usage.input_tokens, r.usage.output_tokens);
       }
-      noteAttemptOutcome(r.status, r.error);
+      noteAttemptOutcome(r.status, r.error, traceContext);
       return;
     }
     case "task_assigned":

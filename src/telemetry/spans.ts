@@ -23,7 +23,7 @@ import {
   SQUAD,
 } from "./attributes.ts";
 import { missionContext } from "./mission-trace.ts";
-import { injectTraceContext, type HeaderWriter } from "./trace-context.ts";
+import { injectSpanContext, type HeaderWriter } from "./trace-context.ts";
 import { tracer, tracingEnabled } from "./tracing.ts";
 
 /** A span that records nothing (tracing off). */
@@ -42,15 +42,16 @@ export interface AttemptSubject {
 /**
  * Opens the span of one task attempt, child of `parent` (the task_assigned
  * message's context, `contextOf(msg)`), or of the mission's root when the
- * message carried none. Returns the span and the context to run the attempt
- * in (`context.with(ctx, ...)`), so its tool and model spans are children.
+ * message carried none. Returns the span and its context: the attempt's
+ * reports are published with it, and its work runs in it
+ * (`context.with(ctx, ...)`), so its tool and model spans are children.
  */
 export function startAttemptSpan(
   subject: AttemptSubject,
   parent: Context = ROOT_CONTEXT,
   extra: Attributes = {},
 ): { span: Span; context: Context } {
-  if (!tracingEnabled()) return { span: NOOP_SPAN, context: context.active() };
+  if (!tracingEnabled()) return { span: NOOP_SPAN, context: ROOT_CONTEXT };
   const t = subject.task;
   const base = trace.getSpan(parent) ? parent : missionContext(subject.mission_id);
   const span = tracer().startSpan(
@@ -90,12 +91,17 @@ export function endAttemptSpan(
 }
 
 /**
- * Records the outcome of the active span's attempt (called when the worker
- * publishes task_completed or task_failed from inside the attempt).
+ * Records the outcome of an attempt on its span (called when the worker
+ * publishes task_completed or task_failed with the attempt's context, or
+ * from inside the attempt).
  */
-export function noteAttemptOutcome(outcome: "succeeded" | "failed", error?: string): void {
+export function noteAttemptOutcome(
+  outcome: "succeeded" | "failed",
+  error?: string,
+  ctx: Context = context.active(),
+): void {
   if (!tracingEnabled()) return;
-  const span = trace.getSpan(context.active());
+  const span = trace.getSpan(ctx);
   if (!span) return;
   span.setAttribute(SQUAD.outcome, outcome);
   if (outcome === "failed") {
@@ -218,28 +224,29 @@ export function endModelSpan(span: Span, end: ModelCallEnd | { error: Error }): 
 
 /**
  * The trace side of publishing one event: its context goes into the
- * message's headers. Inside a span (a worker's attempt reporting
- * task_started / task_completed) the publish is an event of that span and
- * its context is sent: a span per report would double the spans of a task
- * for nothing a backend shows better. Outside any span (the orchestrator
- * dispatching), the publish is a PRODUCER span under the mission's root,
- * returned for the caller to end once the server acknowledged it. Events of
- * no mission (heartbeats) carry nothing.
+ * message's headers. Inside a span (`ctx`: a worker's attempt reporting
+ * task_started / task_completed passes the attempt's context; else the
+ * active one) the publish is an event of that span and its context is sent:
+ * a span per report would double the spans of a task for nothing a backend
+ * shows better. Outside any span (the orchestrator dispatching), the publish
+ * is a PRODUCER span under the mission's root, returned for the caller to
+ * end once the server acknowledged it. Events of no mission (heartbeats)
+ * carry nothing.
  */
 export function tracePublish(
   headers: HeaderWriter,
   event: { type: string; id: string; mission_id: string | null; task_id: string | null },
   subject: string,
+  ctx?: Context,
 ): Span | null {
   if (!tracingEnabled()) return null;
-  const active = context.active();
-  const current = trace.getSpan(active);
+  const current = trace.getSpan(ctx ?? context.active());
   if (current?.isRecording()) {
     current.addEvent(`publish ${event.type}`, {
       [MESSAGING.destination]: subject,
       [MESSAGING.messageId]: event.id,
     });
-    injectTraceContext(headers, active);
+    injectSpanContext(headers, current.spanContext());
     return null;
   }
   if (!event.mission_id) return null;
@@ -259,7 +266,7 @@ export function tracePublish(
     },
     missionContext(event.mission_id),
   );
-  injectTraceContext(headers, trace.setSpan(active, span));
+  injectSpanContext(headers, span.spanContext());
   return span;
 }
 

@@ -5,7 +5,15 @@
  * signs subject and payload): a forged traceparent can mislabel a trace,
  * never change what an event says or who sent it.
  */
-import { context, propagation, ROOT_CONTEXT, type Context } from "@opentelemetry/api";
+import {
+  context,
+  isSpanContextValid,
+  propagation,
+  ROOT_CONTEXT,
+  trace,
+  type Context,
+  type SpanContext,
+} from "@opentelemetry/api";
 import { tracingEnabled } from "./tracing.ts";
 
 /** What a message's headers look like to this layer (nats.js MsgHdrs fits). */
@@ -23,9 +31,20 @@ export const TRACESTATE = "tracestate";
 /** Writes the trace context of `ctx` (the active one by default) into `headers`. */
 export function injectTraceContext(headers: HeaderWriter, ctx: Context = context.active()): void {
   if (!tracingEnabled()) return;
-  propagation.inject(ctx, headers, {
-    set: (carrier, key, value) => carrier.set(key, value),
-  });
+  const spanContext = trace.getSpanContext(ctx);
+  if (spanContext && isSpanContextValid(spanContext)) injectSpanContext(headers, spanContext);
+}
+
+/**
+ * Writes one span's context as W3C `traceparent` (and `tracestate` when it
+ * has one): what the W3C propagator writes, without its lookups and checks,
+ * for a span this process started (its ids are valid by construction). The
+ * publisher does it for every event of a mission.
+ */
+export function injectSpanContext(headers: HeaderWriter, sc: SpanContext): void {
+  const flags = (sc.traceFlags & 0xff).toString(16).padStart(2, "0");
+  headers.set(TRACEPARENT, `00-${sc.traceId}-${sc.spanId}-${flags}`);
+  if (sc.traceState) headers.set(TRACESTATE, sc.traceState.serialize());
 }
 
 /**

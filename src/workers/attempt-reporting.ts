@@ -1,3 +1,4 @@
+import type { PublishOptions } from "../bus/publisher.ts";
 import type { TaskDelivery } from "../bus/task-puller.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -17,7 +18,7 @@ import { redactSecrets } from "./secret-redaction.ts";
 
 export interface ReportingOptions {
   /** Publishes one task event, scrubbed of the worker's secrets. */
-  publishTaskEvent: (event: SquadEvent) => Promise<unknown>;
+  publishTaskEvent: (event: SquadEvent, opts?: PublishOptions) => Promise<unknown>;
   /** `<agent>/<instance>`. */
   worker: string;
   log: Logger;
@@ -33,6 +34,8 @@ export interface ReportingOptions {
  * (in order, on one queue, all before the result), then
  * task_completed / task_failed. Ids are the attempt's (`<mission>.<task>.<attempt>`),
  * so a result published twice (a takeover while finishing) is stored once.
+ * Each is published with the attempt span's context (an event of that span,
+ * its traceparent in the headers).
  */
 export function attemptReporter(
   opts: ReportingOptions,
@@ -40,7 +43,9 @@ export function attemptReporter(
   key: string,
   tlog: () => Logger,
 ) {
-  const { publishTaskEvent, worker, log } = opts;
+  const { worker, log } = opts;
+  const traced: PublishOptions = { traceContext: d.traceContext };
+  const publishTaskEvent = (event: SquadEvent) => opts.publishTaskEvent(event, traced);
   const task = d.event.payload.task;
   const fields = {
     mission_id: d.event.mission_id,

@@ -7,6 +7,7 @@
  * sees. So every string the worker publishes about a task is scrubbed of the
  * secret values it knows.
  */
+import type { Publisher } from "../bus/publisher.ts";
 
 /** Variable names that hold secrets: `OPENAI_API_KEY`, `NATS_PASS`, `GITHUB_TOKEN`, `AWS_SECRET_ACCESS_KEY`... */
 const SECRET_NAME = /(^|_)(API_?KEY|KEY|TOKEN|SECRET|PASS|PASSWORD|PASSWD|CREDENTIALS?|AUTH)(_|$)/i;
@@ -70,4 +71,12 @@ function safeDecode(s: string): string {
   } catch {
     return s;
   }
+}
+
+/** A publish that scrubs each event of these secrets first. */
+export function redactingPublish(
+  publisher: Publisher,
+  secrets: readonly string[],
+): Publisher["publish"] {
+  return (event, opts) => publisher.publish(redactSecrets(event, secrets), opts);
 }

@@ -1,3 +1,4 @@
+import { context } from "@opentelemetry/api";
 import { claimKey } from "../bus/leases.ts";
 import type { TaskDelivery, TaskHandler } from "../bus/task-puller.ts";
 import type { Logger } from "../log.ts";
@@ -77,7 +78,11 @@ export function createTaskHandler(opts: TaskHandlerOptions): TaskHandler {
     const startedAt = Date.now();
     try {
       await report.started();
-      const x = await executeAttempt(opts.execution, d, controller.signal, report, startedAt);
+      // In the attempt span's context: the spans its commands, tools and model calls start are
+      // its children. Only here: the claim, the reports and the ack need no active context.
+      const x = await context.with(d.traceContext, () =>
+        executeAttempt(opts.execution, d, controller.signal, report, startedAt),
+      );
       const outcome = outcomeOf(x, controller.signal.reason, d);
       const decision = decideDelivery(outcome, d, tuning);
       switch (decision.reply) {

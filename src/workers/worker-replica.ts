@@ -7,7 +7,7 @@ import { createPublisher } from "../bus/publisher.ts";
 import { createTaskPuller } from "../bus/task-puller.ts";
 import { watchEvents } from "../bus/watcher.ts";
 import type { Logger } from "../log.ts";
-import { MISSION_END_TYPES, subjects, type SquadEvent } from "../schema/index.ts";
+import { MISSION_END_TYPES, subjects } from "../schema/index.ts";
 import { compileCommandPolicy } from "../tools/command-policy.ts";
 import { sandboxForAgent } from "../tools/sandbox.ts";
 import { prepareTaskNetworks } from "../tools/task-network.ts";
@@ -26,7 +26,7 @@ import {
 import { sandboxRequest } from "./replica-sandbox.ts";
 import { createReplicaStatus } from "./replica-status.ts";
 import type { RosterAgent } from "./roster.ts";
-import { redactSecrets, secretValues } from "./secret-redaction.ts";
+import { redactingPublish, secretValues } from "./secret-redaction.ts";
 import { createClaims } from "./task-claim.ts";
 import { DRAIN_REASON } from "./task-executor.ts";
 import { createTaskHandler } from "./task-handler.ts";
@@ -140,7 +140,7 @@ export async function startWorkerReplica(opts: WorkerReplicaOptions): Promise<Wo
   const ended = new EndedMissions((mission) => workspaces.endMission(mission));
 
   /** Every task event goes out scrubbed of the worker's secrets (see secret-redaction.ts). */
-  const publishTaskEvent = (event: SquadEvent) => publisher.publish(redactSecrets(event, secrets));
+  const publishTaskEvent = redactingPublish(publisher, secrets);
   const approvals = createApprovalBroker({
     agent: agent.name,
     worker,

@@ -11,7 +11,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createPublisher, createTaskPuller, ensureWorkerConsumer } from "../../src/bus/index.ts";
@@ -67,7 +67,10 @@ describe("a task's trace across the bus", () => {
     const puller = bus.track(createTaskPuller(workerNc, { agent, slots: 1 }));
     const handled: string[] = [];
     const running = puller.run(async (d) => {
-      const r = await runShell({ command: "echo traced", cwd: workspace, timeoutMs: 10_000 });
+      // Its work runs in the attempt's context (children), its reports are published with it.
+      const r = await context.with(d.traceContext, () =>
+        runShell({ command: "echo traced", cwd: workspace, timeoutMs: 10_000 }),
+      );
       await workerPublisher.publish(
         makeEvent(
           "task_completed",
@@ -85,6 +88,7 @@ describe("a task's trace across the bus", () => {
             },
           },
         ),
+        { traceContext: d.traceContext },
       );
       handled.push(d.event.payload.task.id);
     });
