@@ -6,7 +6,8 @@
  * the page notes, with a MutationObserver, the wall-clock time at which the
  * task's node shows the new state: event published → change on the page,
  * measured in the browser. Also the first render of the 1,000-node plan and
- * the dashboard process's CPU and memory over the run.
+ * the dashboard process's CPU and memory over the run. Step 9 of `swarm
+ * bench` (`--only dashboard`); alone:
  *
  *   node src/bench/dashboard.ts [--tasks 1000] [--samples 200]
  */
@@ -17,6 +18,8 @@ import { connectBus, createPublisher, provisionStreams } from "../bus/index.ts";
 import { makeEvent, type PlanInput } from "../schema/index.ts";
 import { startBenchNatsServer } from "./nats-server.ts";
 import { cpuSeconds, peakResidentMb, residentMb, spawnSwarm } from "./processes.ts";
+import type * as PlaywrightCoreModule from "playwright-core";
+import type { Figure, Section } from "./results.ts";
 import { summarize, type LatencySummary } from "./stats.ts";
 
 export interface DashboardBenchOptions {
@@ -81,18 +84,35 @@ async function chromiumPath(): Promise<string> {
       return p;
   }
   throw new Error(
-    `the dashboard benchmark needs Chromium at ${wanted.join(" or ")}: apt-get install chromium, or set CHROMIUM_PATH`,
+    process.env.CHROMIUM_PATH
+      ? `the dashboard benchmark needs Chromium: CHROMIUM_PATH=${process.env.CHROMIUM_PATH} does not exist`
+      : `the dashboard benchmark needs Chromium at ${wanted.join(" or ")}: apt-get install chromium, or set CHROMIUM_PATH`,
   );
 }
 
+type PlaywrightCore = typeof PlaywrightCoreModule;
+
+/** playwright-core, a development dependency: loaded only when this benchmark runs. */
+async function playwright(): Promise<PlaywrightCore> {
+  try {
+    return await import("playwright-core");
+  } catch (err) {
+    throw new Error(
+      `the dashboard benchmark drives Chromium with playwright-core, a development dependency (npm install): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
 export async function dashboardBench(opts: DashboardBenchOptions): Promise<DashboardBenchFigures> {
-  // A development dependency: loaded only when this benchmark runs.
-  const { chromium } = await import("playwright-core");
+  // Both checked before anything starts: without them the benchmark fails at once, saying why.
+  const executablePath = await chromiumPath();
+  const { chromium } = await playwright();
   const dir = await mkdtemp(path.join(os.tmpdir(), "squad-bench-dashboard-"));
   const nats = await startBenchNatsServer();
   const nc = await connectBus({ servers: nats.url, name: "bench-dashboard" });
   const browser = await chromium.launch({
-    executablePath: await chromiumPath(),
+    executablePath,
     args: ["--no-sandbox", "--disable-dev-shm-usage"],
   });
   let dashboard: Awaited<ReturnType<typeof spawnSwarm>> | null = null;
@@ -198,6 +218,76 @@ export async function dashboardBench(opts: DashboardBenchOptions): Promise<Dashb
     await nats.stop();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The section of `swarm bench` (step 10). */
+export function dashboardSection(
+  f: DashboardBenchFigures,
+  opts: DashboardBenchOptions,
+  durationMs: number,
+): Section {
+  const mission = `mission of ${f.tasks} tasks`;
+  const figures: Figure[] = [
+    {
+      key: "dashboard.render",
+      name: `first render of the plan, ${mission} (fetch, dagre layout, SVG)`,
+      value: f.firstRenderMs,
+      unit: "ms",
+    },
+    {
+      key: "dashboard.event.p50",
+      name: `event published → the task's node changed in the browser, p50 (${mission})`,
+      value: f.eventToPage.p50,
+      unit: "ms",
+    },
+    {
+      key: "dashboard.event.p99",
+      name: `event published → the task's node changed in the browser, p99 (${mission})`,
+      value: f.eventToPage.p99,
+      unit: "ms",
+    },
+    {
+      key: "dashboard.cpu",
+      name: "dashboard process CPU while the events came in (share of one core)",
+      value: f.cpuShare * 100,
+      unit: "%",
+    },
+  ];
+  if (f.rssMb !== null) {
+    figures.push({
+      key: "dashboard.rss",
+      name: `dashboard process resident memory after the events (${mission})`,
+      value: f.rssMb,
+      unit: "MB",
+    });
+  }
+  if (f.peakRssMb !== null) {
+    figures.push({
+      key: "dashboard.rss.peak",
+      name: "dashboard process VmHWM (kernel's peak)",
+      value: f.peakRssMb,
+      unit: "MB",
+    });
+  }
+  return {
+    id: "dashboard",
+    title: "10. Dashboard watching a mission",
+    figures,
+    notes: [
+      `A real nats-server, \`swarm dashboard\` as its own process, and the page of a mission of ` +
+        `${f.tasks} tasks (waves of ${WAVE}, each task depending on one of the wave before) open ` +
+        "in Debian's Chromium (headless, driven by playwright-core). " +
+        `${opts.samples} events are published one at a time as a worker would (a task started, ` +
+        "then done); a MutationObserver in the page notes the wall-clock time at which the task's " +
+        "node first shows the new state, so each latency is measured in the browser, from the " +
+        "publish to the change on the page (same machine, same clock).",
+      `Event → page: p50 ${f.eventToPage.p50.toFixed(0)} ms, p99 ${f.eventToPage.p99.toFixed(0)} ms, ` +
+        `max ${f.eventToPage.max.toFixed(0)} ms over ${f.eventToPage.n} events. CPU is the ` +
+        "dashboard process's user + system time over the measured events divided by their wall " +
+        "time; memory from /proc/<pid>/status at the end. The browser's own CPU is not counted.",
+    ],
+    durationMs,
+  };
 }
 
 /** One Markdown table of the figures. */

@@ -54,6 +54,7 @@ export const BENCH_IDS = [
   "tracing",
   "workspace",
   "status-history",
+  "dashboard",
 ] as const;
 export type BenchId = (typeof BENCH_IDS)[number];
 

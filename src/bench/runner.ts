@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorMessage } from "../errors.ts";
+import { dashboardBench, dashboardSection, type DashboardBenchOptions } from "./dashboard.ts";
 import { dispatchLatency, dispatchSection, type DispatchOptions } from "./dispatch-latency.ts";
 import { loadMeter, machineFacts } from "./machine.ts";
 import { makespan, makespanSection, type MakespanOptions } from "./makespan.ts";
@@ -39,6 +40,7 @@ export interface BenchPlan {
   tracing: TracingOptions;
   workspace: WorkspaceOptions;
   statusHistory: StatusHistoryOptions;
+  dashboard: DashboardBenchOptions;
 }
 
 /** Sizes of the full run (< 10 minutes on two cores) and of --quick (< 1 minute). */
@@ -88,6 +90,7 @@ export function benchPlan(quick: boolean): BenchPlan {
           },
         },
         statusHistory: { sizes: [10, 1000], commandRounds: 2, readRounds: 5, startRounds: 1 },
+        dashboard: { tasks: 200, samples: 40 },
       }
     : {
         raw: { latencySamples: 1000, throughputMessages: 30_000, pullSlots: 8, payloadBytes: 1024 },
@@ -139,6 +142,7 @@ export function benchPlan(quick: boolean): BenchPlan {
           },
         },
         statusHistory: { sizes: [10, 10_000], commandRounds: 5, readRounds: 15, startRounds: 4 },
+        dashboard: { tasks: 1000, samples: 200 },
       };
 }
 
@@ -274,6 +278,11 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
       plan.statusHistory,
       since(t),
     );
+  });
+
+  await step("dashboard", "10. Dashboard watching a mission", async () => {
+    const t = performance.now();
+    return dashboardSection(await dashboardBench(plan.dashboard), plan.dashboard, since(t));
   });
 
   let profile: ProfileFigures | null = null;
