@@ -4,8 +4,9 @@
  * returns after one boolean check. `startTracing` (called once per process
  * when it connects to NATS, see src/bus/connect.ts) reads the OTEL_*
  * variables (trace-config.ts) and, only when they ask for traces, imports
- * the SDK, registers it globally (AsyncLocalStorage context, W3C trace
- * context propagator) and flushes it when the process ends.
+ * the SDK, registers it globally (AsyncLocalStorage context that keeps the
+ * caller's async frame, context-manager.ts; W3C trace context propagator)
+ * and flushes it when the process ends.
  */
 import { context, propagation, trace, type Tracer } from "@opentelemetry/api";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
@@ -82,9 +83,9 @@ async function register(
   config: Extract<TraceConfig, { enabled: true }>,
   opts: StartTracingOptions,
 ): Promise<void> {
-  const [sdk, { AsyncLocalStorageContextManager }, core, resources] = await Promise.all([
+  const [sdk, { FrameKeepingContextManager }, core, resources] = await Promise.all([
     import("@opentelemetry/sdk-trace"),
-    import("@opentelemetry/context-async-hooks"),
+    import("./context-manager.ts"),
     import("@opentelemetry/core"),
     import("@opentelemetry/resources"),
   ]);
@@ -119,7 +120,7 @@ async function register(
     sampler: new sdk.ParentBasedSampler({ root }),
     idGenerator: forcedIds(random),
   });
-  const contextManager = new AsyncLocalStorageContextManager();
+  const contextManager = new FrameKeepingContextManager();
   contextManager.enable();
   context.setGlobalContextManager(contextManager);
   propagation.setGlobalPropagator(new core.W3CTraceContextPropagator());
