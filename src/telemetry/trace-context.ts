@@ -52,8 +52,10 @@ export function injectSpanContext(headers: HeaderWriter, sc: SpanContext): void 
  * root context when it carries none, or when tracing is off).
  */
 export function contextOf(msg: { headers?: HeaderReader | undefined }): Context {
+  // Tracing off: the headers are not even read (nats.js decodes them on first access).
+  if (!tracingEnabled()) return ROOT_CONTEXT;
   const headers = msg.headers;
-  if (!tracingEnabled() || !headers) return ROOT_CONTEXT;
+  if (!headers) return ROOT_CONTEXT;
   return propagation.extract(ROOT_CONTEXT, headers, {
     get: (carrier, key) => {
       const v = carrier.get(key);
