@@ -1,6 +1,8 @@
 /**
- * After an attempt ran in its checkout: check what it left (tree-check.ts),
- * commit it (attempt-checkout.ts) and put `changes` in the result. A
+ * After an attempt ran in its checkout: check what it left (tree-check.ts,
+ * one walk that also stamps the checkout, so an attempt that changed nothing
+ * commits without git), commit it (attempt-checkout.ts) and put `changes` in
+ * the result. A
  * succeeded attempt's commit is what the orchestrator merges; a failed
  * one's is kept under `refs/squad/<task>/<attempt>` for inspection and never
  * merged. A checkout holding what must not be committed (a nested
@@ -11,7 +13,7 @@ import { errorMessage } from "../errors.ts";
 import type { Task, TaskResult } from "../schema/index.ts";
 import type { Checkout } from "../workspace/attempt-checkout.ts";
 import { BundleTooLargeError } from "../workspace/bundle-store.ts";
-import { checkTree, describeProblems } from "../workspace/tree-check.ts";
+import { describeProblems } from "../workspace/tree-check.ts";
 import { TIMEOUT_REASON } from "./task-executor.ts";
 
 export interface CommitContext {
@@ -48,22 +50,25 @@ export async function commitAttemptResult(
 ): Promise<TaskResult> {
   // Drained, cancelled or lost: the attempt is handed back or moot; a timeout's work is kept.
   if (ctx.signal.aborted && ctx.signal.reason !== TIMEOUT_REASON) return result;
-  const problems = await checkTree(checkout.dir, { maxFileBytes: ctx.maxFileBytes });
-  if (problems.length > 0) return failWith(result, describeProblems(problems), false);
+  const walk = await checkout.inspect({ maxFileBytes: ctx.maxFileBytes });
+  if (walk.problems.length > 0) return failWith(result, describeProblems(walk.problems), false);
   const failed = result.status === "failed";
   let changes;
   try {
-    changes = await checkout.commitAttempt({
-      author: { name: ctx.worker, email: `${ctx.agent}@squad.local` },
-      title: task.title,
-      trailers: {
-        "Squad-Mission": ctx.missionId,
-        "Squad-Task": task.id,
-        "Squad-Attempt": String(task.attempt),
-        "Squad-Agent": ctx.agent,
-        ...(failed ? { "Squad-Status": "failed" } : {}),
+    changes = await checkout.commitAttempt(
+      {
+        author: { name: ctx.worker, email: `${ctx.agent}@squad.local` },
+        title: task.title,
+        trailers: {
+          "Squad-Mission": ctx.missionId,
+          "Squad-Task": task.id,
+          "Squad-Attempt": String(task.attempt),
+          "Squad-Agent": ctx.agent,
+          ...(failed ? { "Squad-Status": "failed" } : {}),
+        },
       },
-    });
+      walk,
+    );
     if (changes && failed) await checkout.keepFailed(failedAttemptRef(task));
   } catch (err) {
     // Too big to ship is final for a success; a failed attempt keeps its own retry decision.

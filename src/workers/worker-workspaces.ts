@@ -4,6 +4,10 @@
  * sandbox puts a tmpfs over SWARM_WORKSPACE and binds one checkout) and one
  * checkout directory per slot in use, `<SWARM_WORKSPACE>/<mission>/<instance>-<n>`,
  * reused from attempt to attempt of the mission and removed when it ends.
+ * What a slot's last attempt proved about its directory (KnownCheckout) is
+ * kept here for its next one: a no-op task on an unchanged base then starts
+ * and ends without a git process. SWARM_CHECKOUT_REUSE=0 turns that off
+ * (every attempt resets its checkout in full).
  * The bundle store is opened on the first attempt that needs it (a replica
  * that only runs tasks without a base never touches it).
  */
@@ -12,7 +16,11 @@ import path from "node:path";
 import type { NatsConnection } from "../bus/connect.ts";
 import type { Logger } from "../log.ts";
 import type { CommitId } from "../schema/identifiers.ts";
-import { prepareCheckout, type Checkout } from "../workspace/attempt-checkout.ts";
+import {
+  prepareCheckout,
+  type Checkout,
+  type KnownCheckout,
+} from "../workspace/attempt-checkout.ts";
 import {
   bundleLimitsFromEnv,
   openBundleStore,
@@ -41,6 +49,8 @@ const DISK_MEASURE_MS = 30_000;
 
 interface MissionSlots {
   free: number[];
+  /** Per slot, what its last committed attempt proved (consumed by the next acquire). */
+  known: Map<number, KnownCheckout>;
   next: number;
   active: number;
   ended: boolean;
@@ -64,6 +74,7 @@ export function createWorkerWorkspaces(opts: {
   log: Logger;
 }): WorkerWorkspaces {
   const root = path.resolve(opts.root);
+  const reuse = opts.env.SWARM_CHECKOUT_REUSE !== "0";
   const cacheRoot = workerCacheRoot(root);
   const missions = new Map<string, MissionSlots>();
   const ended = new Set<string>();
@@ -138,7 +149,7 @@ export function createWorkerWorkspaces(opts: {
     async acquire(mission, base) {
       let slots = missions.get(mission);
       if (!slots) {
-        slots = { free: [], next: 0, active: 0, ended: false, repo: null };
+        slots = { free: [], known: new Map(), next: 0, active: 0, ended: false, repo: null };
         missions.set(mission, slots);
       }
       const s = slots;
@@ -154,11 +165,15 @@ export function createWorkerWorkspaces(opts: {
         if (ended.has(mission)) throw new Error(`mission ${mission} has ended`);
         s.repo ??= await MissionRepo.open(cacheRoot, mission, await openStore());
         const slot = `${opts.instance}-${n}`;
+        const known = s.known.get(n) ?? null;
+        s.known.delete(n);
         const checkout = await prepareCheckout({
           repo: s.repo,
           dir: path.join(root, mission, slot),
           base,
           slot,
+          known,
+          reuse,
         });
         let released = false;
         return {
@@ -167,6 +182,8 @@ export function createWorkerWorkspaces(opts: {
             if (released) return;
             released = true;
             await checkout.release();
+            const proved = checkout.known();
+            if (proved) s.known.set(n, proved);
             free();
           },
         };

@@ -1,7 +1,8 @@
 /**
  * `result.changes` from git's own words: `git diff -z -M --numstat` (lines
  * added and deleted) and `git diff -z -M --name-status` (what happened to
- * each path), both between the attempt's base and its commit. Pure.
+ * each path), both between the attempt's base and its commit; or both at
+ * once from one `git diff -z -M --raw --numstat` (parseDiffChanges). Pure.
  */
 import type { Changes, FileChange } from "../schema/result.ts";
 import type { CommitId } from "../schema/identifiers.ts";
@@ -45,12 +46,12 @@ export function parseNumstat(out: string): Map<string, Counts> {
   return counts;
 }
 
+type StatusEntry = { path: string; status: FileChange["status"]; from?: string };
+
 /** name-status -z: `X\0path\0`, or `R<score>\0old\0new\0`. */
-export function parseNameStatus(
-  out: string,
-): { path: string; status: FileChange["status"]; from?: string }[] {
+export function parseNameStatus(out: string): StatusEntry[] {
   const fields = out.split("\0");
-  const entries: { path: string; status: FileChange["status"]; from?: string }[] = [];
+  const entries: StatusEntry[] = [];
   for (let i = 0; i < fields.length; i++) {
     const code = fields[i]!;
     if (code === "") continue;
@@ -73,6 +74,38 @@ export function parseNameStatus(
   return entries;
 }
 
+/**
+ * `--raw --numstat -z` in one output: the raw records first
+ * (`:<modes> <ids> X\0path\0`, or `... R<score>\0old\0new\0`), then the
+ * numstat records. A raw record starts with `:`, a numstat one never does,
+ * and each record's paths are consumed with it, so a path cannot be mistaken
+ * for a record.
+ */
+export function splitRawNumstat(out: string): { entries: StatusEntry[]; numstat: string } {
+  const fields = out.split("\0");
+  const nameStatus: string[] = [];
+  let i = 0;
+  for (; i < fields.length; i++) {
+    const f = fields[i]!;
+    if (!f.startsWith(":")) break;
+    const code = f.slice(f.lastIndexOf(" ") + 1);
+    const letter = code[0];
+    const paths = letter === "R" || letter === "C" ? 2 : 1;
+    nameStatus.push(code, ...fields.slice(i + 1, i + 1 + paths));
+    i += paths;
+  }
+  return {
+    entries: parseNameStatus(nameStatus.join("\0")),
+    numstat: fields.slice(i).join("\0"),
+  };
+}
+
+/** The Changes object of `commit` against `base` from one `git diff -z -M --raw --numstat`. */
+export function parseDiffChanges(base: CommitId, commit: CommitId, out: string): Changes {
+  const { entries, numstat } = splitRawNumstat(out);
+  return changesOf(base, commit, entries, parseNumstat(numstat));
+}
+
 /** The Changes object of `commit` against `base`, files sorted by path. */
 export function parseChanges(
   base: CommitId,
@@ -80,8 +113,16 @@ export function parseChanges(
   numstat: string,
   nameStatus: string,
 ): Changes {
-  const counts = parseNumstat(numstat);
-  const files: FileChange[] = parseNameStatus(nameStatus).map((e) => {
+  return changesOf(base, commit, parseNameStatus(nameStatus), parseNumstat(numstat));
+}
+
+function changesOf(
+  base: CommitId,
+  commit: CommitId,
+  entries: StatusEntry[],
+  counts: Map<string, Counts>,
+): Changes {
+  const files: FileChange[] = entries.map((e) => {
     const c = counts.get(e.path) ?? { additions: 0, deletions: 0, binary: false };
     const file: FileChange = {
       path: e.path,

@@ -4,12 +4,14 @@
  * nested repository, a submodule's gitlink, a gitfile), a symlink whose
  * target leaves the checkout, a file over the per-file limit, and what git
  * cannot store (FIFOs, sockets, devices). The decision is pure
- * (`judgeEntry`); `checkTree` walks the directory without following links.
+ * (`judgeEntry`); `walkTree` walks the directory without following links
+ * and stamps what it saw (tree-snapshot.ts), in one pass.
  */
-import { lstat, readdir, readlink } from "node:fs/promises";
+import { lstatSync, readdirSync, readlinkSync } from "node:fs";
 import path from "node:path";
+import { fsClock, kindOf, stampOf, type StampKind, type TreeSnapshot } from "./tree-snapshot.ts";
 
-export type EntryKind = "file" | "dir" | "symlink" | "other";
+export type EntryKind = StampKind;
 
 export interface TreeEntry {
   /** Relative to the checkout, `/`-separated. */
@@ -85,41 +87,102 @@ export function judgeEntry(
   return null;
 }
 
-/** Problems found, at most `maxProblems` (default 20), in path order of the walk. */
-export async function checkTree(
+export interface TreeWalk {
+  problems: TreeProblem[];
+  /** The checkout as walked (tree-snapshot.ts): what the next attempt's end compares with. */
+  snapshot: TreeSnapshot;
+}
+
+/** Entries stamped between two turns of the event loop: a big checkout never blocks it long. */
+const ENTRIES_PER_TURN = 256;
+
+const latin1 = (b: Buffer) => b.toString("latin1");
+/** A path's bytes (latin1) as text for a message. */
+const readable = (bytes: string) => Buffer.from(bytes, "latin1").toString("utf8");
+
+/**
+ * Problems found, at most `maxProblems` (default 20), in path order, and
+ * the snapshot of the checkout. Names are read as bytes, so an entry whose
+ * name is not UTF-8 is judged like any other. `clock` (a file on the
+ * checkout's file system, outside it) is touched first to date the snapshot;
+ * without it the snapshot is never trusted.
+ */
+export async function walkTree(
   dir: string,
-  limits: { maxFileBytes: number; maxProblems?: number },
-): Promise<TreeProblem[]> {
+  limits: { maxFileBytes: number; maxProblems?: number; clock?: string },
+): Promise<TreeWalk> {
   const problems: TreeProblem[] = [];
   const max = limits.maxProblems ?? 20;
-  const judge = { maxFileBytes: limits.maxFileBytes, checkoutDir: path.resolve(dir) };
-  const walk = async (absDir: string, relDir: string): Promise<void> => {
-    const names = (await readdir(absDir)).sort();
-    for (const name of names) {
-      if (problems.length >= max) return;
-      const abs = path.join(absDir, name);
+  const root = path.resolve(dir);
+  const judge = { maxFileBytes: limits.maxFileBytes, checkoutDir: latin1(Buffer.from(root)) };
+  const clock = limits.clock ? fsClock(limits.clock) : null;
+  const topStat = lstatSync(root);
+  const snapshot: TreeSnapshot = {
+    takenAt: clock?.nowMs ?? Number.NEGATIVE_INFINITY,
+    entries: new Map(),
+    top: stampOf(topStat),
+    complete: clock !== null && clock.dev === topStat.dev,
+  };
+  let sinceTurn = 0;
+  const walk = async (absDir: Buffer, relDir: string): Promise<void> => {
+    const names = readdirSync(absDir, { encoding: "buffer" }).sort(Buffer.compare);
+    for (const nameBytes of names) {
+      if (problems.length >= max) {
+        snapshot.complete = false;
+        return;
+      }
+      if (++sinceTurn >= ENTRIES_PER_TURN) {
+        sinceTurn = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const abs = Buffer.concat([absDir, SLASH, nameBytes]);
+      const name = latin1(nameBytes);
       const rel = relDir ? `${relDir}/${name}` : name;
-      const st = await lstat(abs).catch(() => null);
-      if (!st) continue;
-      const kind: EntryKind = st.isSymbolicLink()
-        ? "symlink"
-        : st.isDirectory()
-          ? "dir"
-          : st.isFile()
-            ? "file"
-            : "other";
+      const st = lstatSync(abs, { throwIfNoEntry: false });
+      if (!st) {
+        snapshot.complete = false; // removed while we walked
+        continue;
+      }
+      const kind = kindOf(st);
       const entry: TreeEntry = { rel, kind, size: st.size };
-      if (kind === "symlink") entry.target = await readlink(abs).catch(() => "");
+      if (kind === "symlink") entry.target = readTarget(abs);
+      snapshot.entries.set(rel, stampOf(st, entry.target));
       const problem = judgeEntry(entry, judge);
       if (problem) {
-        problems.push(problem);
+        // Judged on the bytes; told in text (the same verdict: `/` and `.` are never part of a UTF-8 sequence).
+        const told = { ...entry, rel: readable(rel) };
+        if (entry.target !== undefined) told.target = readable(entry.target);
+        problems.push(
+          judgeEntry(told, { maxFileBytes: limits.maxFileBytes, checkoutDir: root }) ?? {
+            rel: told.rel,
+            why: problem.why,
+          },
+        );
         continue;
       }
       if (kind === "dir") await walk(abs, rel);
     }
   };
-  await walk(path.resolve(dir), "");
-  return problems;
+  await walk(Buffer.from(root), "");
+  return { problems, snapshot };
+}
+
+const SLASH = Buffer.from("/");
+
+function readTarget(abs: Buffer): string {
+  try {
+    return latin1(readlinkSync(abs, { encoding: "buffer" }));
+  } catch {
+    return "";
+  }
+}
+
+/** Problems found, at most `maxProblems` (default 20), in path order of the walk. */
+export async function checkTree(
+  dir: string,
+  limits: { maxFileBytes: number; maxProblems?: number },
+): Promise<TreeProblem[]> {
+  return (await walkTree(dir, limits)).problems;
 }
 
 /** One message for the result: the first problems, and how many more. */

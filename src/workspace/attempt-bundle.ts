@@ -1,0 +1,64 @@
+/**
+ * An attempt's commit on its way to the orchestrator: its bundle, thin
+ * against the base (only the objects the commit added, deltas against the
+ * base's), written as git's bundle v2 format — the header (`-<base>`, then
+ * `<commit> refs/squad/bundle/<commit>`) and the pack of `git pack-objects
+ * --revs --thin`, which is what `git bundle create` writes, in one git
+ * process instead of a ref update and `bundle create`. And its changes
+ * from one `git diff --raw --numstat`. Both run at once, with the store's
+ * checks.
+ */
+import { bundleRef, type MissionRepo } from "./mission-repo.ts";
+import { parseDiffChanges } from "./changes.ts";
+import { runGitBytes, runGitRaw } from "./git-command.ts";
+import { WorkspaceError } from "./workspace-errors.ts";
+import { BUNDLE_BUCKET } from "./bundle-store.ts";
+import type { CommitId } from "../schema/identifiers.ts";
+import type { Changes } from "../schema/result.ts";
+
+/** The bundle header of `commit` needing only `base` (pure). */
+export function attemptBundleHeader(commit: CommitId, base: CommitId): string {
+  return `# v2 git bundle\n-${base}\n${commit} ${bundleRef(commit)}\n\n`;
+}
+
+/**
+ * Upload the bundle of `commit` (whose only parent is `base`) unless the
+ * store has it. The base must have its own bundle there (a fetch follows
+ * the chain): a WorkspaceError says so otherwise.
+ */
+export async function publishAttemptCommit(
+  repo: MissionRepo,
+  commit: CommitId,
+  base: CommitId,
+): Promise<void> {
+  const [stored, baseStored, pack] = await Promise.all([
+    repo.store.has(repo.missionId, commit),
+    repo.store.has(repo.missionId, base),
+    runGitBytes(["pack-objects", "--revs", "--stdout", "--thin", "--delta-base-offset", "-q"], {
+      gitDir: repo.gitDir,
+      input: `${commit}\n^${base}\n`,
+    }),
+  ]);
+  if (stored) return;
+  if (!baseStored) {
+    throw new WorkspaceError(
+      `mission ${repo.missionId}: the bundle of ${commit} needs commit ${base}, which has no bundle of its own in ${BUNDLE_BUCKET}`,
+      "publish the base first",
+    );
+  }
+  const header = Buffer.from(attemptBundleHeader(commit, base), "latin1");
+  await repo.store.put(repo.missionId, commit, Buffer.concat([header, pack]));
+}
+
+/** What `commit` changed against `base`, per file (renames detected), from one git process. */
+export async function attemptChanges(
+  repo: MissionRepo,
+  base: CommitId,
+  commit: CommitId,
+): Promise<Changes> {
+  const out = await runGitRaw(
+    ["diff", "-z", "-M", "--no-ext-diff", "--no-textconv", "--raw", "--numstat", base, commit],
+    { gitDir: repo.gitDir },
+  );
+  return parseDiffChanges(base, commit, out);
+}
