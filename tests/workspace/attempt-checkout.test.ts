@@ -8,6 +8,7 @@ import {
   rm,
   stat,
   symlink,
+  utimes,
   writeFile,
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -20,7 +21,9 @@ import {
   commitMessage,
   indexFileOf,
   prepareCheckout,
+  type Checkout,
   type CommitRequest,
+  type KnownCheckout,
 } from "../../src/workspace/attempt-checkout.ts";
 import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
 import { commitFiles } from "./repo-fixtures.ts";
@@ -197,5 +200,168 @@ describe("prepareCheckout", () => {
     expect(commitMessage({ title: "Fix\nthe bug", trailers: { "Squad-Task": "t\n1" } })).toBe(
       "Fix the bug\n\nSquad-Task: t 1\n",
     );
+  });
+});
+
+/** The git commands Squad's code ran while `fn` ran (a `git` first on PATH that notes its arguments). */
+async function gitCalls(fn: () => Promise<void>): Promise<string[]> {
+  const bin = await mkdtemp(path.join(tmpdir(), "squad-git-spy-"));
+  const log = path.join(bin, "calls");
+  await writeFile(log, "");
+  await writeFile(
+    path.join(bin, "git"),
+    `#!/bin/sh\nfor a in "$@"; do case "$a" in -c|*=*) ;; *) printf '%s ' "$a" >>${log};; esac; done\necho >>${log}\nexec /usr/bin/git "$@"\n`,
+    { mode: 0o755 },
+  );
+  const saved = process.env.PATH;
+  process.env.PATH = `${bin}:${saved}`;
+  try {
+    await fn();
+  } finally {
+    process.env.PATH = saved;
+  }
+  const calls = (await readFile(log, "utf8")).split("\n").filter(Boolean);
+  await rm(bin, { recursive: true, force: true });
+  return calls;
+}
+
+describe("a slot reused with what its last attempt proved", () => {
+  const limits = { maxFileBytes: 1024 * 1024 };
+  /** One attempt: prepare, let the task work, walk, commit, release. */
+  async function attempt(
+    opts: {
+      repo: MissionRepo;
+      dir: string;
+      base: string;
+      slot: string;
+      known: KnownCheckout | null;
+    },
+    task: (dir: string) => Promise<void> = () => Promise.resolve(),
+  ): Promise<{ co: Checkout; changes: Awaited<ReturnType<Checkout["commitAttempt"]>> }> {
+    const co = await prepareCheckout(opts);
+    await task(co.dir);
+    const walk = await co.inspect(limits);
+    expect(walk.problems).toEqual([]);
+    const changes = await co.commitAttempt(req("t"), walk);
+    await co.release();
+    return { co, changes };
+  }
+
+  it("a no-op attempt on the base its slot proved runs no git; whatever an attempt leaves, the next sees exactly its base", async () => {
+    const repo = await MissionRepo.open(path.join(root, "r1"), "r1", store);
+    const base = await commitFiles(repo, null, {
+      ".gitignore": "*.log\n",
+      "a.txt": "aaa\n",
+      "src/b.txt": "b\n",
+    });
+    await repo.publish(base, []);
+    const baseFiles = [".gitignore", "a.txt", "src", "src/b.txt"];
+    const leaves: Record<string, (dir: string) => Promise<void>> = {
+      "an ignored file": (d) => writeFile(path.join(d, "debug.log"), "x"),
+      "an empty directory": (d) => mkdir(path.join(d, "src", "empty")),
+      "an untracked file": (d) => writeFile(path.join(d, "src", "new.txt"), "n"),
+      "a file rewritten to the same size, its mtime set back": async (d) => {
+        const f = path.join(d, "a.txt");
+        const before = await stat(f);
+        await writeFile(f, "zzz\n");
+        await utimes(f, before.atime, before.mtime);
+      },
+      "a file removed": (d) => rm(path.join(d, "src", "b.txt")),
+    };
+    for (const [what, task] of Object.entries(leaves)) {
+      const dir = path.join(root, "ws", "r1", what.replace(/\W+/g, "-"));
+      const slot = path.basename(dir);
+      const first = await attempt({ repo, dir, base, slot, known: null });
+      expect(first.changes).toBeNull();
+      const proved = first.co.known();
+      expect(proved).toMatchObject({ commit: base, onlyIndexed: true });
+      expect(proved!.snapshot).not.toBeNull();
+      let next: KnownCheckout | null = null;
+      const calls = await gitCalls(async () => {
+        const again = await attempt({ repo, dir, base, slot, known: proved });
+        expect(again.changes).toBeNull();
+        next = again.co.known();
+      });
+      expect(calls).toEqual([]);
+      // The attempt that leaves something, then its slot's next attempt on the same base.
+      const left = await attempt({ repo, dir, base, slot, known: next }, task);
+      const after = await prepareCheckout({ repo, dir, base, slot, known: left.co.known() });
+      expect(await files(dir), what).toEqual(baseFiles);
+      expect(await readFile(path.join(dir, "a.txt"), "utf8"), what).toBe("aaa\n");
+      expect(await readFile(path.join(dir, "src", "b.txt"), "utf8"), what).toBe("b\n");
+      await after.release();
+    }
+  });
+
+  it("a slot holding only its commit's files moves to the next base by read-tree alone, or stays as it is on that commit", async () => {
+    const repo = await MissionRepo.open(path.join(root, "r2"), "r2", store);
+    const b1 = await commitFiles(repo, null, { "a.txt": "1\n", "d/x.txt": "x\n" });
+    await repo.publish(b1, []);
+    const dir = path.join(root, "ws", "r2", "w-0");
+    const slot = "w-0";
+    const done = await attempt({ repo, dir, base: b1, slot, known: null }, async (d) => {
+      await rm(path.join(d, "d"), { recursive: true });
+      await writeFile(path.join(d, "n.txt"), "n\n");
+    });
+    const c = done.changes!.commit;
+    const proved = done.co.known();
+    expect(proved).toMatchObject({ commit: c, onlyIndexed: true });
+    // The merged head is the commit itself: nothing to do.
+    const same = await gitCalls(async () => {
+      const co = await prepareCheckout({ repo, dir, base: c, slot, known: proved });
+      expect(await files(dir)).toEqual(["a.txt", "n.txt"]);
+      await co.release();
+    });
+    expect(same).toEqual([]);
+    // Another head (say another task's merge): one read-tree, no clean.
+    const b2 = await commitFiles(repo, b1, { "a.txt": "2\n" });
+    const moved = await gitCalls(async () => {
+      await prepareCheckout({ repo, dir, base: b2, slot, known: proved });
+    });
+    expect(await files(dir)).toEqual(["a.txt", "d", "d/x.txt"]);
+    expect(await readFile(path.join(dir, "a.txt"), "utf8")).toBe("2\n");
+    expect(moved.filter((c) => c.startsWith("read-tree"))).toHaveLength(1);
+    expect(moved.some((c) => c.startsWith("clean"))).toBe(false);
+  });
+
+  it("what the slot proved no longer holds when its index changed, or with reuse off: reset in full", async () => {
+    const repo = await MissionRepo.open(path.join(root, "r3"), "r3", store);
+    const base = await commitFiles(repo, null, { "a.txt": "a\n" });
+    await repo.publish(base, []);
+    const dir = path.join(root, "ws", "r3", "w-0");
+    const slot = "w-0";
+    const first = await attempt({ repo, dir, base, slot, known: null });
+    const proved = first.co.known()!;
+    // The directory changed after the walk, and the index with it (not this slot's doing).
+    await writeFile(path.join(dir, "stray.txt"), "s");
+    await rm(indexFileOf(repo, slot));
+    await prepareCheckout({ repo, dir, base, slot, known: proved });
+    expect(await files(dir)).toEqual(["a.txt"]);
+    const second = await attempt({ repo, dir, base, slot, known: null });
+    await writeFile(path.join(dir, "stray.txt"), "s");
+    const calls = await gitCalls(async () => {
+      await prepareCheckout({ repo, dir, base, slot, known: second.co.known(), reuse: false });
+    });
+    expect(await files(dir)).toEqual(["a.txt"]);
+    expect(calls.some((c) => c.startsWith("clean"))).toBe(true);
+  });
+
+  it("a checkout the tree-check refuses proves nothing: it is removed, the next attempt starts afresh", async () => {
+    const repo = await MissionRepo.open(path.join(root, "r4"), "r4", store);
+    const base = await commitFiles(repo, null, { "a.txt": "a\n" });
+    await repo.publish(base, []);
+    const dir = path.join(root, "ws", "r4", "w-0");
+    const slot = "w-0";
+    const first = await attempt({ repo, dir, base, slot, known: null });
+    const co = await prepareCheckout({ repo, dir, base, slot, known: first.co.known() });
+    await mkdir(path.join(dir, ".git"));
+    await writeFile(path.join(dir, ".git", "HEAD"), "ref: refs/heads/evil\n");
+    const walk = await co.inspect(limits);
+    expect(walk.problems.map((p) => p.rel)).toEqual([".git"]);
+    await co.release();
+    expect(co.known()).toBeNull();
+    expect(await stat(dir).catch(() => null)).toBeNull();
+    await prepareCheckout({ repo, dir, base, slot, known: null });
+    expect(await files(dir)).toEqual(["a.txt"]);
   });
 });

@@ -1,10 +1,33 @@
 import { describe, expect, it } from "vitest";
-import { parseChanges, parseNameStatus, parseNumstat } from "../../src/workspace/changes.ts";
+import {
+  parseChanges,
+  parseDiffChanges,
+  parseNameStatus,
+  parseNumstat,
+} from "../../src/workspace/changes.ts";
 import { parseBundleHeader } from "../../src/workspace/bundle-header.ts";
 import { parseCommitLog } from "../../src/workspace/commit-log.ts";
 
 const B = "a".repeat(40);
 const C = "b".repeat(40);
+
+describe("parseDiffChanges", () => {
+  it("reads --raw and --numstat from one output, as parseChanges reads them from two", () => {
+    const z = (id: string) => id.repeat(7);
+    const raw =
+      `:100644 100644 ${z("1")} ${z("2")} M\0src/a.ts\0` +
+      `:000000 100644 ${z("0")} ${z("3")} A\0logo.png\0` +
+      `:100644 100644 ${z("4")} ${z("4")} R100\0old name.txt\0new name.txt\0` +
+      `:100644 000000 ${z("5")} ${z("0")} D\0:gone.md\0`;
+    const numstat =
+      "3\t1\tsrc/a.ts\0-\t-\tlogo.png\0" +
+      "0\t0\t\0old name.txt\0new name.txt\0" +
+      "0\t5\t:gone.md\0";
+    const nameStatus = "M\0src/a.ts\0A\0logo.png\0R100\0old name.txt\0new name.txt\0D\0:gone.md\0";
+    expect(parseDiffChanges(B, C, raw + numstat)).toEqual(parseChanges(B, C, numstat, nameStatus));
+    expect(parseDiffChanges(B, C, "").files).toEqual([]);
+  });
+});
 
 describe("parseChanges", () => {
   it("joins numstat and name-status per path, renames and binaries included", () => {

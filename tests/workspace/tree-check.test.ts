@@ -5,6 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   checkTree,
+  walkTree,
   describeProblems,
   judgeEntry,
   linkStaysInside,
@@ -76,5 +77,18 @@ describe("checkTree", () => {
     expect(describeProblems(problems)).toMatch(
       /^the checkout holds what cannot be committed: big: a file of 13 bytes/,
     );
+  });
+
+  it("judges a name that is not UTF-8 like any other (a nested repository below it too)", async () => {
+    const d = path.join(dir, "bytes");
+    const odd = Buffer.concat([Buffer.from(path.join(d, "x")), Buffer.from([0xff, 0xfe])]);
+    await mkdir(d, { recursive: true });
+    await mkdir(odd);
+    await mkdir(Buffer.concat([odd, Buffer.from("/.git")]));
+    const walk = await walkTree(d, { maxFileBytes: 10 });
+    expect(walk.problems).toHaveLength(1);
+    expect(walk.problems[0]!.rel).toMatch(/^x.+\/\.git$/);
+    // without a clock the snapshot is never trusted
+    expect(walk.snapshot.complete).toBe(false);
   });
 });
