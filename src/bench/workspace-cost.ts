@@ -8,12 +8,20 @@
  * the first is integrated by fast-forward, the second by a rebase onto the
  * first. A third cache repository (another replica) then fetches the new
  * head, as the next attempt on another machine would.
+ *
+ * The worker side is measured twice in the same rounds, in alternating
+ * order: with its slots reusing what their last attempt proved (the
+ * default) and with every checkout reset in full (SWARM_CHECKOUT_REUSE=0,
+ * how every attempt started before), on slots of their own; the first's
+ * commits are the ones integrated. Each also runs a task that changes
+ * nothing, twice per round on a slot of its own: the second time on the
+ * base its slot's last attempt already had (a no-op mission's tasks).
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { connect } from "@nats-io/transport-node";
-import { prepareCheckout } from "../workspace/attempt-checkout.ts";
+import { prepareCheckout, type KnownCheckout } from "../workspace/attempt-checkout.ts";
 import { bundleLimitsFromEnv, openBundleStore } from "../workspace/bundle-store.ts";
 import { makeMissionBase } from "../workspace/mission-base.ts";
 import { integrateAttempt } from "../workspace/mission-integrator.ts";
@@ -28,14 +36,22 @@ export interface WorkspaceCostOptions {
   rounds: number;
 }
 
-/** Milliseconds per phase, one entry per attempt (or per integration). */
-export interface WorkspaceCostSamples {
-  /** Fetch the base if missing, then reset the slot's checkout to it. */
+/** The worker's side of attempts, ms, one entry per attempt. */
+export interface WorkerSamples {
+  /** Fetch the base if missing, then bring the slot's checkout to it. */
   checkout: number[];
-  /** add -A, write-tree, commit-tree, bundle, upload: the attempt's commit published. */
+  /** Walk (tree-check), add -A, write-tree, commit-tree, bundle, upload: the attempt's commit published. */
   commit: number[];
   /** checkout + commit: what the worker adds to an attempt. */
   worker: number[];
+  /** checkout + walk for a task that changes nothing, on the base its slot had last. */
+  noop: number[];
+}
+
+/** Milliseconds per phase, one entry per attempt (or per integration). */
+export interface WorkspaceCostSamples extends WorkerSamples {
+  /** The same worker phases with every checkout reset in full (SWARM_CHECKOUT_REUSE=0). */
+  reset: WorkerSamples;
   /** Fetch the commit, fast-forward, move the branch. */
   integrateFastForward: number[];
   /** Fetch the commit, merge-tree onto the head, recommit, publish, move the branch. */
@@ -80,55 +96,104 @@ export async function workspaceCost(opts: WorkspaceCostOptions): Promise<Workspa
       checkout: [],
       commit: [],
       worker: [],
+      noop: [],
+      reset: { checkout: [], commit: [], worker: [], noop: [] },
       integrateFastForward: [],
       integrateRebase: [],
       fetch: [],
       baseBundleBytes: baseBundle?.length ?? 0,
       repoBytes: opts.files * opts.fileBytes,
     };
-    const slots = ["s1", "s2"].map((slot) => ({
-      slot,
-      dir: path.join(dir, "checkouts", slot),
+    interface Slot {
+      slot: string;
+      dir: string;
+      known: KnownCheckout | null;
+    }
+    const variants = (["reuse", "reset"] as const).map((name) => ({
+      name,
+      reuse: name === "reuse",
+      samples: name === "reuse" ? (s as WorkerSamples) : s.reset,
+      slots: ["s1", "s2", "noop"].map((n): Slot => ({
+        slot: `${name}-${n}`,
+        dir: path.join(dir, "checkouts", `${name}-${n}`),
+        known: null,
+      })),
     }));
+    const limits = { maxFileBytes: 64 * 1024 * 1024 };
+    /** One attempt of the worker: checkout, the task's work (not counted), walk and commit. */
+    const attempt = async (
+      v: (typeof variants)[number],
+      slot: Slot,
+      base: string,
+      work: ((dir: string) => Promise<void>) | null,
+      title: string,
+    ) => {
+      const t0 = performance.now();
+      const checkout = await prepareCheckout({
+        repo: worker,
+        dir: slot.dir,
+        base,
+        slot: slot.slot,
+        known: slot.known,
+        reuse: v.reuse,
+      });
+      const t1 = performance.now();
+      if (work) await work(slot.dir);
+      const t2 = performance.now();
+      const walk = await checkout.inspect(limits);
+      if (walk.problems.length > 0) throw new Error("the bench's checkout was refused");
+      const changes = await checkout.commitAttempt(
+        {
+          author: { name: `builder/bench-${slot.slot}`, email: "builder@squad.local" },
+          title,
+          trailers: {
+            "Squad-Mission": mission,
+            "Squad-Task": title,
+            "Squad-Attempt": "1",
+            "Squad-Agent": "builder",
+          },
+        },
+        walk,
+      );
+      const t3 = performance.now();
+      await checkout.release();
+      slot.known = checkout.known();
+      return { changes, checkoutMs: t1 - t0, commitMs: t3 - t2 };
+    };
     let head = base;
     const signal = new AbortController().signal;
     for (let round = 0; round < opts.rounds; round++) {
       // Both attempts of a round start from the same head: two parallel tasks.
       const roundBase = head;
       const commits: string[] = [];
-      for (const [k, slot] of slots.entries()) {
-        const t0 = performance.now();
-        const checkout = await prepareCheckout({
-          repo: worker,
-          dir: slot.dir,
-          base: roundBase,
-          slot: slot.slot,
-        });
-        const t1 = performance.now();
-        // The task's own work (not counted): one file of its own changed.
-        const n = (round * 2 + k) % opts.files;
-        await writeFile(
-          path.join(slot.dir, `d${n % 20}`, `f${n}.txt`),
-          fileText(n, opts.fileBytes, `round ${round}`),
-        );
-        const t2 = performance.now();
-        const changes = await checkout.commitAttempt({
-          author: { name: `builder/bench-${slot.slot}`, email: "builder@squad.local" },
-          title: `bench task ${round}.${k}`,
-          trailers: {
-            "Squad-Mission": mission,
-            "Squad-Task": `t${round}-${k}`,
-            "Squad-Attempt": "1",
-            "Squad-Agent": "builder",
-          },
-        });
-        const t3 = performance.now();
-        await checkout.release();
-        if (!changes) throw new Error("a changed file made no commit");
-        commits.push(changes.commit);
-        s.checkout.push(t1 - t0);
-        s.commit.push(t3 - t2);
-        s.worker.push(t1 - t0 + (t3 - t2));
+      // The order flips each round, so a drift of the machine weighs on both.
+      for (const v of round % 2 ? [...variants].reverse() : variants) {
+        for (const [k, slot] of v.slots.slice(0, 2).entries()) {
+          // The task's own work: one file of its own changed.
+          const n = (round * 2 + k) % opts.files;
+          const out = await attempt(
+            v,
+            slot,
+            roundBase,
+            (d) =>
+              writeFile(
+                path.join(d, `d${n % 20}`, `f${n}.txt`),
+                fileText(n, opts.fileBytes, `round ${round} ${v.name}`),
+              ),
+            `t${round}-${k}`,
+          );
+          if (!out.changes) throw new Error("a changed file made no commit");
+          if (v.reuse) commits.push(out.changes.commit);
+          v.samples.checkout.push(out.checkoutMs);
+          v.samples.commit.push(out.commitMs);
+          v.samples.worker.push(out.checkoutMs + out.commitMs);
+        }
+        const noop = v.slots[2]!;
+        for (let again = 0; again < 2; again++) {
+          const out = await attempt(v, noop, roundBase, null, `noop${round}-${again}`);
+          if (out.changes) throw new Error("a task that changed nothing made a commit");
+          if (again === 1) v.samples.noop.push(out.checkoutMs + out.commitMs);
+        }
       }
       for (const [k, commit] of commits.entries()) {
         const request: MergeRequest = {

@@ -5,7 +5,11 @@
  * []`, which needs no checkout at all, and `run: ["true"]`, which runs in a
  * checkout that is reset, tree-checked and found unchanged), and a mission
  * of waves of parallel tasks that each write a file of their own, so every
- * wave is one fast-forward and the rest rebased by the merge queue.
+ * wave is one fast-forward and the rest rebased by the merge queue. The
+ * `run: ["true"]` pair is then measured again on worker processes started
+ * with SWARM_CHECKOUT_REUSE=0 (every checkout reset in full, as before
+ * slots kept what their last attempt proved), each against its own
+ * processes' plain rate.
  */
 import type { PlanInput } from "../schema/plan.ts";
 import { BENCH_AGENT, noopWidePlan, type NoopKind } from "./plans.ts";
@@ -28,6 +32,8 @@ export type RepoMode = "plain" | "git";
 export interface ModeRate {
   kind: NoopKind;
   mode: RepoMode;
+  /** The workers' SWARM_CHECKOUT_REUSE (false: every checkout reset in full). */
+  reuse: boolean;
   /** tasks/s of each round. */
   rounds: number[];
 }
@@ -122,44 +128,50 @@ export async function workspaceThroughput(
   opts: WorkspaceThroughputOptions,
 ): Promise<WorkspaceThroughputFigures> {
   const h = await startHarness("workspace");
-  const rates: ModeRate[] = (["empty", "shell"] as const).flatMap((kind) =>
-    (["plain", "git"] as const).map((mode) => ({ kind, mode, rounds: [] as number[] })),
-  );
+  const rates: ModeRate[] = [];
+  const rate = (kind: NoopKind, mode: RepoMode, reuse: boolean): ModeRate => {
+    let r = rates.find((x) => x.kind === kind && x.mode === mode && x.reuse === reuse);
+    if (!r) rates.push((r = { kind, mode, reuse, rounds: [] }));
+    return r;
+  };
   const waves: WaveRun[] = [];
   try {
-    const workers = await h.startWorkers({
-      replicas: opts.replicas,
-      concurrency: opts.concurrency,
-    });
-    try {
-      const warm = opts.replicas * opts.concurrency;
-      for (const mode of ["plain", "git"] as const)
-        await h.runMission(
-          `warmup-${mode}`,
-          noopWidePlan(warm, "shell"),
-          120_000,
-          workspaceOf(mode),
-        );
-      for (let round = 1; round <= opts.rounds; round++) {
-        // The order flips each round, so a drift of the machine weighs on both.
-        const order: RepoMode[] = round % 2 ? ["plain", "git"] : ["git", "plain"];
-        for (const kind of ["empty", "shell"] as const) {
-          for (const mode of order) {
-            const run = await h.runMission(
-              `${kind}-${mode}-${round}`,
-              noopWidePlan(opts.tasks, kind),
-              600_000,
-              workspaceOf(mode),
-            );
-            rates
-              .find((r) => r.kind === kind && r.mode === mode)!
-              .rounds.push(rateOf(run, opts.tasks));
+    for (const reuse of [true, false]) {
+      const workers = await h.startWorkers({
+        replicas: opts.replicas,
+        concurrency: opts.concurrency,
+        ...(reuse ? {} : { env: { SWARM_CHECKOUT_REUSE: "0" } }),
+      });
+      try {
+        const warm = opts.replicas * opts.concurrency;
+        for (const mode of ["plain", "git"] as const)
+          await h.runMission(
+            `warmup-${mode}-${reuse ? "reuse" : "reset"}`,
+            noopWidePlan(warm, "shell"),
+            120_000,
+            workspaceOf(mode),
+          );
+        // Without reuse only the checkout-bound kind differs (`run: []` needs no checkout).
+        const kinds = reuse ? (["empty", "shell"] as const) : (["shell"] as const);
+        for (let round = 1; round <= opts.rounds; round++) {
+          // The order flips each round, so a drift of the machine weighs on both.
+          const order: RepoMode[] = round % 2 ? ["plain", "git"] : ["git", "plain"];
+          for (const kind of kinds) {
+            for (const mode of order) {
+              const run = await h.runMission(
+                `${kind}-${mode}-${reuse ? "reuse" : "reset"}-${round}`,
+                noopWidePlan(opts.tasks, kind),
+                600_000,
+                workspaceOf(mode),
+              );
+              rate(kind, mode, reuse).rounds.push(rateOf(run, opts.tasks));
+            }
           }
+          if (reuse) for (const mode of order) waves.push(await waveRun(h, mode, opts, round));
         }
-        for (const mode of order) waves.push(await waveRun(h, mode, opts, round));
+      } finally {
+        await workers.stop();
       }
-    } finally {
-      await workers.stop();
     }
   } finally {
     await h.close();

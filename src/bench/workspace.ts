@@ -63,8 +63,17 @@ export function workspaceSection(
     );
   };
   phase("worker", "worker side per attempt: checkout + commit, bundle, upload", c.worker, 60);
-  phase("checkout", "worker: fetch the base and reset the checkout", c.checkout);
-  phase("commit", "worker: commit, bundle and upload one changed file", c.commit);
+  phase("checkout", "worker: fetch the base and bring the checkout to it", c.checkout);
+  phase("commit", "worker: tree-check, commit, bundle and upload one changed file", c.commit);
+  phase("noop", "worker: a task that changes nothing, on its slot's last base", c.noop);
+  phase(
+    "reset.worker",
+    "every checkout reset in full (SWARM_CHECKOUT_REUSE=0): worker side",
+    c.reset.worker,
+  );
+  phase("reset.checkout", "reset in full: fetch the base and reset the checkout", c.reset.checkout);
+  phase("reset.commit", "reset in full: tree-check, commit, bundle and upload", c.reset.commit);
+  phase("reset.noop", "reset in full: a task that changes nothing", c.reset.noop);
   phase("integrate.ff", "orchestrator: integrate by fast-forward", c.integrateFastForward, 30);
   phase(
     "integrate.rebase",
@@ -75,19 +84,28 @@ export function workspaceSection(
   phase("fetch", "another replica fetches the new head (bundles from the store)", c.fetch);
 
   const t = f.throughput;
-  for (const kind of ["empty", "shell"] as const) {
-    const plain = median(t.rates.find((r) => r.kind === kind && r.mode === "plain")!.rounds);
-    const git = median(t.rates.find((r) => r.kind === kind && r.mode === "git")!.rounds);
+  const rounds = (kind: "empty" | "shell", mode: "plain" | "git", reuse: boolean) =>
+    t.rates.find((r) => r.kind === kind && r.mode === mode && r.reuse === reuse)?.rounds ?? [];
+  for (const [kind, reuse] of [
+    ["empty", true],
+    ["shell", true],
+    ["shell", false],
+  ] as const) {
+    const plain = median(rounds(kind, "plain", reuse));
+    const git = median(rounds(kind, "git", reuse));
     const r = ratio(git, plain);
     const label = kind === "empty" ? "`run: []`" : '`run: ["true"]`';
     figures.push({
-      key: `workspace.rate.${kind}`,
-      name: `${label} tasks/s with a mission repository (${opts.throughput.replicas} × ${opts.throughput.concurrency} slots)`,
+      key: `workspace.rate.${kind}${reuse ? "" : ".reset"}`,
+      name:
+        `${label} tasks/s with a mission repository` +
+        (reuse ? "" : ", every checkout reset in full (SWARM_CHECKOUT_REUSE=0)") +
+        ` (${opts.throughput.replicas} × ${opts.throughput.concurrency} slots)`,
       value: git,
       unit: "tasks/s",
       reference: { label: "without a repository", value: plain, unit: "tasks/s" },
       ratio: r,
-      ...(r !== null ? { target: atLeast(r, 0.9, "× (lose < 10%)") } : {}),
+      ...(r !== null && reuse ? { target: atLeast(r, 0.9, "× (lose < 10%)") } : {}),
     });
   }
   const waves = (mode: "plain" | "git") => t.waves.filter((w) => w.mode === mode);
@@ -122,14 +140,17 @@ export function workspaceSection(
     `Per-task cost in one process against a real nats-server, ${opts.cost.rounds} rounds of two parallel ` +
       `attempts on a repository of ${repo} (base bundle ${(c.baseBundleBytes / 1e6).toFixed(1)} MB, ` +
       `fetched once per replica and mission, not counted): each attempt resets its slot's checkout to the ` +
-      `head, changes one file and commits (add -A, write-tree, commit-tree, an incremental bundle, upload); ` +
+      `head, changes one file and commits (tree-check walk, add -A, write-tree, commit-tree, a thin bundle, ` +
+      `upload); the same on other slots with every checkout reset in full (SWARM_CHECKOUT_REUSE=0), in ` +
+      `alternating order; a task that changes nothing is timed on the base its slot had last; ` +
       `the first of the two is fast-forwarded, the second rebased onto it; a third cache repository then ` +
       `fetches the new head.`,
     `Throughput: ${opts.throughput.tasks} tasks per mission on ${opts.throughput.replicas} replicas × ` +
       `${opts.throughput.concurrency} slots, the same processes for both, ${opts.throughput.rounds} ` +
       `rounds alternating which goes first; the mission repository's base is an empty first commit. ` +
       '`run: []` needs no checkout at all; `run: ["true"]` runs in a checkout that is reset, ' +
-      "tree-checked and found unchanged (no commit, no merge).",
+      "tree-checked and found unchanged (no commit, no merge); that pair again on worker processes " +
+      "started with SWARM_CHECKOUT_REUSE=0.",
     last
       ? `In the wave mission's last run with a repository: ${last.fastForwards} fast-forwards, ` +
         `${last.rebased} rebases, ${last.conflicted} conflicts.`

@@ -16,6 +16,8 @@ export const WorkerTuning = z.object({
   SWARM_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).optional(),
   SWARM_MODEL_RETRY_MS: Millis.optional(),
   SWARM_MAX_MODEL_CALLS: z.coerce.number().int().min(1).max(500).optional(),
+  // Read by worker-workspaces.ts; checked here so a typo is refused at start.
+  SWARM_CHECKOUT_REUSE: z.enum(["0", "1"]).optional(),
 });
 export type WorkerTuning = z.infer<typeof WorkerTuning>;
 

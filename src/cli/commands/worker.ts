@@ -30,6 +30,7 @@ import { onShutdownSignal, PARENT_PID_ENV } from "../signals.ts";
  *   SWARM_DRAIN_TIMEOUT_MS   on SIGTERM, how long in-flight tasks may finish before they are handed back (10000)
  *   SWARM_MODEL_RETRY_MS     first delay before a task whose model server is down is offered again, doubling (2000)
  *   SWARM_MAX_MODEL_CALLS    model calls per task before the agent must stop (24)
+ *   SWARM_CHECKOUT_REUSE     0: reset every task checkout in full instead of trusting its last walk (1)
  * Security settings (docs/security.md), read by the replica:
  *   SWARM_SANDBOX            bwrap | none: sandbox of agents whose roster entry names none (default: bwrap if it works)
  *   SWARM_BWRAP_BIN          the bubblewrap binary (default: bwrap on PATH)
