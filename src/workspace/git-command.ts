@@ -84,6 +84,15 @@ function isolatedEnv(extra: Record<string, string> | undefined, indexFile?: stri
   return { ...env, ...extra };
 }
 
+/** The argv, environment and directory of an internal git command (also for long-lived ones: git-pipe.ts). */
+export function gitInvocation(args: readonly string[], opts: GitOptions) {
+  return {
+    args: fullArgs(args, opts),
+    env: isolatedEnv(opts.env, opts.indexFile),
+    cwd: opts.cwd ?? opts.workTree ?? opts.gitDir ?? process.cwd(),
+  };
+}
+
 function fullArgs(args: readonly string[], opts: GitOptions): string[] {
   const pre: string[] = [...ISOLATION];
   if (opts.gitDir) pre.push(`--git-dir=${opts.gitDir}`);
@@ -94,9 +103,10 @@ function fullArgs(args: readonly string[], opts: GitOptions): string[] {
 async function run(args: readonly string[], opts: GitOptions, buffer: boolean) {
   // Loaded on the first git command, not with this module: an idle replica never holds execa.
   const { execa } = await import("execa");
-  const r = await execa("git", fullArgs(args, opts), {
-    cwd: opts.cwd ?? opts.workTree ?? opts.gitDir ?? process.cwd(),
-    env: isolatedEnv(opts.env, opts.indexFile),
+  const how = gitInvocation(args, opts);
+  const r = await execa("git", how.args, {
+    cwd: how.cwd,
+    env: how.env,
     extendEnv: false,
     input: opts.input,
     cancelSignal: opts.signal,

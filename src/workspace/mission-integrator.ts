@@ -1,30 +1,16 @@
 /**
  * The orchestrator's merge queue, the imperative half (the policy is
- * merge-queue.ts): for each mission, one succeeded attempt at a time, in
- * finishing order, its commit is put on the mission branch.
- *
- * An integration is git only, in the orchestrator's cache repository of the
- * mission (`<cacheRoot>/<mission>.git`): fetch the attempt's commit
- * (MissionRepo.ensure), then a fast-forward when its base is the head, else a
- * cherry-pick onto the head (merge-tree.ts: no working tree). A conflict is
- * answered `task_conflicted {reason: "conflict", files}`. A clean rebase of a
- * task with `verify` checks out the merged tree in a private directory and
- * runs those commands there, with the sandbox of the task's agent, and
- * nothing else of the task: failing, `task_conflicted {reason:
- * "verify_failed"}`. Clean: the merged commit's bundle is published (so
- * every replica can fetch the new head) BEFORE `task_merged`.
- *
- * The rebased commit keeps the attempt's author, message and trailers; the
- * committer is the orchestrator, with the attempt's own commit date, so
- * integrating the same attempt onto the same head again (after a crash
- * between the merge and its event) makes the very same commit.
+ * merge-queue.ts, one pass's git is merge-chain.ts): for each mission, the
+ * succeeded attempts waiting, in finishing order, put on the mission branch
+ * in passes, and answered `task_merged` / `task_conflicted {reason, files}`,
+ * one event per attempt in that order.
  *
  * The answers go out as orchestrator events and come back to the mission
  * machine through the event feed like every other event, in stream order.
- * The cache repository keeps the branch as `refs/heads/squad/<mission>` and
- * each attempt's commit as `refs/squad/<task>/<attempt>`.
+ * The next pass need not wait for them (merge-queue.ts says when it may go
+ * on, onto the head they lead to).
  */
-import { mkdir, rm, stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { backoffDelay } from "../backoff.ts";
 import { errorMessage } from "../errors.ts";
@@ -35,141 +21,35 @@ import type { CommandGate } from "../tools/command-policy.ts";
 import type { ShellSandbox } from "../tools/sandbox.ts";
 import { truncateText } from "../tools/truncate.ts";
 import type { BundleStore } from "./bundle-store.ts";
-import { gitSucceeds, runGitRaw } from "./git-command.ts";
 import {
   EMPTY_QUEUE,
   addRequest,
-  mergeEnded,
   mergeKey,
   nextMerge,
+  passEnded,
   type MergeQueue,
   type MergeRequest,
   type MissionView,
+  type PublishedAnswer,
 } from "./merge-queue.ts";
-import { mergeTrees } from "./merge-tree.ts";
+import {
+  integrateChain,
+  type ChainStep,
+  type IntegrationOutcome,
+  type VerifyRunner,
+} from "./merge-chain.ts";
 import { MissionRepo } from "./mission-repo.ts";
 
-export type IntegrationOutcome =
-  | { kind: "merged"; merged: string; head: string; fastForward: boolean }
-  | { kind: "conflicted"; reason: "conflict" | "verify_failed"; files: string[]; error: string };
-
-export interface VerifyOutcome {
-  ok: boolean;
-  error: string;
-}
-
-/** Runs a task's verify commands in `dir` (the merged tree). Throws when stopped (`signal`). */
-export type VerifyRunner = (
-  request: MergeRequest,
-  dir: string,
-  signal: AbortSignal,
-) => Promise<VerifyOutcome>;
-
-/** The committer of rebased commits. */
-export const MERGE_COMMITTER = { name: "squad-orchestrator", email: "orchestrator@squad.local" };
-
-export function branchRef(missionId: string): string {
-  return `refs/heads/squad/${missionId}`;
-}
-
-export function attemptRef(taskId: string, attempt: number): string {
-  return `refs/squad/${taskId}/${attempt}`;
-}
-
-/**
- * Integrate one attempt's commit onto `onto` (git only; publishes the merged
- * commit's bundle when clean). Answers; throws only on infrastructure
- * trouble (a bundle not in the store, git failing), which is worth a retry.
- */
-export async function integrateAttempt(
-  repo: MissionRepo,
-  request: MergeRequest,
-  onto: string,
-  opts: { checkoutDir: string; verify: VerifyRunner; signal: AbortSignal },
-): Promise<IntegrationOutcome> {
-  await repo.ensure(request.commit);
-  await repo.ensure(onto);
-  await repo.setRef(attemptRef(request.task_id, request.attempt), request.commit);
-  const parent = await repo.git(["rev-parse", "--verify", `${request.commit}^`]);
-  let merged: string;
-  const fastForward = parent === onto;
-  if (fastForward) {
-    merged = request.commit;
-  } else {
-    if (
-      !(await gitSucceeds(["merge-base", "--is-ancestor", parent, onto], { gitDir: repo.gitDir }))
-    ) {
-      return {
-        kind: "conflicted",
-        reason: "conflict",
-        files: [],
-        error: `its base ${parent} is not on the mission branch (head ${onto})`,
-      };
-    }
-    const m = await mergeTrees(repo.gitDir, onto, request.commit);
-    if (!m.clean) {
-      return {
-        kind: "conflicted",
-        reason: "conflict",
-        files: m.files,
-        error: m.conflicts.join("; ") || `conflicting changes in ${m.files.join(", ")}`,
-      };
-    }
-    merged = await recommit(repo, request.commit, m.tree, onto);
-    if (request.verify.length > 0) {
-      const v = await verifyTree(repo, merged, request, opts);
-      if (!v.ok) return { kind: "conflicted", reason: "verify_failed", files: [], error: v.error };
-    }
-  }
-  await repo.publish(merged, [onto]);
-  await repo.setRef(branchRef(repo.missionId), merged);
-  return { kind: "merged", merged, head: merged, fastForward };
-}
-
-/** `commit`'s author, date and message on `tree` with parent `onto`; the orchestrator commits it. */
-async function recommit(repo: MissionRepo, commit: string, tree: string, onto: string) {
-  const raw = await runGitRaw(["cat-file", "commit", commit], { gitDir: repo.gitDir });
-  const split = raw.indexOf("\n\n");
-  const header = split < 0 ? raw : raw.slice(0, split);
-  const message = split < 0 ? "" : raw.slice(split + 2);
-  const author = /^author (.*) <([^>]*)> (\d+) ([+-]\d{4})$/m.exec(header);
-  const committed = /^committer .* <[^>]*> (\d+) ([+-]\d{4})$/m.exec(header);
-  if (!author || !committed)
-    throw new Error(`commit ${commit} has no readable author or committer`);
-  return repo.git(["commit-tree", tree, "-p", onto], {
-    input: message,
-    env: {
-      GIT_AUTHOR_NAME: author[1]!,
-      GIT_AUTHOR_EMAIL: author[2]!,
-      GIT_AUTHOR_DATE: `@${author[3]} ${author[4]}`,
-      GIT_COMMITTER_NAME: MERGE_COMMITTER.name,
-      GIT_COMMITTER_EMAIL: MERGE_COMMITTER.email,
-      GIT_COMMITTER_DATE: `@${committed[1]} ${committed[2]}`,
-    },
-  });
-}
-
-/** The merged tree in a fresh private directory, the task's verify commands run there, removed. */
-async function verifyTree(
-  repo: MissionRepo,
-  merged: string,
-  request: MergeRequest,
-  opts: { checkoutDir: string; verify: VerifyRunner; signal: AbortSignal },
-): Promise<VerifyOutcome> {
-  const dir = opts.checkoutDir;
-  const indexFile = path.join(repo.gitDir, "squad-index", "orchestrator-merge");
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  await mkdir(path.dirname(indexFile), { recursive: true });
-  await rm(indexFile, { force: true });
-  try {
-    await repo.git(["read-tree", "--reset", "-u", merged], { workTree: dir, indexFile });
-    return await opts.verify(request, dir, opts.signal);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-    await rm(indexFile, { force: true });
-  }
-}
+export {
+  MERGE_COMMITTER,
+  attemptRef,
+  branchRef,
+  integrateAttempt,
+  integrateChain,
+  type IntegrationOutcome,
+  type VerifyOutcome,
+  type VerifyRunner,
+} from "./merge-chain.ts";
 
 /**
  * Verify with runShell, the sandbox of the task's agent and its command
@@ -255,7 +135,7 @@ interface Entry {
 export function createMissionIntegrator(opts: MissionIntegratorOptions): MissionIntegrator {
   const { log } = opts;
   const entries = new Map<string, Entry>();
-  /** Per mission, the integration running (possibly of a forgotten entry: the next waits for it). */
+  /** Per mission, the pass running (possibly of a forgotten entry: the next waits for it). */
   const jobs = new Map<string, Promise<void>>();
   const stopper = new AbortController();
   const retryMs = opts.retryMs ?? 1000;
@@ -266,74 +146,95 @@ export function createMissionIntegrator(opts: MissionIntegratorOptions): Mission
     if (!entry || stopper.signal.aborted || entry.timer) return;
     const previous = jobs.get(missionId);
     if (previous) {
-      if (entry.queue.running === null) void previous.then(() => pump(missionId));
+      if (entry.queue.running.length === 0) void previous.then(() => pump(missionId));
       return;
     }
     const r = nextMerge(entry.queue, entry.view());
     entry.queue = r.queue;
     for (const d of r.dropped) entry.tries.delete(mergeKey(d.task_id, d.attempt));
     if (r.action.kind !== "integrate") return;
-    const { request, onto } = r.action;
-    const job = integrate(missionId, entry, request, onto).finally(() => {
+    const { requests, onto } = r.action;
+    const job = runPass(missionId, entry, requests, onto).finally(() => {
       if (jobs.get(missionId) === job) jobs.delete(missionId);
     });
     jobs.set(missionId, job);
   }
 
-  async function integrate(
+  async function runPass(
     missionId: string,
     entry: Entry,
-    request: MergeRequest,
+    requests: MergeRequest[],
     onto: string,
   ): Promise<void> {
-    const key = mergeKey(request.task_id, request.attempt);
-    const mlog = log.child({ mission: missionId, task: request.task_id, attempt: request.attempt });
-    let answered = false;
-    let retry = false;
+    const mlog = log.child({ mission: missionId });
+    const live = () => !stopper.signal.aborted && entries.get(missionId) === entry;
+    const answers: PublishedAnswer[] = [];
+    let retry: string | null = null;
     try {
       const repo = await MissionRepo.open(opts.cacheRoot, missionId, await opts.store());
-      let outcome: IntegrationOutcome;
-      try {
-        outcome = await integrateAttempt(repo, request, onto, {
-          checkoutDir: path.join(opts.checkoutRoot, missionId),
-          verify: opts.verify,
-          signal: stopper.signal,
-        });
-      } catch (err) {
-        if (stopper.signal.aborted || entries.get(missionId) !== entry) throw err;
+      const chain = await integrateChain(repo, requests, onto, {
+        checkoutDir: path.join(opts.checkoutRoot, missionId),
+        verify: opts.verify,
+        signal: stopper.signal,
+      });
+      const steps: ChainStep[] = chain.steps;
+      if (chain.error !== undefined) {
+        if (!live()) return;
+        const failed = requests[steps.length]!;
+        const key = mergeKey(failed.task_id, failed.attempt);
         const tries = (entry.tries.get(key) ?? 0) + 1;
         entry.tries.set(key, tries);
-        if (tries < maxTries) throw err;
-        // Given up: a new attempt (on the head) is the way on, not a mission stuck merging.
-        outcome = {
-          kind: "conflicted",
-          reason: "conflict",
-          files: [],
-          error: `could not be integrated after ${tries} tries: ${errorMessage(err)}`,
-        };
+        if (tries < maxTries) {
+          retry = key;
+          mlog.error(
+            { task: failed.task_id, attempt: failed.attempt, err: errorMessage(chain.error) },
+            "integration failed; it will be tried again",
+          );
+        } else {
+          // Given up: a new attempt (on the head) is the way on, not a mission stuck merging.
+          steps.push({
+            request: failed,
+            onto: headAfter(steps, onto),
+            outcome: {
+              kind: "conflicted",
+              reason: "conflict",
+              files: [],
+              error: `could not be integrated after ${tries} tries: ${errorMessage(chain.error)}`,
+            },
+          });
+        }
       }
-      if (stopper.signal.aborted || entries.get(missionId) !== entry) return;
-      await opts.publish(answerEvent(missionId, request, onto, outcome));
-      answered = true;
-      if (outcome.kind === "merged") {
-        mlog.info(
-          { merged: outcome.merged, onto, fast_forward: outcome.fastForward },
-          "task merged",
-        );
-      } else {
-        mlog.warn(
-          { reason: outcome.reason, files: outcome.files, error: outcome.error },
-          "task conflicted",
-        );
+      // In order, each acknowledged before the next: the machine applies them in this order.
+      for (const step of steps) {
+        if (!live()) return;
+        const { request, outcome } = step;
+        await opts.publish(answerEvent(missionId, request, step.onto, outcome));
+        const key = mergeKey(request.task_id, request.attempt);
+        answers.push({ key, onto: step.onto, head: headAfter([step], step.onto) });
+        const slog = mlog.child({ task: request.task_id, attempt: request.attempt });
+        if (outcome.kind === "merged") {
+          slog.info(
+            { merged: outcome.merged, onto: step.onto, fast_forward: outcome.fastForward },
+            "task merged",
+          );
+        } else {
+          slog.warn(
+            { reason: outcome.reason, files: outcome.files, error: outcome.error },
+            "task conflicted",
+          );
+        }
       }
     } catch (err) {
-      if (stopper.signal.aborted || entries.get(missionId) !== entry) return;
-      retry = true;
+      if (!live()) return;
+      const next = requests.find(
+        (r) => !answers.some((a) => a.key === mergeKey(r.task_id, r.attempt)),
+      );
+      if (next) retry = mergeKey(next.task_id, next.attempt);
       mlog.error({ err: errorMessage(err) }, "integration failed; it will be tried again");
     } finally {
-      entry.queue = mergeEnded(entry.queue, key, answered);
-      if (retry && entries.get(missionId) === entry && !stopper.signal.aborted) {
-        const delay = backoffDelay(entry.tries.get(key) ?? 1, retryMs, 30_000);
+      entry.queue = passEnded(entry.queue, answers);
+      if (retry && live()) {
+        const delay = backoffDelay(entry.tries.get(retry) ?? 1, retryMs, 30_000);
         entry.timer = setTimeout(() => {
           entry.timer = null;
           pump(missionId);
@@ -341,7 +242,7 @@ export function createMissionIntegrator(opts: MissionIntegratorOptions): Mission
         entry.timer.unref?.();
       }
     }
-    // The answer comes back through the feed; the machine's next step pokes the queue.
+    // The next pass may go on before the answers come back (merge-queue.ts decides).
     queueMicrotask(() => pump(missionId));
   }
 
@@ -390,6 +291,13 @@ export function createMissionIntegrator(opts: MissionIntegratorOptions): Mission
       await Promise.all([...jobs.values()].map((j) => j.catch(() => undefined)));
     },
   };
+}
+
+/** The head after these steps, from `onto`. */
+function headAfter(steps: readonly ChainStep[], onto: string): string {
+  let head = onto;
+  for (const s of steps) if (s.outcome.kind === "merged") head = s.outcome.head;
+  return head;
 }
 
 /** The event answering one integration (deterministic id: a repeat is deduplicated). */

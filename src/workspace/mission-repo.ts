@@ -3,8 +3,12 @@
  * repository at `<cacheRoot>/<mission>.git` that holds the commits this
  * process has fetched (bundles from the object store) or made. Commits
  * travel only as bundles named for the commit they carry; integrity is
- * git's own (a bundle must carry exactly `refs/squad/bundle/<commit>` at
- * that commit, and index-pack hashes every object).
+ * git's own (the bundle of X must carry `refs/squad/bundle/X` at X, and only
+ * such refs: one bundle may be stored under the names of several commits it
+ * carries, see publishAll; index-pack hashes every object).
+ *
+ * Presence checks, object reads and ref updates go to long-lived git
+ * processes (repo-pipes.ts), not a spawn each; remove() ends them first.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
@@ -21,6 +25,7 @@ import {
   runGitRaw,
   type GitOptions,
 } from "./git-command.ts";
+import { RepoPipes, type ObjectInfo } from "./repo-pipes.ts";
 import { WorkspaceError } from "./workspace-errors.ts";
 import { CommitId, ID_PATTERN } from "../schema/identifiers.ts";
 import type { Changes } from "../schema/result.ts";
@@ -33,6 +38,12 @@ export function bundleRef(commit: CommitId): string {
 /** Locks and temp files older than this process are leftovers of a killed one. */
 const PROCESS_START_MS = Date.now() - process.uptime() * 1000;
 
+/**
+ * Over this many bytes in all, a bundle of several commits is not stored
+ * once per commit (publishAll): each gets its own incremental bundle.
+ */
+const SHARED_BUNDLE_MAX_BYTES = 4 * 1024 * 1024;
+
 /** One instance per cache repository in a process, so its slots share one fetch mutex. */
 const open = new Map<string, Promise<MissionRepo>>();
 
@@ -40,12 +51,14 @@ export class MissionRepo {
   readonly missionId: string;
   readonly gitDir: string;
   readonly store: BundleStore;
+  readonly #pipes: RepoPipes;
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(gitDir: string, missionId: string, store: BundleStore) {
     this.gitDir = gitDir;
     this.missionId = missionId;
     this.store = store;
+    this.#pipes = new RepoPipes(gitDir);
   }
 
   /** The mission's cache repository under `cacheRoot`, made when missing (safe after a crash). */
@@ -69,8 +82,40 @@ export class MissionRepo {
   }
 
   /** Is `commit` (and so all its history) in this cache? */
-  has(commit: CommitId): Promise<boolean> {
-    return gitSucceeds(["cat-file", "-e", `${commit}^{commit}`], { gitDir: this.gitDir });
+  async has(commit: CommitId): Promise<boolean> {
+    return (await this.#pipes.info(`${CommitId.parse(commit)}^{commit}`)) !== null;
+  }
+
+  /** The object a name resolves to (`<id>^`, `<id>^{tree}`...), or null. */
+  objectInfo(name: string): Promise<ObjectInfo | null> {
+    return this.#pipes.info(name);
+  }
+
+  /** A commit's raw object text; throws when the cache does not have it. */
+  async readCommit(commit: CommitId): Promise<string> {
+    const o = await this.#pipes.contents(`${CommitId.parse(commit)}^{commit}`);
+    if (!o) throw new WorkspaceError(`mission ${this.missionId}: no commit ${commit} in the cache`);
+    return o.data.toString();
+  }
+
+  /** Write a commit object from its text (checked by git); its id. */
+  writeCommit(text: string): Promise<CommitId> {
+    return this.#pipes.writeCommit(text);
+  }
+
+  /**
+   * Is `ancestor` on the first-parent line of `commit` (a mission branch is
+   * linear)? Walked in the cache's object reader; a long history falls back to
+   * `git merge-base --is-ancestor`.
+   */
+  async isAncestor(ancestor: CommitId, commit: CommitId): Promise<boolean> {
+    let at: string | undefined = commit;
+    for (let steps = 0; at && steps < 256; steps++) {
+      if (at === ancestor) return true;
+      at = /^parent ([0-9a-f]{40})$/m.exec(await this.readCommit(at))?.[1];
+    }
+    if (!at) return false;
+    return gitSucceeds(["merge-base", "--is-ancestor", ancestor, commit], { gitDir: this.gitDir });
   }
 
   /**
@@ -80,35 +125,62 @@ export class MissionRepo {
    */
   ensure(commit: CommitId): Promise<void> {
     CommitId.parse(commit);
+    return this.#exclusive(() => this.#ensureOne(commit));
+  }
+
+  /**
+   * ensure() for several commits at once: the bundles of those missing are
+   * downloaded and unbundled in parallel when their prerequisites are here
+   * (a merge queue's waiting attempts, all on heads this cache has).
+   */
+  ensureAll(commits: readonly CommitId[]): Promise<void> {
+    const wanted = [...new Set(commits.map((c) => CommitId.parse(c)))];
     return this.#exclusive(async () => {
-      // Iterative depth-first walk: a long chain of incremental bundles must not grow the stack.
-      const pending: { commit: CommitId; bytes: Uint8Array | null }[] = [{ commit, bytes: null }];
-      const seen = new Set<string>();
-      while (pending.length > 0) {
-        const top = pending[pending.length - 1]!;
-        if (top.bytes === null) {
-          if (await this.has(top.commit)) {
-            pending.pop();
-            continue;
-          }
-          if (seen.has(top.commit)) {
-            throw this.#refused(top.commit, "its bundles' prerequisites form a cycle");
-          }
-          seen.add(top.commit);
-          top.bytes = await this.#download(top.commit);
-          const missing: CommitId[] = [];
-          for (const p of parseBundleHeader(top.bytes).prerequisites) {
-            if (!(await this.has(p))) missing.push(p);
-          }
-          if (missing.length > 0) {
-            pending.push(...missing.map((c) => ({ commit: c, bytes: null })));
-            continue;
-          }
-        }
-        await this.#apply(top.commit, top.bytes);
-        pending.pop();
+      const present = await Promise.all(wanted.map((c) => this.has(c)));
+      const missing = wanted.filter((_, i) => !present[i]);
+      if (missing.length > 1) {
+        const bundles = await Promise.all(missing.map((c) => this.#download(c)));
+        const ready = await Promise.all(
+          bundles.map(async (b) => {
+            const prerequisites = parseBundleHeader(b).prerequisites;
+            const here = await Promise.all(prerequisites.map((p) => this.has(p)));
+            return here.every(Boolean);
+          }),
+        );
+        await Promise.all(missing.map((c, i) => (ready[i] ? this.#apply(c, bundles[i]!) : null)));
       }
+      for (const c of missing) await this.#ensureOne(c);
     });
+  }
+
+  async #ensureOne(commit: CommitId): Promise<void> {
+    // Iterative depth-first walk: a long chain of incremental bundles must not grow the stack.
+    const pending: { commit: CommitId; bytes: Uint8Array | null }[] = [{ commit, bytes: null }];
+    const seen = new Set<string>();
+    while (pending.length > 0) {
+      const top = pending[pending.length - 1]!;
+      if (top.bytes === null) {
+        if (await this.has(top.commit)) {
+          pending.pop();
+          continue;
+        }
+        if (seen.has(top.commit)) {
+          throw this.#refused(top.commit, "its bundles' prerequisites form a cycle");
+        }
+        seen.add(top.commit);
+        top.bytes = await this.#download(top.commit);
+        const missing: CommitId[] = [];
+        for (const p of parseBundleHeader(top.bytes).prerequisites) {
+          if (!(await this.has(p))) missing.push(p);
+        }
+        if (missing.length > 0) {
+          pending.push(...missing.map((c) => ({ commit: c, bytes: null })));
+          continue;
+        }
+      }
+      await this.#apply(top.commit, top.bytes);
+      pending.pop();
+    }
   }
 
   /**
@@ -117,38 +189,74 @@ export class MissionRepo {
    * of the bundle must have its own bundle in the store (so a fetch can
    * follow the chain): a WorkspaceError says which one is missing.
    */
-  async publish(commit: CommitId, since: readonly CommitId[]): Promise<void> {
-    CommitId.parse(commit);
-    const ref = bundleRef(commit);
-    const excluded = since.filter((s) => s !== commit).map((s) => `^${s}`);
+  publish(commit: CommitId, since: readonly CommitId[]): Promise<void> {
+    return this.publishAll([commit], since);
+  }
+
+  /**
+   * publish() for a line of commits (each a descendant of the one before: a
+   * merge queue's pass): ONE bundle of them all without `since`, stored under
+   * each commit's name, so a replica fetching any of them (a dispatch on an
+   * intermediate head) or the last (usually) downloads and unbundles once.
+   * When that bundle is large, each commit gets its own incremental bundle.
+   */
+  async publishAll(commits: readonly CommitId[], since: readonly CommitId[]): Promise<void> {
+    for (const c of commits) CommitId.parse(c);
+    if (commits.length === 0) return;
+    const refs = commits.map((c) => bundleRef(c));
+    const excluded = since.filter((s) => !commits.includes(s)).map((s) => `^${s}`);
     // Asking the store and making the bundle at once: a fresh commit is (almost) never there.
-    const stored = this.store.has(this.missionId, commit);
-    const made = this.setRef(ref, commit).then(() =>
-      runGitBytes(["bundle", "create", "-q", "-", ref, ...excluded], { gitDir: this.gitDir }),
+    const stored = Promise.all(commits.map((c) => this.store.has(this.missionId, c)));
+    const made = this.setRefs(commits.map((c) => ({ ref: bundleRef(c), commit: c }))).then(() =>
+      runGitBytes(["bundle", "create", "-q", "-", ...refs, ...excluded], { gitDir: this.gitDir }),
     );
     const [already, bytes] = await Promise.all([stored, made.catch((err: unknown) => err)]);
-    if (already) return;
+    const todo = commits.filter((_, i) => !already[i]);
+    if (todo.length === 0) return;
     if (!(bytes instanceof Uint8Array)) {
       if (bytes instanceof GitError && /empty bundle/i.test(bytes.stderr)) {
         throw new WorkspaceError(
-          `mission ${this.missionId}: nothing to publish for commit ${commit}: it is already contained in ${since.join(", ")}`,
+          `mission ${this.missionId}: nothing to publish for commit ${commits.join(", ")}: it is already contained in ${since.join(", ")}`,
         );
       }
       throw bytes;
     }
-    for (const p of parseBundleHeader(bytes).prerequisites) {
-      if (!(await this.store.has(this.missionId, p))) {
+    await this.#checkPrerequisites(commits.at(-1)!, bytes);
+    if (commits.length === 1 || bytes.byteLength * todo.length <= SHARED_BUNDLE_MAX_BYTES) {
+      await Promise.all(todo.map((c) => this.store.put(this.missionId, c, bytes)));
+      return;
+    }
+    for (const [i, c] of commits.entries()) {
+      if (already[i]) continue;
+      const before = i > 0 ? [commits[i - 1]!] : since;
+      const own = await runGitBytes(
+        ["bundle", "create", "-q", "-", refs[i]!, ...before.map((s) => `^${s}`)],
+        { gitDir: this.gitDir },
+      );
+      await this.store.put(this.missionId, c, own);
+    }
+  }
+
+  async #checkPrerequisites(commit: CommitId, bytes: Uint8Array): Promise<void> {
+    const prerequisites = parseBundleHeader(bytes).prerequisites;
+    const stored = await Promise.all(prerequisites.map((p) => this.store.has(this.missionId, p)));
+    for (const [i, p] of prerequisites.entries()) {
+      if (!stored[i]) {
         throw new WorkspaceError(
           `mission ${this.missionId}: the bundle of ${commit} needs commit ${p}, which has no bundle of its own in ${BUNDLE_BUCKET}`,
           `publish ${p} first, or pass a published commit in \`since\``,
         );
       }
     }
-    await this.store.put(this.missionId, commit, bytes);
   }
 
-  async setRef(ref: string, commit: CommitId): Promise<void> {
-    await this.git(["update-ref", "--no-deref", ref, commit]);
+  setRef(ref: string, commit: CommitId): Promise<void> {
+    return this.#pipes.updateRefs([{ ref, commit }]);
+  }
+
+  /** Several refs moved in one transaction (all or none). */
+  setRefs(updates: ReadonlyArray<{ ref: string; commit: CommitId }>): Promise<void> {
+    return this.#pipes.updateRefs(updates);
   }
 
   /** The commit a ref names, or null when there is no such ref. */
@@ -184,6 +292,7 @@ export class MissionRepo {
   /** Delete the cache repository (the mission ended); a later open() makes a new one. */
   async remove(): Promise<void> {
     open.delete(this.gitDir);
+    await this.#pipes.close();
     await rm(this.gitDir, { recursive: true, force: true });
   }
 
@@ -210,9 +319,13 @@ export class MissionRepo {
       throw this.#refused(commit, (err as Error).message);
     }
     const want = bundleRef(commit);
-    if (refs.length !== 1 || refs[0]!.ref !== want || refs[0]!.commit !== commit) {
+    const own = (r: { ref: string; commit: string }) => r.ref === bundleRef(r.commit);
+    if (!refs.some((r) => r.ref === want && r.commit === commit) || !refs.every(own)) {
       const got = refs.map((r) => `${r.ref} at ${r.commit}`).join(", ") || "no refs";
-      throw this.#refused(commit, `it must carry only ${want} at ${commit}, it carries ${got}`);
+      throw this.#refused(
+        commit,
+        `it must carry only refs/squad/bundle/<c> at c, among them ${want} at ${commit}; it carries ${got}`,
+      );
     }
     return bytes;
   }
