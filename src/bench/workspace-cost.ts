@@ -6,8 +6,10 @@
  * are the workspace's own). Each round, two attempts start from the same
  * head (two parallel tasks), each changes one file of its own and commits;
  * the first is integrated by fast-forward, the second by a rebase onto the
- * first. A third cache repository (another replica) then fetches the new
- * head, as the next attempt on another machine would.
+ * first: one at a time in even rounds, both in one merge-queue pass (as the
+ * queue does with attempts waiting together) in odd ones. A third cache
+ * repository (another replica) then fetches the new head, as the next
+ * attempt on another machine would.
  *
  * The worker side is measured twice in the same rounds, in alternating
  * order: with its slots reusing what their last attempt proved (the
@@ -24,7 +26,7 @@ import { connect } from "@nats-io/transport-node";
 import { prepareCheckout, type KnownCheckout } from "../workspace/attempt-checkout.ts";
 import { bundleLimitsFromEnv, openBundleStore } from "../workspace/bundle-store.ts";
 import { makeMissionBase } from "../workspace/mission-base.ts";
-import { integrateAttempt } from "../workspace/mission-integrator.ts";
+import { integrateAttempt, integrateChain } from "../workspace/mission-integrator.ts";
 import type { MergeRequest } from "../workspace/merge-queue.ts";
 import { MissionRepo } from "../workspace/mission-repo.ts";
 import { startBenchNatsServer } from "./nats-server.ts";
@@ -56,6 +58,8 @@ export interface WorkspaceCostSamples extends WorkerSamples {
   integrateFastForward: number[];
   /** Fetch the commit, merge-tree onto the head, recommit, publish, move the branch. */
   integrateRebase: number[];
+  /** Both attempts of a round in one pass (a fast-forward and a rebase): ms per attempt. */
+  integratePass: number[];
   /** Another replica's cache fetching the new head (an incremental bundle chain). */
   fetch: number[];
   /** Size of the base bundle and of one attempt's bundle, bytes. */
@@ -100,6 +104,7 @@ export async function workspaceCost(opts: WorkspaceCostOptions): Promise<Workspa
       reset: { checkout: [], commit: [], worker: [], noop: [] },
       integrateFastForward: [],
       integrateRebase: [],
+      integratePass: [],
       fetch: [],
       baseBundleBytes: baseBundle?.length ?? 0,
       repoBytes: opts.files * opts.fileBytes,
@@ -195,26 +200,39 @@ export async function workspaceCost(opts: WorkspaceCostOptions): Promise<Workspa
           if (again === 1) v.samples.noop.push(out.checkoutMs + out.commitMs);
         }
       }
-      for (const [k, commit] of commits.entries()) {
-        const request: MergeRequest = {
-          task_id: `t${round}-${k}`,
-          attempt: 1,
-          agent: "builder",
-          base: roundBase,
-          commit,
-          verify: [],
-          timeout_s: 60,
-        };
+      const requests = commits.map((commit, k): MergeRequest => ({
+        task_id: `t${round}-${k}`,
+        attempt: 1,
+        agent: "builder",
+        base: roundBase,
+        commit,
+        verify: [],
+        timeout_s: 60,
+      }));
+      const chainOpts = {
+        checkoutDir: path.join(dir, "merge"),
+        verify: () => Promise.resolve({ ok: true, error: "" }),
+        signal,
+      };
+      if (round % 2 === 1) {
         const t0 = performance.now();
-        const out = await integrateAttempt(orchestrator, request, head, {
-          checkoutDir: path.join(dir, "merge"),
-          verify: () => Promise.resolve({ ok: true, error: "" }),
-          signal,
-        });
+        const pass = await integrateChain(orchestrator, requests, head, chainOpts);
         const ms = performance.now() - t0;
-        if (out.kind !== "merged") throw new Error(`integration conflicted: ${out.error}`);
-        (out.fastForward ? s.integrateFastForward : s.integrateRebase).push(ms);
-        head = out.head;
+        if (pass.error !== undefined) throw pass.error;
+        for (const step of pass.steps) {
+          if (step.outcome.kind !== "merged") throw new Error("integration conflicted");
+          head = step.outcome.head;
+        }
+        s.integratePass.push(ms / requests.length);
+      } else {
+        for (const request of requests) {
+          const t0 = performance.now();
+          const out = await integrateAttempt(orchestrator, request, head, chainOpts);
+          const ms = performance.now() - t0;
+          if (out.kind !== "merged") throw new Error(`integration conflicted: ${out.error}`);
+          (out.fastForward ? s.integrateFastForward : s.integrateRebase).push(ms);
+          head = out.head;
+        }
       }
       const t0 = performance.now();
       await other.ensure(head);

@@ -81,6 +81,12 @@ export function workspaceSection(
     c.integrateRebase,
     30,
   );
+  phase(
+    "integrate.pass",
+    "orchestrator: a fast-forward and a rebase in one pass, per task",
+    c.integratePass,
+    30,
+  );
   phase("fetch", "another replica fetches the new head (bundles from the store)", c.fetch);
 
   const t = f.throughput;
@@ -143,7 +149,8 @@ export function workspaceSection(
       `head, changes one file and commits (tree-check walk, add -A, write-tree, commit-tree, a thin bundle, ` +
       `upload); the same on other slots with every checkout reset in full (SWARM_CHECKOUT_REUSE=0), in ` +
       `alternating order; a task that changes nothing is timed on the base its slot had last; ` +
-      `the first of the two is fast-forwarded, the second rebased onto it; a third cache repository then ` +
+      `the first of the two is fast-forwarded, the second rebased onto it (one at a time in even rounds, in ` +
+      `one merge-queue pass in odd ones); a third cache repository then ` +
       `fetches the new head.`,
     `Throughput: ${opts.throughput.tasks} tasks per mission on ${opts.throughput.replicas} replicas × ` +
       `${opts.throughput.concurrency} slots, the same processes for both, ${opts.throughput.rounds} ` +

@@ -22,14 +22,13 @@
  * between the merge and its event) makes the very same commit.
  *
  * Objects are read and written through the cache's long-lived git processes
- * (repo-pipes.ts); what still spawns per attempt is the unbundle of its
- * commit (in parallel for a pass) and merge-tree for a rebase, and per pass
- * one `git bundle create`.
+ * and merged by its long-lived merge-tree (repo-pipes.ts); what still
+ * spawns is, per attempt, the index-pack of its commit's bundle (in parallel
+ * for a pass) and, per pass, one `git pack-objects` for the bundle.
  */
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { MergeRequest } from "./merge-queue.ts";
-import { mergeTrees } from "./merge-tree.ts";
 import type { MissionRepo } from "./mission-repo.ts";
 
 export type IntegrationOutcome =
@@ -175,7 +174,7 @@ async function integrateOne(
       error: `its base ${parent} is not on the mission branch (head ${onto})`,
     };
   }
-  const m = await mergeTrees(repo.gitDir, onto, request.commit);
+  const m = await repo.mergeTrees(onto, request.commit);
   if (!m.clean) {
     return {
       kind: "conflicted",

@@ -11,7 +11,7 @@
  * processes (repo-pipes.ts), not a spawn each; remove() ends them first.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { BUNDLE_BUCKET, bundleObjectName, type BundleStore } from "./bundle-store.ts";
 import { parseBundleHeader } from "./bundle-header.ts";
@@ -25,6 +25,7 @@ import {
   runGitRaw,
   type GitOptions,
 } from "./git-command.ts";
+import type { MergeTreeResult } from "./merge-tree.ts";
 import { RepoPipes, type ObjectInfo } from "./repo-pipes.ts";
 import { WorkspaceError } from "./workspace-errors.ts";
 import { CommitId, ID_PATTERN } from "../schema/identifiers.ts";
@@ -96,6 +97,11 @@ export class MissionRepo {
     const o = await this.#pipes.contents(`${CommitId.parse(commit)}^{commit}`);
     if (!o) throw new WorkspaceError(`mission ${this.missionId}: no commit ${commit} in the cache`);
     return o.data.toString();
+  }
+
+  /** Merge `theirs` into `ours` without a working tree (merge-tree.ts), in a long-lived git. */
+  mergeTrees(ours: CommitId, theirs: CommitId): Promise<MergeTreeResult> {
+    return this.#pipes.mergeTrees(ours, theirs);
   }
 
   /** Write a commit object from its text (checked by git); its id. */
@@ -203,13 +209,9 @@ export class MissionRepo {
   async publishAll(commits: readonly CommitId[], since: readonly CommitId[]): Promise<void> {
     for (const c of commits) CommitId.parse(c);
     if (commits.length === 0) return;
-    const refs = commits.map((c) => bundleRef(c));
-    const excluded = since.filter((s) => !commits.includes(s)).map((s) => `^${s}`);
     // Asking the store and making the bundle at once: a fresh commit is (almost) never there.
     const stored = Promise.all(commits.map((c) => this.store.has(this.missionId, c)));
-    const made = this.setRefs(commits.map((c) => ({ ref: bundleRef(c), commit: c }))).then(() =>
-      runGitBytes(["bundle", "create", "-q", "-", ...refs, ...excluded], { gitDir: this.gitDir }),
-    );
+    const made = this.#bundle(commits, since);
     const [already, bytes] = await Promise.all([stored, made.catch((err: unknown) => err)]);
     const todo = commits.filter((_, i) => !already[i]);
     if (todo.length === 0) return;
@@ -228,11 +230,7 @@ export class MissionRepo {
     }
     for (const [i, c] of commits.entries()) {
       if (already[i]) continue;
-      const before = i > 0 ? [commits[i - 1]!] : since;
-      const own = await runGitBytes(
-        ["bundle", "create", "-q", "-", refs[i]!, ...before.map((s) => `^${s}`)],
-        { gitDir: this.gitDir },
-      );
+      const own = await this.#bundle([c], i > 0 ? [commits[i - 1]!] : since);
       await this.store.put(this.missionId, c, own);
     }
   }
@@ -330,22 +328,77 @@ export class MissionRepo {
     return bytes;
   }
 
+  /**
+   * Index the bundle's pack straight from memory (`index-pack --stdin
+   * --fix-thin`, what `git bundle unbundle` runs after writing it to a file:
+   * one process instead of two). Its prerequisites must be here (checked
+   * first, as unbundle does); the commit it is named for must be in it.
+   */
   async #apply(commit: CommitId, bytes: Uint8Array): Promise<void> {
-    const tmpDir = path.join(this.gitDir, "squad-tmp");
-    await mkdir(tmpDir, { recursive: true });
-    const file = path.join(
-      tmpDir,
-      `${commit}-${process.pid}-${randomBytes(4).toString("hex")}.bundle`,
-    );
-    await writeFile(file, bytes);
+    let prerequisites: string[];
     try {
-      await runGit(["bundle", "unbundle", file], { gitDir: this.gitDir });
+      prerequisites = parseBundleHeader(bytes).prerequisites;
     } catch (err) {
       throw this.#refused(commit, (err as Error).message);
-    } finally {
-      await rm(file, { force: true });
+    }
+    const here = await Promise.all(prerequisites.map((p) => this.has(p)));
+    const lacking = prerequisites.filter((_, i) => !here[i]);
+    if (lacking.length > 0) {
+      throw this.#refused(commit, `it needs commits this cache lacks: ${lacking.join(", ")}`);
+    }
+    const header = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf("\n\n");
+    try {
+      await runGit(["index-pack", "--stdin", "--fix-thin"], {
+        gitDir: this.gitDir,
+        input: bytes.subarray(header + 2),
+      });
+    } catch (err) {
+      throw this.#refused(commit, (err as Error).message);
     }
     if (!(await this.has(commit))) throw this.#refused(commit, "it does not contain that commit");
+  }
+
+  /**
+   * The bundle of `commits` without `since`. When every commit's parents are
+   * among them or in `since` (an attempt on its base, a merge queue's pass),
+   * its prerequisites are exactly those parents and the bundle is written
+   * here around one `git pack-objects` (what `git bundle create` runs, with
+   * a rev-list of its own before: one process instead of two or three).
+   * Anything else (a base with history) is `git bundle create`'s.
+   */
+  async #bundle(commits: readonly CommitId[], since: readonly CommitId[]): Promise<Uint8Array> {
+    const mine = new Set(commits);
+    const before = new Set(since);
+    const prerequisites = new Set<string>();
+    let line = since.length > 0;
+    for (const c of line ? commits : []) {
+      const text = await this.readCommit(c);
+      const head = text.slice(0, Math.max(0, text.indexOf("\n\n")));
+      const parents = [...head.matchAll(/^parent ([0-9a-f]{40})$/gm)].map((m) => m[1]!);
+      if (parents.length === 0 || parents.some((p) => !mine.has(p) && !before.has(p))) {
+        line = false;
+        break;
+      }
+      for (const p of parents) if (!mine.has(p)) prerequisites.add(p);
+    }
+    const excluded = since.filter((s) => !mine.has(s)).map((s) => `^${s}`);
+    if (!line) {
+      const refs = commits.map((c) => bundleRef(c));
+      await this.setRefs(commits.map((c) => ({ ref: bundleRef(c), commit: c })));
+      return runGitBytes(["bundle", "create", "-q", "-", ...refs, ...excluded], {
+        gitDir: this.gitDir,
+      });
+    }
+    const pack = await runGitBytes(
+      ["pack-objects", "--stdout", "--thin", "--delta-base-offset", "--revs", "-q"],
+      { gitDir: this.gitDir, input: [...commits, ...excluded, ""].join("\n") },
+    );
+    const header =
+      "# v2 git bundle\n" +
+      [...prerequisites].map((p) => `-${p}\n`).join("") +
+      commits.map((c) => `${c} ${bundleRef(c)}\n`).join("") +
+      "\n";
+    return Buffer.concat([Buffer.from(header), pack]);
   }
 
   #refused(commit: CommitId, why: string): WorkspaceError {

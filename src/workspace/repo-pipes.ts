@@ -4,12 +4,14 @@
  * are read by `cat-file --batch-command` (which looks for packs again when an
  * object is not found, so it sees what a later unbundle brought), refs are
  * moved in transactions by `update-ref --stdin -z`, and commit objects are
- * written (and checked) by `hash-object -w -t commit --stdin-paths`.
+ * written (and checked) by `hash-object -w -t commit --stdin-paths`, and
+ * merges made by `merge-tree --stdin` (merge-tree.ts).
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { GitPipe, readLine } from "./git-pipe.ts";
+import { mergeTreeRequest, readMergeTreeAnswer, type MergeTreeResult } from "./merge-tree.ts";
 
 const OID = /^[0-9a-f]{40}$/;
 
@@ -32,6 +34,7 @@ export class RepoPipes {
   readonly #reader: GitPipe;
   readonly #refs: GitPipe;
   readonly #hasher: GitPipe;
+  readonly #merger: GitPipe;
 
   constructor(gitDir: string) {
     this.#gitDir = gitDir;
@@ -39,6 +42,7 @@ export class RepoPipes {
     this.#reader = new GitPipe(["cat-file", "--batch-command"], opts);
     this.#refs = new GitPipe(["update-ref", "--no-deref", "--stdin", "-z"], opts);
     this.#hasher = new GitPipe(["hash-object", "-w", "-t", "commit", "--stdin-paths"], opts);
+    this.#merger = new GitPipe(["merge-tree", "--stdin", "--name-only", "--messages", "-z"], opts);
   }
 
   /** The object `name` (an id or `<id>^{commit}`, `<id>^`...) resolves to, or null. */
@@ -107,9 +111,15 @@ export class RepoPipes {
     }
   }
 
+  /** Merge `theirs` into `ours` (merge-tree.ts's mergeTrees, without a spawn). */
+  mergeTrees(ours: string, theirs: string): Promise<MergeTreeResult> {
+    return this.#merger.request(mergeTreeRequest(ours, theirs), readMergeTreeAnswer);
+  }
+
   /** End the processes (before the repository is removed). */
   async close(): Promise<void> {
-    await Promise.all([this.#reader.close(), this.#refs.close(), this.#hasher.close()]);
+    const pipes = [this.#reader, this.#refs, this.#hasher, this.#merger];
+    await Promise.all(pipes.map((p) => p.close()));
   }
 }
 

@@ -14,6 +14,7 @@ import {
   branchRef,
   createMissionIntegrator,
   integrateAttempt,
+  integrateChain,
   shellVerifier,
 } from "../../src/workspace/mission-integrator.ts";
 import { MissionRepo } from "../../src/workspace/mission-repo.ts";
@@ -123,6 +124,71 @@ describe("integrateAttempt (real git, real object store)", () => {
     expect(again).toMatchObject({ kind: "merged", merged });
   });
 
+  it("integrates a queue's waiting attempts in one pass: each onto the head before it, verify on each merged tree, one bundle", async () => {
+    const { orch, base, attempt } = await setup("m-pass");
+    const a = await attempt(base, { "a.txt": "ONE\ntwo\nthree\n" });
+    const b = await attempt(base, { "b.txt": "B\n" });
+    const c = await attempt(base, { "a.txt": "uno\ntwo\nthree\n" });
+    const d = await attempt(base, { "d.txt": "D\n" });
+    const requests = [
+      request("a", base, a),
+      request("b", base, b, ["grep -q ONE a.txt"]),
+      request("c", base, c),
+      // d's merged tree holds a's and b's changes: its verify sees them.
+      request("d", base, d, ["grep -q ONE a.txt", "test -f b.txt", "test -f d.txt"]),
+    ];
+    const pass = await integrateChain(orch, requests, base, opts("m-pass"));
+    expect(pass.error).toBeUndefined();
+    const [sa, sb, sc, sd] = pass.steps;
+    expect(sa).toMatchObject({
+      onto: base,
+      outcome: { kind: "merged", merged: a, fastForward: true },
+    });
+    expect(sb).toMatchObject({ onto: a, outcome: { kind: "merged", fastForward: false } });
+    const mb = sb!.outcome.kind === "merged" ? sb!.outcome.merged : "";
+    expect(sc).toMatchObject({ onto: mb, outcome: { kind: "conflicted", files: ["a.txt"] } });
+    expect(sd).toMatchObject({ onto: mb, outcome: { kind: "merged", fastForward: false } });
+    const md = sd!.outcome.kind === "merged" ? sd!.outcome.merged : "";
+    expect(await orch.git(["rev-parse", `${md}^`])).toBe(mb);
+    expect(await orch.readRef(branchRef("m-pass"))).toBe(md);
+    expect(await orch.readRef(attemptRef("c", 1))).toBe(c);
+    // One bundle for the pass's rebased commits, under each of their names.
+    const [bytesB, bytesD] = await Promise.all([store.get("m-pass", mb), store.get("m-pass", md)]);
+    expect(Buffer.from(bytesB!).equals(Buffer.from(bytesD!))).toBe(true);
+    const other = await MissionRepo.open(path.join(root, "other-pass"), "m-pass", store);
+    await other.ensure(mb);
+    expect(await other.has(md)).toBe(true);
+    // The same pass again (an orchestrator resumed mid-merge) makes the very same commits.
+    const again = await integrateChain(orch, requests.slice(1), a, opts("m-pass"));
+    expect(again.steps.map((s) => (s.outcome.kind === "merged" ? s.outcome.merged : "x"))).toEqual([
+      mb,
+      "x",
+      md,
+    ]);
+  });
+
+  it("a verify that fails on its merged tree in a pass leaves the head for the next attempt", async () => {
+    const { orch, base, attempt } = await setup("m-pass-verify");
+    const a = await attempt(base, { "a.txt": "A\n" });
+    const b = await attempt(base, { "n.txt": "N\n" });
+    const c = await attempt(base, { "c.txt": "C\n" });
+    const pass = await integrateChain(
+      orch,
+      [
+        request("a", base, a),
+        request("b", base, b, ["test -f nothing"]),
+        request("c", base, c, ["test -f c.txt", "test ! -f n.txt"]),
+      ],
+      base,
+      opts("m-pass-verify"),
+    );
+    expect(pass.steps.map((s) => `${s.outcome.kind} onto ${s.onto === a ? "a" : s.onto}`)).toEqual([
+      `merged onto ${base}`,
+      "conflicted onto a",
+      "merged onto a",
+    ]);
+  });
+
   it("reports a conflict with its files, and a verify that fails on the merged tree", async () => {
     const { orch, base, attempt } = await setup("m-conflict");
     const a = await attempt(base, { "a.txt": "one\nTWO from a\nthree\n" });
@@ -230,5 +296,48 @@ describe("the integrator's queue", () => {
     });
     expect(mb!.payload).toMatchObject({ commit: b, onto: a, fast_forward: false });
     expect(ma!.id).toBe("m-queue.a.1.merged");
+  });
+
+  it("goes on onto the head its answers lead to before the machine applied them", async () => {
+    const { base, attempt } = await setup("m-pipeline");
+    const a = await attempt(base, { "a.txt": "A\ntwo\nthree\n" });
+    const b = await attempt(base, { "b.txt": "B\n" });
+    const c = await attempt(base, { "c.txt": "C\n" });
+    // A machine that lags: it has applied none of the answers yet.
+    const view = { head: base, merging: [mergeKey("a", 1), mergeKey("b", 1)], final: false };
+    const events: Array<SquadEvent & { payload: Record<string, unknown> }> = [];
+    const waiters: Array<{ n: number; resolve: () => void }> = [];
+    const published = (n: number) =>
+      new Promise<void>((resolve) => {
+        if (events.length >= n) resolve();
+        else waiters.push({ n, resolve });
+      });
+    const integrator = createMissionIntegrator({
+      cacheRoot: path.join(root, "orchestrator-p"),
+      checkoutRoot: path.join(root, "checkouts-p"),
+      store: async () => store,
+      log: silentLogger,
+      verify: noSandbox,
+      publish: async (e) => {
+        events.push(e as SquadEvent & { payload: Record<string, unknown> });
+        for (const w of waiters) if (events.length >= w.n) w.resolve();
+      },
+    });
+    const read = (): MissionView => ({ ...view, merging: [...view.merging] });
+    integrator.request("m-pipeline", request("a", base, a), read);
+    integrator.request("m-pipeline", request("b", base, b), read);
+    await published(2);
+    // c's result arrives; the answers for a and b have not come back through the feed.
+    view.merging.push(mergeKey("c", 1));
+    integrator.request("m-pipeline", request("c", base, c), read);
+    await published(3);
+    await integrator.stop();
+    expect(events.map((e) => `${e.type} ${e.task_id}`)).toEqual([
+      "task_merged a",
+      "task_merged b",
+      "task_merged c",
+    ]);
+    expect(events[1]!.payload.onto).toBe(a);
+    expect(events[2]!.payload.onto).toBe(events[1]!.payload.head);
   });
 });
