@@ -144,7 +144,36 @@ async function publishSteps(repo: MissionRepo, onto: string, steps: readonly Cha
   for (const [i, c] of fastForwards.entries()) {
     if (!stored[i]) await repo.publish(c, [onto, ...fastForwards.slice(0, i)]);
   }
-  if (rebased.length > 0) await repo.publishAll(rebased, [onto, ...fastForwards]);
+  if (rebased.length === 0) return;
+  const floor = await oldestBase(
+    repo,
+    onto,
+    steps.map((s) => s.request.base),
+  );
+  if (floor) {
+    // From the pass's oldest base: the replicas that ran these attempts have it.
+    await repo.publishAll(rebased, [floor.base], [...floor.through, ...fastForwards]);
+  } else {
+    await repo.publishAll(rebased, [onto, ...fastForwards]);
+  }
+}
+
+/**
+ * The oldest of `bases` on the branch below `onto` (first parents, at most
+ * 32 back) and the commits after it up to `onto`, oldest first; null when
+ * `onto` is the only one (or none is that near).
+ */
+async function oldestBase(repo: MissionRepo, onto: string, bases: readonly string[]) {
+  const wanted = new Set(bases);
+  const line: string[] = [];
+  let found: { base: string; through: string[] } | null = null;
+  let at: string | undefined = onto;
+  for (let steps = 0; at && wanted.size > 0 && steps <= 32; steps++) {
+    if (wanted.delete(at)) found = { base: at, through: [...line].reverse() };
+    line.push(at);
+    at = /^parent ([0-9a-f]{40})$/m.exec(await repo.readCommit(at))?.[1];
+  }
+  return found && found.base !== onto ? found : null;
 }
 
 async function integrateOne(

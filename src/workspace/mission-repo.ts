@@ -205,14 +205,34 @@ export class MissionRepo {
    * each commit's name, so a replica fetching any of them (a dispatch on an
    * intermediate head) or the last (usually) downloads and unbundles once.
    * When that bundle is large, each commit gets its own incremental bundle.
+   *
+   * `through`: commits already published, between `since` and the first of
+   * `commits`, carried too (not named): a replica still at `since` then
+   * downloads one bundle instead of a chain. Left out when that makes the
+   * bundle large.
    */
-  async publishAll(commits: readonly CommitId[], since: readonly CommitId[]): Promise<void> {
+  async publishAll(
+    commits: readonly CommitId[],
+    since: readonly CommitId[],
+    through: readonly CommitId[] = [],
+  ): Promise<void> {
     for (const c of commits) CommitId.parse(c);
     if (commits.length === 0) return;
     // Asking the store and making the bundle at once: a fresh commit is (almost) never there.
     const stored = Promise.all(commits.map((c) => this.store.has(this.missionId, c)));
-    const made = this.#bundle(commits, since);
-    const [already, bytes] = await Promise.all([stored, made.catch((err: unknown) => err)]);
+    const made = this.#bundle(commits, since, through);
+    const [already, made1] = await Promise.all([stored, made.catch((err: unknown) => err)]);
+    let bytes = made1;
+    let from = since;
+    if (
+      bytes instanceof Uint8Array &&
+      through.length > 0 &&
+      bytes.byteLength > SHARED_BUNDLE_MAX_BYTES / 4
+    ) {
+      // Too much to carry again: only what is new, from the last commit `through`.
+      from = [through.at(-1)!];
+      bytes = await this.#bundle(commits, from).catch((err: unknown) => err);
+    }
     const todo = commits.filter((_, i) => !already[i]);
     if (todo.length === 0) return;
     if (!(bytes instanceof Uint8Array)) {
@@ -230,7 +250,7 @@ export class MissionRepo {
     }
     for (const [i, c] of commits.entries()) {
       if (already[i]) continue;
-      const own = await this.#bundle([c], i > 0 ? [commits[i - 1]!] : since);
+      const own = await this.#bundle([c], i > 0 ? [commits[i - 1]!] : from);
       await this.store.put(this.missionId, c, own);
     }
   }
@@ -366,12 +386,16 @@ export class MissionRepo {
    * a rev-list of its own before: one process instead of two or three).
    * Anything else (a base with history) is `git bundle create`'s.
    */
-  async #bundle(commits: readonly CommitId[], since: readonly CommitId[]): Promise<Uint8Array> {
-    const mine = new Set(commits);
+  async #bundle(
+    commits: readonly CommitId[],
+    since: readonly CommitId[],
+    through: readonly CommitId[] = [],
+  ): Promise<Uint8Array> {
+    const mine = new Set([...through, ...commits]);
     const before = new Set(since);
     const prerequisites = new Set<string>();
     let line = since.length > 0;
-    for (const c of line ? commits : []) {
+    for (const c of line ? mine : []) {
       const text = await this.readCommit(c);
       const head = text.slice(0, Math.max(0, text.indexOf("\n\n")));
       const parents = [...head.matchAll(/^parent ([0-9a-f]{40})$/gm)].map((m) => m[1]!);
@@ -391,7 +415,7 @@ export class MissionRepo {
     }
     const pack = await runGitBytes(
       ["pack-objects", "--stdout", "--thin", "--delta-base-offset", "--revs", "-q"],
-      { gitDir: this.gitDir, input: [...commits, ...excluded, ""].join("\n") },
+      { gitDir: this.gitDir, input: [...mine, ...excluded, ""].join("\n") },
     );
     const header =
       "# v2 git bundle\n" +

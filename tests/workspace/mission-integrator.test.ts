@@ -18,6 +18,7 @@ import {
   shellVerifier,
 } from "../../src/workspace/mission-integrator.ts";
 import { MissionRepo } from "../../src/workspace/mission-repo.ts";
+import { parseBundleHeader } from "../../src/workspace/bundle-header.ts";
 import { startNatsServer, type NatsServerHandle } from "../helpers/nats-server.ts";
 import { commitFiles } from "./repo-fixtures.ts";
 
@@ -165,6 +166,29 @@ describe("integrateAttempt (real git, real object store)", () => {
       "x",
       md,
     ]);
+  });
+
+  it("a later pass's bundle starts at its attempts' base: a replica still there downloads one bundle", async () => {
+    const { orch, base, attempt } = await setup("m-pass-floor");
+    const a = await attempt(base, { "a.txt": "A\n" });
+    const b = await attempt(base, { "n.txt": "N\n" });
+    const c = await attempt(base, { "c.txt": "C\n" });
+    await integrateChain(orch, [request("a", base, a)], base, opts("m-pass-floor"));
+    const pass = await integrateChain(
+      orch,
+      [request("b", base, b), request("c", base, c)],
+      a,
+      opts("m-pass-floor"),
+    );
+    const heads = pass.steps.map((s) => (s.outcome.kind === "merged" ? s.outcome.merged : ""));
+    const bytes = await store.get("m-pass-floor", heads[1]!);
+    expect(parseBundleHeader(bytes!).prerequisites).toEqual([base]);
+    // A replica that has only the base (it ran b): one download brings a, b's and c's merges.
+    const replica = await MissionRepo.open(path.join(root, "replica-floor"), "m-pass-floor", store);
+    await replica.ensure(base);
+    await replica.ensure(heads[1]!);
+    expect(await replica.has(a)).toBe(true);
+    expect(await replica.has(heads[0]!)).toBe(true);
   });
 
   it("a verify that fails on its merged tree in a pass leaves the head for the next attempt", async () => {
