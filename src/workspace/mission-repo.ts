@@ -84,7 +84,7 @@ export class MissionRepo {
 
   /** Is `commit` (and so all its history) in this cache? */
   async has(commit: CommitId): Promise<boolean> {
-    return (await this.#pipes.info(`${CommitId.parse(commit)}^{commit}`)) !== null;
+    return (await this.#pipes.info(`${commit}^{commit}`)) !== null;
   }
 
   /** The object a name resolves to (`<id>^`, `<id>^{tree}`...), or null. */
