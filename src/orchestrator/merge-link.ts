@@ -69,7 +69,7 @@ export function linkRunners(integrator: MissionIntegrator): MergeLink {
   return {
     integrate: (runner, cmd) =>
       integrator.request(runner.id, mergeRequest(cmd), () => missionView(runner)),
-    stepped: (runner) => integrator.poke(runner.id),
+    stepped: (runner) => integrator.poke(runner.id, () => missionView(runner)),
     release: (runner) => integrator.forget(runner.id),
   };
 }

@@ -115,8 +115,15 @@ export interface MissionIntegratorOptions {
 export interface MissionIntegrator {
   /** An integrate command; `view` reads the mission machine's state (head, merging). */
   request(missionId: string, request: MergeRequest, view: () => MissionView): void;
-  /** The machine's view of the mission changed: maybe the next integration can start. */
-  poke(missionId: string): void;
+  /**
+   * The machine's view of the mission changed: maybe the next integration can
+   * start. With `view`, a mission with a workspace and nothing queued yet gets
+   * its cache ready (the bundle store opened, the head fetched) while its
+   * first tasks run, not on its first merge's path.
+   */
+  poke(missionId: string, view?: () => MissionView): void;
+  /** The work running for the mission (a pass, or readying its cache) is over (for tests). */
+  settled(missionId: string): Promise<void>;
   /** This process no longer drives the mission: drop its queue; a running integration publishes nothing. */
   forget(missionId: string): void;
   /** Stop: no new integration; running ones are aborted (nothing published) and awaited. */
@@ -140,6 +147,19 @@ export function createMissionIntegrator(opts: MissionIntegratorOptions): Mission
   const stopper = new AbortController();
   const retryMs = opts.retryMs ?? 1000;
   const maxTries = opts.maxTries ?? 5;
+
+  /** Missions whose cache was readied (once each, see poke). */
+  const readied = new Set<string>();
+
+  async function ready(missionId: string, head: string): Promise<void> {
+    try {
+      const repo = await MissionRepo.open(opts.cacheRoot, missionId, await opts.store());
+      await repo.ensure(head);
+    } catch (err) {
+      // Only a head start: the first pass does the same and reports what fails.
+      log.debug({ mission: missionId, err: errorMessage(err) }, "could not ready the cache");
+    }
+  }
 
   function pump(missionId: string): void {
     const entry = entries.get(missionId);
@@ -257,10 +277,22 @@ export function createMissionIntegrator(opts: MissionIntegratorOptions): Mission
       entry.queue = addRequest(entry.queue, request);
       pump(missionId);
     },
-    poke(missionId) {
+    poke(missionId, view) {
+      if (view && !entries.has(missionId) && !jobs.has(missionId) && !readied.has(missionId)) {
+        const v = view();
+        if (v.head !== null && !v.final && !stopper.signal.aborted) {
+          readied.add(missionId);
+          const job = ready(missionId, v.head).finally(() => {
+            if (jobs.get(missionId) === job) jobs.delete(missionId);
+          });
+          jobs.set(missionId, job);
+        }
+      }
       pump(missionId);
     },
+    settled: (missionId) => (jobs.get(missionId) ?? Promise.resolve()).catch(() => undefined),
     forget(missionId) {
+      readied.delete(missionId);
       const entry = entries.get(missionId);
       if (entry?.timer) clearTimeout(entry.timer);
       entries.delete(missionId);

@@ -364,4 +364,28 @@ describe("the integrator's queue", () => {
     expect(events[1]!.payload.onto).toBe(a);
     expect(events[2]!.payload.onto).toBe(events[1]!.payload.head);
   });
+
+  it("readies a mission's cache (the head fetched) when poked with a view, before its first merge", async () => {
+    const { base } = await setup("m-ready");
+    const cacheRoot = path.join(root, "orchestrator-r");
+    const integrator = createMissionIntegrator({
+      cacheRoot,
+      checkoutRoot: path.join(root, "checkouts-r"),
+      store: async () => store,
+      log: silentLogger,
+      verify: noSandbox,
+      publish: async () => undefined,
+    });
+    const view = (): MissionView => ({ head: base, merging: [], final: false });
+    integrator.poke("m-ready", view);
+    integrator.poke("m-ready", view); // once per mission
+    await integrator.settled("m-ready");
+    const cache = await MissionRepo.open(cacheRoot, "m-ready", store);
+    expect(await cache.has(base)).toBe(true);
+    // A mission without a workspace, or over, gets no cache.
+    integrator.poke("m-none", () => ({ head: null, merging: [], final: false }));
+    integrator.poke("m-over", () => ({ head: base, merging: [], final: true }));
+    expect(integrator.running()).toBe(0);
+    await integrator.stop();
+  });
 });
