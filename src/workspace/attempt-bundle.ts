@@ -8,18 +8,13 @@
  * from one `git diff --raw --numstat`. Both run at once, with the store's
  * checks.
  */
-import { bundleRef, type MissionRepo } from "./mission-repo.ts";
+import { bundleRef, packedBundle, type MissionRepo } from "./mission-repo.ts";
 import { parseDiffChanges } from "./changes.ts";
-import { runGitBytes, runGitRaw } from "./git-command.ts";
+import { runGitRaw } from "./git-command.ts";
 import { WorkspaceError } from "./workspace-errors.ts";
 import { BUNDLE_BUCKET } from "./bundle-store.ts";
 import type { CommitId } from "../schema/identifiers.ts";
 import type { Changes } from "../schema/result.ts";
-
-/** The bundle header of `commit` needing only `base` (pure). */
-export function attemptBundleHeader(commit: CommitId, base: CommitId): string {
-  return `# v2 git bundle\n-${base}\n${commit} ${bundleRef(commit)}\n\n`;
-}
 
 /**
  * Upload the bundle of `commit` (whose only parent is `base`) unless the
@@ -31,13 +26,14 @@ export async function publishAttemptCommit(
   commit: CommitId,
   base: CommitId,
 ): Promise<void> {
-  const [stored, baseStored, pack] = await Promise.all([
+  const [stored, baseStored, bundle] = await Promise.all([
     repo.store.has(repo.missionId, commit),
     repo.store.has(repo.missionId, base),
-    runGitBytes(["pack-objects", "--revs", "--stdout", "--thin", "--delta-base-offset", "-q"], {
-      gitDir: repo.gitDir,
-      input: `${commit}\n^${base}\n`,
-    }),
+    packedBundle(
+      repo.gitDir,
+      { prerequisites: [base], refs: [{ commit, ref: bundleRef(commit) }] },
+      [commit, `^${base}`],
+    ),
   ]);
   if (stored) return;
   if (!baseStored) {
@@ -46,8 +42,7 @@ export async function publishAttemptCommit(
       "publish the base first",
     );
   }
-  const header = Buffer.from(attemptBundleHeader(commit, base), "latin1");
-  await repo.store.put(repo.missionId, commit, Buffer.concat([header, pack]));
+  await repo.store.put(repo.missionId, commit, bundle);
 }
 
 /** What `commit` changed against `base`, per file (renames detected), from one git process. */

@@ -34,3 +34,13 @@ export function parseBundleHeader(bytes: Uint8Array): BundleHeader {
   }
   return header;
 }
+
+/** A v2 bundle header for `h` (what `git bundle create` writes before the pack). Pure. */
+export function formatBundleHeader(h: BundleHeader): string {
+  return (
+    "# v2 git bundle\n" +
+    h.prerequisites.map((p) => `-${p}\n`).join("") +
+    h.refs.map((r) => `${r.commit} ${r.ref}\n`).join("") +
+    "\n"
+  );
+}

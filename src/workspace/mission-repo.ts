@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { BUNDLE_BUCKET, bundleObjectName, type BundleStore } from "./bundle-store.ts";
-import { parseBundleHeader } from "./bundle-header.ts";
+import { formatBundleHeader, parseBundleHeader, type BundleHeader } from "./bundle-header.ts";
 import { parseChanges } from "./changes.ts";
 import { LOG_FORMAT, parseCommitLog, type CommitLogEntry } from "./commit-log.ts";
 import {
@@ -413,16 +413,14 @@ export class MissionRepo {
         gitDir: this.gitDir,
       });
     }
-    const pack = await runGitBytes(
-      ["pack-objects", "--stdout", "--thin", "--delta-base-offset", "--revs", "-q"],
-      { gitDir: this.gitDir, input: [...mine, ...excluded, ""].join("\n") },
+    return packedBundle(
+      this.gitDir,
+      {
+        prerequisites: [...prerequisites],
+        refs: commits.map((c) => ({ commit: c, ref: bundleRef(c) })),
+      },
+      [...mine, ...excluded],
     );
-    const header =
-      "# v2 git bundle\n" +
-      [...prerequisites].map((p) => `-${p}\n`).join("") +
-      commits.map((c) => `${c} ${bundleRef(c)}\n`).join("") +
-      "\n";
-    return Buffer.concat([Buffer.from(header), pack]);
   }
 
   #refused(commit: CommitId, why: string): WorkspaceError {
@@ -430,6 +428,24 @@ export class MissionRepo {
       `mission ${this.missionId}: refused the bundle ${bundleObjectName(this.missionId, commit)}: ${why}`,
     );
   }
+}
+
+/**
+ * A bundle written around one `git pack-objects --revs --thin` of `revs`
+ * (tips and `^excluded`), with `header`'s prerequisites and refs: what `git
+ * bundle create` writes, without its ref updates and rev-list. The caller
+ * vouches that the prerequisites are exactly what the pack leaves out.
+ */
+export async function packedBundle(
+  gitDir: string,
+  header: BundleHeader,
+  revs: readonly string[],
+): Promise<Buffer> {
+  const pack = await runGitBytes(
+    ["pack-objects", "--stdout", "--thin", "--delta-base-offset", "--revs", "-q"],
+    { gitDir, input: [...revs, ""].join("\n") },
+  );
+  return Buffer.concat([Buffer.from(formatBundleHeader(header), "latin1"), pack]);
 }
 
 async function initRepo(gitDir: string): Promise<void> {
