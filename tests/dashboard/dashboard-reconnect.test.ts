@@ -81,10 +81,17 @@ describe("the dashboard across restarts", () => {
     await page.locator('tr[data-mission-id="m-after-start"]').waitFor();
 
     // NATS restarts (same store): down on the page, then up; an event after it shows.
+    // A filter typed on the events page but not applied survives the re-render NATS coming back makes.
+    await page.locator('nav a[href="/events"]').click();
+    await page.locator("input[name=mission]").fill("m-after");
     await server.kill();
     await page.locator("#nats-status[data-state=down]").waitFor({ timeout: 30_000 });
+    const rendered = await page.evaluate(() => document.body.dataset.rendered);
     await server.restart();
     await page.locator("#nats-status[data-state=up]").waitFor({ timeout: 30_000 });
+    await page.waitForFunction((before) => document.body.dataset.rendered !== before, rendered);
+    expect(await page.locator("input[name=mission]").inputValue()).toBe("m-after");
+    await page.locator('nav a[href="/"]').click();
     await publishMission("m-after-nats-restart", "After NATS restarted");
     await page.locator('tr[data-mission-id="m-after-nats-restart"]').waitFor({ timeout: 30_000 });
 

@@ -985,8 +985,12 @@ function describe(e) {
 async function renderEvents() {
   const q = logQuery();
   const { status, body } = await getJson(`/api/events?${q}`);
-  const input = (name, placeholder) =>
-    h("input", { type: "text", name, placeholder, value: logFilter[name] });
+  // Drafts: a live re-render (NATS back up, a refetch) keeps what a person typed but did not apply.
+  const input = (name, placeholder) => {
+    const key = `filter:${name}`;
+    if (!drafts.has(key)) drafts.set(key, logFilter[name] || "");
+    return draftInput(key, { type: "text", name, placeholder });
+  };
   const inputs = [
     input("mission", "mission id"),
     input("agent", "agent"),
