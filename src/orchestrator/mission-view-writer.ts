@@ -2,7 +2,9 @@
  * The orchestrator's writer of the mission view (src/schema/mission-view.ts):
  * every admitted event of SQUAD_EVENTS, in stream order, folded into its
  * mission's summary (mission-view.ts) and written behind the event loop.
- * Writes of one mission are coalesced (one in flight; the next carries
+ * Events are folded in place into the writer's own copy (O(1) each; the
+ * counts are settled when a value is written). Writes of one mission are
+ * coalesced (one in flight, at most every `writeEveryMs`; the next carries
  * every event folded meanwhile), and are compare-and-set, so several
  * orchestrators folding the same stream converge: the value with the higher
  * `last_seq` wins. The index (active and recently finished missions, and the
@@ -19,7 +21,13 @@ import {
   type MissionViewIndex,
   type SquadEvent,
 } from "../schema/index.ts";
-import { emptyIndex, foldMissionEvent, placeInIndex } from "./mission-view.ts";
+import {
+  emptyIndex,
+  emptySummary,
+  foldMissionEventInPlace,
+  placeInIndex,
+  settleTaskCounts,
+} from "./mission-view.ts";
 
 export interface MissionViewWriter {
   /**
@@ -60,9 +68,12 @@ export function createMissionViewWriter(opts: {
   fresh?: boolean;
   /** Index written at least this often while events arrive. Default 1000 ms. */
   indexEveryMs?: number;
+  /** A mission's summary written at most this often while its events arrive (its end at once). Default 200 ms. */
+  writeEveryMs?: number;
   now?: () => Date;
 }): MissionViewWriter {
   const { store, log } = opts;
+  const writeEveryMs = opts.writeEveryMs ?? 200;
   const now = () => (opts.now?.() ?? new Date()).toISOString();
   const entries = new Map<string, Entry>();
   /** Summaries whose place in the index (active, finished) is not written yet. */
@@ -82,6 +93,9 @@ export function createMissionViewWriter(opts: {
     for (const e of entries.values())
       for (const from of [e.unwrittenFrom, e.writingFrom])
         if (from !== null) w = Math.min(w, from - 1);
+    // An unfinished mission not yet in the index: a start must still read it from its first event.
+    for (const p of toPlace.values())
+      if (placeOf(p) === "active") w = Math.min(w, Math.max(0, p.first_seq - 1));
     return w;
   };
 
@@ -114,15 +128,16 @@ export function createMissionViewWriter(opts: {
           }
         : undefined;
     }
-    const next = foldMissionEvent(entry?.value, event, seq);
-    if (!next || next === entry?.value) return;
-    const before = entry ? placeOf(entry.value) : "none";
+    // The entry's value is this writer's own (read from the bucket or made here): folded in place.
+    const value = entry?.value ?? emptySummary(id, event, seq);
+    const before = entry ? placeOf(value) : "none";
+    if (!foldMissionEventInPlace(value, event, seq)) return;
     if (!entry)
-      entry = { value: next, revision: 0, unwrittenFrom: null, writingFrom: null, writing: null };
-    entry.value = next;
+      entry = { value, revision: 0, unwrittenFrom: null, writingFrom: null, writing: null };
     entry.unwrittenFrom ??= seq;
     entries.set(id, entry);
-    if (placeOf(next) !== before) toPlace.set(id, next);
+    // A copy of what decides the place: the value itself goes on changing.
+    if (placeOf(value) !== before) toPlace.set(id, { ...value });
     write(id, entry);
   }
 
@@ -141,6 +156,10 @@ export function createMissionViewWriter(opts: {
           log.error({ mission: id, err: errorMessage(err) }, "mission view not written");
         }
         entry.writingFrom = null;
+        // Coalesce: a busy mission is written a few times a second, not once per event (a write
+        // serializes its every task); its end goes out at once.
+        if (entry.unwrittenFrom !== null && !isFinishedStanding(entry.value.state))
+          await sleep(writeEveryMs);
       }
       entry.writing = null;
       // Finished and written: the bucket holds it; a straggler event reads it back.
@@ -155,6 +174,7 @@ export function createMissionViewWriter(opts: {
   /** Compare-and-set until ours is written or the bucket holds a fold at least as far. */
   async function writeMission(entry: Entry, value: MissionSummaryValue): Promise<void> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
+      settleTaskCounts(value);
       const written = await store.putMission(value, entry.revision);
       if (written !== null) {
         entry.revision = written;
@@ -192,10 +212,14 @@ export function createMissionViewWriter(opts: {
   async function writeIndex(): Promise<void> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       if (index === undefined) index = await store.index();
-      // Only placements whose summary is written: the index never names a key that is not there.
+      // The index never names a key that is not there: an unfinished mission once its key is
+      // written (a busy one is never quiet), a finished one once its last fold is.
       const placed = [...toPlace.values()].filter((s) => {
         const e = entries.get(s.mission_id);
-        return !e || (e.unwrittenFrom === null && e.writingFrom === null);
+        if (!e) return true;
+        return placeOf(s) === "finished"
+          ? e.unwrittenFrom === null && e.writingFrom === null
+          : e.revision > 0;
       });
       const prev = index?.value ?? emptyIndex(now());
       const next = placeInIndex(prev, placed, watermark(), now());

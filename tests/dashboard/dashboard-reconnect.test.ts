@@ -86,10 +86,10 @@ describe("the dashboard across restarts", () => {
     await page.locator("input[name=mission]").fill("m-after");
     await server.kill();
     await page.locator("#nats-status[data-state=down]").waitFor({ timeout: 30_000 });
-    const rendered = await page.evaluate(() => document.body.dataset.rendered);
+    const rendered = await page.locator("body").getAttribute("data-rendered");
     await server.restart();
     await page.locator("#nats-status[data-state=up]").waitFor({ timeout: 30_000 });
-    await page.waitForFunction((before) => document.body.dataset.rendered !== before, rendered);
+    await page.waitForFunction(`document.body.dataset.rendered !== ${JSON.stringify(rendered)}`);
     expect(await page.locator("input[name=mission]").inputValue()).toBe("m-after");
     await page.locator('nav a[href="/"]').click();
     await publishMission("m-after-nats-restart", "After NATS restarted");

@@ -4,7 +4,14 @@
  * active and finished lists; where a start's replay begins.
  */
 import { describe, expect, it } from "vitest";
-import { emptyIndex, foldMissionEvent, placeInIndex } from "../../src/orchestrator/mission-view.ts";
+import {
+  emptyIndex,
+  emptySummary,
+  foldMissionEvent,
+  foldMissionEventInPlace,
+  placeInIndex,
+  settleTaskCounts,
+} from "../../src/orchestrator/mission-view.ts";
 import {
   MISSION_VIEW_FINISHED_KEPT,
   MissionSummaryValue,
@@ -87,6 +94,32 @@ function foldAll(events: SquadEvent[], seq0 = 10): Summary | undefined {
   events.forEach((e, i) => (s = foldMissionEvent(s && deepFreeze(s), e, seq0 + i)));
   return s;
 }
+
+describe("foldMissionEventInPlace (the writer's hot path)", () => {
+  it("ends where the copy-on-write fold ends, once its counts are settled; refuses what is not its own or folded", () => {
+    const events = [
+      planned("m1", ["a", "b", "c"]),
+      wave("m1"),
+      task("m1", "a", "task_started"),
+      task("m1", "b", "task_started"),
+      task("m1", "a", "task_completed", "ollama:qwen", 20),
+      task("m1", "b", "task_failed", null, 0),
+      task("m1", "b", "task_started"),
+    ];
+    const pure = foldAll(events)!;
+    const own = emptySummary("m1", events[0]!, 10);
+    events.forEach((e, i) => expect(foldMissionEventInPlace(own, e, 10 + i)).toBe(true));
+    // Counts wait for the settle: per event they would cost the whole mission.
+    expect(own.tasks).toEqual({ total: 0, succeeded: 0, failed: 0, running: 0 });
+    settleTaskCounts(own);
+    expect(own).toEqual(pure);
+    expect(own.tasks).toEqual({ total: 3, succeeded: 1, failed: 0, running: 1 });
+    const before = structuredClone(own);
+    expect(foldMissionEventInPlace(own, task("m1", "c", "task_completed", "x", 2), 12)).toBe(false);
+    expect(foldMissionEventInPlace(own, task("m2", "c", "task_completed", "x", 2), 99)).toBe(false);
+    expect(own).toEqual(before);
+  });
+});
 
 describe("foldMissionEvent", () => {
   it("follows a mission from plan to end: state, progress, times, tokens by model, who submitted", () => {
