@@ -17,6 +17,7 @@ const ProbeEnvelope = z.object({
     .object({
       attempt: z.number().optional(),
       agent: z.string().optional(),
+      worker: z.string().optional(),
       result: z.object({ status: z.string() }).optional(),
       reason: z.string().optional(),
       fast_forward: z.boolean().optional(),
@@ -33,6 +34,8 @@ export interface ProbeRecord {
   taskId: string | null;
   attempt: number | null;
   agent: string | null;
+  /** task_started: the replica that started it (`<agent>/<instance>`). */
+  worker: string | null;
   /** task_completed / task_failed: the result's status. */
   status: string | null;
   /** mission_failed / mission_cancelled: why. */
@@ -90,6 +93,7 @@ export async function startEventProbe(nc: NatsConnection): Promise<EventProbe> {
         taskId: e.task_id,
         attempt: e.payload?.attempt ?? null,
         agent: e.payload?.agent ?? null,
+        worker: e.payload?.worker ?? null,
         status: e.payload?.result?.status ?? null,
         reason: e.payload?.reason ?? null,
         fastForward: e.payload?.fast_forward ?? null,

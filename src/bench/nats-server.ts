@@ -6,12 +6,14 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { findNatsServerBinary } from "../bus/nats-server-binary.ts";
-import { startLocalNats } from "../bus/nats-server-process.ts";
+import { startLocalNats, startLocalNatsCluster } from "../bus/nats-server-process.ts";
 import { trackChild } from "./processes.ts";
 
 export interface BenchNatsServer {
   url: string;
   pid: number;
+  /** Every server's pid (one, or the cluster's nodes). */
+  pids: number[];
   stop(): Promise<void>;
 }
 
@@ -32,5 +34,17 @@ export async function startBenchNatsServer(): Promise<BenchNatsServer> {
     tmpPrefix: "squad-bench-nats",
     onSpawn: (child) => trackChild(child),
   });
-  return { url: nats.urls[0]!, pid: nats.servers[0]!.pid(), stop: () => nats.stop() };
+  const pid = nats.servers[0]!.pid();
+  return { url: nats.urls[0]!, pid, pids: [pid], stop: () => nats.stop() };
+}
+
+/** A cluster of `n` nodes (src/bus/nats-server-process.ts); clients connect to the first. */
+export async function startBenchNatsCluster(n = 3): Promise<BenchNatsServer> {
+  const nats = await startLocalNatsCluster(n, {
+    clusterName: "squad-bench",
+    tmpPrefix: "squad-bench-cluster",
+    onSpawn: (child) => trackChild(child),
+  });
+  const pids = nats.servers.map((s) => s.pid());
+  return { url: nats.urls[0]!, pid: pids[0]!, pids, stop: () => nats.stop() };
 }

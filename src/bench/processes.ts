@@ -127,11 +127,13 @@ export async function spawnSwarm(
   env: NodeJS.ProcessEnv,
   logPath: string,
   nodeArgs: string[] = [],
+  /** Another script than the CLI (a benchmark's own helper process). */
+  script?: string,
 ): Promise<SwarmProcess> {
   const log = await open(logPath, "a");
   // As the launcher runs them (compiled when dist/ is fresh); profiled runs keep
   // the sources so that profiles name src/*.ts.
-  const entry = nodeArgs.length ? CLI_ENTRY : (await selfCommand()).args[0]!;
+  const entry = script ?? (nodeArgs.length ? CLI_ENTRY : (await selfCommand()).args[0]!);
   const child = spawn(process.execPath, [...nodeArgs, entry, ...args], {
     env,
     cwd: REPO_ROOT,

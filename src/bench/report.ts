@@ -5,6 +5,7 @@
 import { describeShares, type ProfileShare, type ProfileSummary } from "./cpu-profile.ts";
 import type { LoadSample, MachineFacts } from "./machine.ts";
 import type { Figure, Section } from "./results.ts";
+import { scaleModelText } from "./scale-model-text.ts";
 import { formatNumber } from "./stats.ts";
 
 export interface BenchReport {
@@ -412,6 +413,9 @@ export function renderMarkdown(report: BenchReport): string {
     "",
     ...limitsText(report).flatMap((p) => [p, ""]),
   );
+  const scaleModel = scaleModelText(report.sections);
+  if (scaleModel.length)
+    push("## A scale model on paper", "", ...scaleModel.flatMap((p) => [p, ""]));
   if (report.profile) {
     push(
       "## Where the CPU goes (node --cpu-prof)",

@@ -4,7 +4,7 @@
  * `report.ts` (tables, Markdown) and `svg-plot.ts`.
  */
 
-export type Unit = "ms" | "msg/s" | "tasks/s" | "MB" | "×" | "s" | "µs" | "%";
+export type Unit = "ms" | "msg/s" | "tasks/s" | "MB" | "×" | "s" | "µs" | "%" | "tasks";
 
 export interface Reference {
   /** What the reference is, e.g. "raw JetStream publish → pull → ack p50". */
@@ -55,6 +55,7 @@ export const BENCH_IDS = [
   "workspace",
   "status-history",
   "dashboard",
+  "scale",
 ] as const;
 export type BenchId = (typeof BENCH_IDS)[number];
 

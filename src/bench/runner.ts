@@ -19,6 +19,7 @@ import { profileRun, type ProfileFigures, type ProfileOptions } from "./profile-
 import { rawJetStream, rawSection, type RawFigures, type RawOptions } from "./raw-jetstream.ts";
 import { renderMarkdown, renderTable, type BenchReport } from "./report.ts";
 import { BENCH_IDS, type BenchId, type Section } from "./results.ts";
+import { scale, scaleSection, type ScaleOptions } from "./scale.ts";
 import { panelsFromSections, renderPlot } from "./svg-plot.ts";
 import {
   statusHistory,
@@ -41,6 +42,7 @@ export interface BenchPlan {
   workspace: WorkspaceOptions;
   statusHistory: StatusHistoryOptions;
   dashboard: DashboardBenchOptions;
+  scale: ScaleOptions;
 }
 
 /** Sizes of the full run (< 10 minutes on two cores) and of --quick (< 1 minute). */
@@ -91,6 +93,14 @@ export function benchPlan(quick: boolean): BenchPlan {
         },
         statusHistory: { sizes: [10, 1000], commandRounds: 2, readRounds: 5, startRounds: 1 },
         dashboard: { tasks: 200, samples: 40 },
+        scale: {
+          orchestratorCounts: [1, 2],
+          missions: 4,
+          tasksPerMission: 25,
+          workers: { replicas: 2, concurrency: 4 },
+          fanout: { replicas: 16, concurrency: 1, tasksPerReplica: 5 },
+          cluster: true,
+        },
       }
     : {
         raw: { latencySamples: 1000, throughputMessages: 30_000, pullSlots: 8, payloadBytes: 1024 },
@@ -143,6 +153,14 @@ export function benchPlan(quick: boolean): BenchPlan {
         },
         statusHistory: { sizes: [10, 10_000], commandRounds: 5, readRounds: 15, startRounds: 4 },
         dashboard: { tasks: 1000, samples: 200 },
+        scale: {
+          orchestratorCounts: [1, 2, 4],
+          missions: 20,
+          tasksPerMission: 100,
+          workers: { replicas: 4, concurrency: 4 },
+          fanout: { replicas: 64, concurrency: 1, tasksPerReplica: 20 },
+          cluster: true,
+        },
       };
 }
 
@@ -283,6 +301,11 @@ export async function runBench(opts: RunBenchOptions): Promise<RunBenchResult> {
   await step("dashboard", "10. Dashboard watching a mission", async () => {
     const t = performance.now();
     return dashboardSection(await dashboardBench(plan.dashboard), plan.dashboard, since(t));
+  });
+
+  await step("scale", "11. Past one orchestrator", async () => {
+    const t = performance.now();
+    return scaleSection(await scale(plan.scale), plan.scale, since(t));
   });
 
   let profile: ProfileFigures | null = null;

@@ -14,7 +14,11 @@ import { newMissionId, submitMission } from "../client/submission.ts";
 import { isMissionEndType } from "../schema/index.ts";
 import type { PlanInput } from "../schema/plan.ts";
 import { startEventProbe, type EventProbe, type ProbeRecord } from "./event-probe.ts";
-import { startBenchNatsServer, type BenchNatsServer } from "./nats-server.ts";
+import {
+  startBenchNatsCluster,
+  startBenchNatsServer,
+  type BenchNatsServer,
+} from "./nats-server.ts";
 import { BENCH_AGENT, briefText } from "./plans.ts";
 import { cpuSeconds, descendants, spawnSwarm, type SwarmProcess } from "./processes.ts";
 
@@ -41,10 +45,16 @@ export interface MissionRun {
 export interface Harness {
   natsUrl: string;
   natsPid: number;
+  /** Every nats-server's pid (the cluster's three with `cluster`). */
+  natsPids: number[];
   nc: NatsConnection;
   probe: EventProbe;
   dir: string;
   orchestrator: SwarmProcess;
+  /** Every orchestrator (`orchestrators` of startHarness; the first is `orchestrator`). */
+  orchestrators: SwarmProcess[];
+  /** The environment the swarm processes get (NATS_URL, workspace, stream replicas). */
+  env(extra?: Record<string, string>): NodeJS.ProcessEnv;
   startWorkers(opts: {
     replicas: number;
     concurrency: number;
@@ -82,22 +92,27 @@ export function swarmEnv(natsUrl: string, dir: string, extra: Record<string, str
   return env;
 }
 
-export async function startHarness(
-  name: string,
-  opts: { orchestratorNodeArgs?: string[] } = {},
-): Promise<Harness> {
+export interface HarnessOptions {
+  orchestratorNodeArgs?: string[];
+  /** Orchestrator processes sharing the missions (leases). Default 1. */
+  orchestrators?: number;
+  /** A 3-node nats-server cluster with SWARM_STREAM_REPLICAS=3 instead of one server. */
+  cluster?: boolean;
+}
+
+export async function startHarness(name: string, opts: HarnessOptions = {}): Promise<Harness> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `squad-bench-${name}-`));
   // The workspace is below it: the sandbox user (an unprivileged uid) must pass through.
   await chmod(dir, 0o711);
   await mkdir(path.join(dir, "briefs"), { recursive: true });
   let server: BenchNatsServer | null = null;
   let nc: NatsConnection | null = null;
-  let orchestrator: SwarmProcess | null = null;
+  const orchestrators: SwarmProcess[] = [];
   let probe: EventProbe | null = null;
   const groups = new Set<WorkerGroup>();
   const close = async () => {
     await Promise.all([...groups].map((g) => g.stop()));
-    await orchestrator?.stop();
+    await Promise.all(orchestrators.map((o) => o.stop()));
     await probe?.stop();
     await nc?.close().catch(() => undefined);
     await server?.stop();
@@ -105,24 +120,35 @@ export async function startHarness(
       await rm(dir, { recursive: true, force: true, maxRetries: 3 });
   };
   try {
-    server = await startBenchNatsServer();
+    server = opts.cluster ? await startBenchNatsCluster(3) : await startBenchNatsServer();
     const natsUrl = server.url;
+    const replicated: Record<string, string> = opts.cluster ? { SWARM_STREAM_REPLICAS: "3" } : {};
+    const env = (extra: Record<string, string> = {}) =>
+      swarmEnv(natsUrl, dir, { ...replicated, ...extra });
     nc = await connect({ servers: natsUrl, name: `bench-${name}` });
     probe = await startEventProbe(nc);
-    orchestrator = await spawnSwarm(
-      ["orchestrator"],
-      swarmEnv(natsUrl, dir),
-      path.join(dir, "orchestrator.log"),
-      opts.orchestratorNodeArgs ?? [],
-    );
-    await orchestrator.waitForLog(/"orchestrator ready"/, 30_000);
+    // One after the other: the first provisions the streams, the others find them.
+    for (let i = 0; i < (opts.orchestrators ?? 1); i++) {
+      const o = await spawnSwarm(
+        ["orchestrator"],
+        env(),
+        path.join(dir, i ? `orchestrator-${i + 1}.log` : "orchestrator.log"),
+        opts.orchestratorNodeArgs ?? [],
+      );
+      orchestrators.push(o);
+      await o.waitForLog(/"orchestrator ready"/, 30_000);
+    }
+    const orchestrator = orchestrators[0]!;
     const h: Harness = {
       natsUrl,
       natsPid: server.pid,
+      natsPids: server.pids,
       nc,
       probe,
       dir,
       orchestrator,
+      orchestrators,
+      env,
       async startWorkers({ replicas, concurrency, env }) {
         const p = probe!;
         const from = p.records.length;
@@ -136,7 +162,7 @@ export async function startHarness(
             "--concurrency",
             String(concurrency),
           ],
-          swarmEnv(natsUrl, dir, env),
+          h.env(env),
           path.join(dir, `workers-${replicas}x${concurrency}-${Date.now()}.log`),
         );
         const online = (rs: ProbeRecord[]) =>
@@ -199,7 +225,7 @@ export async function startHarness(
         if (final.type !== "mission_completed") {
           throw new Error(
             `mission ${missionName} failed: ${final.reason ?? "(no reason)"}\n` +
-              `orchestrator log:\n${await orchestrator!.logTail(2000)}`,
+              `orchestrator log:\n${await orchestrator.logTail(2000)}`,
           );
         }
         const firstAssigned = records.find((r) => r.type === "task_assigned");

@@ -11,6 +11,7 @@ const rec = (at: number, type: string, taskId: string | null): ProbeRecord => ({
   taskId,
   attempt: 1,
   agent: null,
+  worker: null,
   status: null,
   reason: null,
   fastForward: null,
