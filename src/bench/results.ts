@@ -4,7 +4,8 @@
  * `report.ts` (tables, Markdown) and `svg-plot.ts`.
  */
 
-export type Unit = "ms" | "msg/s" | "tasks/s" | "MB" | "×" | "s" | "µs" | "%" | "tasks";
+export type Unit =
+  "ms" | "msg/s" | "tasks/s" | "MB" | "×" | "s" | "µs" | "%" | "tasks" | "replicas";
 
 export interface Reference {
   /** What the reference is, e.g. "raw JetStream publish → pull → ack p50". */

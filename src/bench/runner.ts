@@ -100,6 +100,7 @@ export function benchPlan(quick: boolean): BenchPlan {
           workers: { replicas: 2, concurrency: 4 },
           fanout: { replicas: 16, concurrency: 1, tasksPerReplica: 5 },
           cluster: true,
+          rounds: 1,
         },
       }
     : {
@@ -160,6 +161,7 @@ export function benchPlan(quick: boolean): BenchPlan {
           workers: { replicas: 4, concurrency: 4 },
           fanout: { replicas: 64, concurrency: 1, tasksPerReplica: 20 },
           cluster: true,
+          rounds: 2,
         },
       };
 }

@@ -36,6 +36,9 @@ export function scaleInputs(sections: readonly Section[]): ScaleInputs | null {
     .filter((x): x is number => x !== undefined);
   // Section 4's 32-slot figure when it ran; else the ideal of 32 slots of 2 × 200 ms calls.
   const model32 = v("model.slots.32");
+  const fanReplicas = v("scale.fanout.replicas");
+  const fanNats = v("scale.fanout.cpu.nats");
+  const fanWorkers = v("scale.fanout.cpu.workers");
   return {
     baselineTasksPerSecond: baseline,
     orchestratorMs,
@@ -44,6 +47,11 @@ export function scaleInputs(sections: readonly Section[]): ScaleInputs | null {
     clusterNodeMs: nodes.length ? nodes : null,
     natsCores: MODEL_NATS_CORES,
     modelReplicaTasksPerSecond: model32 ?? 32 / 0.4,
+    baselineReplicas: v("scale.orchestrators.replicas") ?? 1,
+    fanout:
+      fanReplicas !== undefined && fanNats !== undefined && fanWorkers !== undefined
+        ? { replicas: fanReplicas, natsMs: fanNats, workerMs: fanWorkers }
+        : null,
   };
 }
 
@@ -116,15 +124,32 @@ export function scaleModelText(sections: readonly Section[]): string[] {
       `Workers: ${formatNumber(m.workerCoresPer1000)} cores per 1,000 no-op tasks/s, added ` +
       `freely as replicas. One consumer: ` +
       (fanTp && fanCov && fanP99
-        ? `measured serving ${fanTp.name.split(" ")[0]} replicas at ` +
+        ? `measured serving ${i.fanout?.replicas ?? "its"} replicas at ` +
           `${formatNumber(fanTp.value)} tasks/s (tasks per replica: coefficient of variation ` +
-          `${formatNumber(fanCov.value)}; dispatch p99 ${formatNumber(fanP99.value)} ms); on paper, `
+          `${formatNumber(fanCov.value)}; dispatch p99 ${formatNumber(fanP99.value)} ms, mostly ` +
+          `the queue: every task was ready at once); `
         : "") +
-      `the server that holds it delivers what its CPU allows (${rate(m.nats)}), which keeps ` +
-      `${n0(m.replicasPerConsumer.noop)} replicas of no-op tasks busy (each does ` +
+      (i.fanout
+        ? `each replica adds ${formatNumber(m.perReplica.natsMs * 1000)} µs of nats-server CPU ` +
+          `and ${formatNumber(m.perReplica.workerMs * 1000)} µs of worker CPU to every task ` +
+          `(from ${i.baselineReplicas} to ${i.fanout.replicas} replicas: ` +
+          `${formatNumber(i.natsMs)} → ${formatNumber(i.fanout.natsMs)} ms and ` +
+          `${formatNumber(i.workerMs)} → ${formatNumber(i.fanout.workerMs)} ms per task), ` +
+          `because every replica subscribes to squad.coordination, which carries every task ` +
+          `event, and drops what it does not act on only after the server has delivered it. `
+        : "") +
+      `So one nats-server of ${i.natsCores} cores keeps about ` +
+      `${n0(m.replicasPerConsumer.noop)} replicas of no-op tasks busy (each doing ` +
       `${rate(1000 / i.workerMs)} on a core) or ${n0(m.replicasPerConsumer.model)} model-bound ` +
       `replicas of 32 slots (${formatNumber(i.modelReplicaTasksPerSecond)} tasks/s each` +
-      `${figure(sections, "model.slots.32") ? ", section 4" : ", the ideal of 2 × 200 ms calls"}).`,
+      `${figure(sections, "model.slots.32") ? ", section 4" : ", the ideal of 2 × 200 ms calls"})` +
+      (m.perReplica.natsMs > 0
+        ? `: R replicas cost it R × rate × (${formatNumber(m.perReplica.natsBaseMs)} ms + ` +
+          `${formatNumber(m.perReplica.natsMs * 1000)} µs × R) of CPU per second, so the ` +
+          `replicas' fan-in of coordination events, not the consumer, is what gives out; what ` +
+          `moves it is more subjects: mission ends and approvals on a subject of their own (or ` +
+          `one per agent), so that a replica receives only what it acts on.`
+        : "."),
   );
   const rows = [
     "| load | tasks/s | orchestrators needed | nats-server cores (one server) | busiest R3 node cores | worker cores | limits passed (first first) |",

@@ -120,6 +120,55 @@ export interface ScaleInputs {
   natsCores: number;
   /** A model-bound replica's tasks/s (slots ÷ seconds per task), for the replicas-per-consumer figure. */
   modelReplicaTasksPerSecond: number;
+  /** Worker replicas of the baseline run. */
+  baselineReplicas: number;
+  /** The fan-out run: many replicas on one consumer, CPU per task (null: not measured). */
+  fanout: { replicas: number; natsMs: number; workerMs: number } | null;
+}
+
+/**
+ * What one more replica costs per task: every replica subscribes to
+ * squad.coordination, which carries every task event, so nats-server
+ * delivers each event once per replica (the replica drops the types it does
+ * not act on). From the baseline run and the fan-out run: the slope between
+ * them, at least 0.
+ */
+export function perReplicaCost(
+  i: Pick<ScaleInputs, "baselineReplicas" | "natsMs" | "workerMs" | "fanout">,
+): {
+  natsMs: number;
+  workerMs: number;
+  /** nats-server CPU per task with no replica at all (the intercept). */
+  natsBaseMs: number;
+} {
+  const f = i.fanout;
+  if (!f || f.replicas <= i.baselineReplicas)
+    return { natsMs: 0, workerMs: 0, natsBaseMs: i.natsMs };
+  const dr = f.replicas - i.baselineReplicas;
+  const natsMs = Math.max(0, (f.natsMs - i.natsMs) / dr);
+  return {
+    natsMs,
+    workerMs: Math.max(0, (f.workerMs - i.workerMs) / dr),
+    natsBaseMs: Math.max(0, i.natsMs - natsMs * i.baselineReplicas),
+  };
+}
+
+/**
+ * Replicas that one nats-server of `cores` cores can keep busy when each
+ * does `rate` tasks/s and a task costs it base + perReplica × R ms:
+ * R × rate × (base + perReplica × R) = 1000 × cores, solved for R.
+ */
+export function replicasServed(
+  base: number,
+  perReplica: number,
+  rate: number,
+  cores: number,
+): number {
+  const budget = 1000 * cores;
+  if (perReplica <= 0) return base > 0 ? budget / (base * rate) : Infinity;
+  const a = perReplica * rate;
+  const b = base * rate;
+  return (-b + Math.sqrt(b * b + 4 * a * budget)) / (2 * a);
 }
 
 export interface Limit {
@@ -144,6 +193,7 @@ export interface ScaleModel {
   workerCoresPer1000: number;
   /** Replicas one consumer (on one server of natsCores) can keep busy: no-op and model-bound. */
   replicasPerConsumer: { noop: number; model: number };
+  perReplica: ReturnType<typeof perReplicaCost>;
   /** The limits in the order they are met as the load grows. */
   limits: Limit[];
 }
@@ -151,7 +201,6 @@ export interface ScaleModel {
 const perCore = (ms: number) => (ms > 0 ? 1000 / ms : Infinity);
 
 export function scaleModel(i: ScaleInputs): ScaleModel {
-  const one = i.orchestratorMs.find((p) => p.orchestrators === 1);
   const split = splitOrchestratorCost(i.orchestratorMs);
   const orchestrators = (n: number) => perCore(split.sharedMs + split.divisibleMs / n);
   const orchestratorCeiling = split.sharedMs > 0 ? perCore(split.sharedMs) : null;
@@ -161,10 +210,12 @@ export function scaleModel(i: ScaleInputs): ScaleModel {
     ? perCore(Math.max(...i.clusterNodeMs)) * i.natsCores
     : null;
   const noopReplica = perCore(i.workerMs);
+  const perReplica = perReplicaCost(i);
   const limits: Limit[] = [
     {
       part: "one orchestrator (one event loop, one core)",
-      tasksPerSecond: perCore(one?.msPerTask ?? split.sharedMs + split.divisibleMs),
+      // From the fit, like N of them: consistent with the ceiling below it.
+      tasksPerSecond: orchestrators(1),
       remedy: "more orchestrators (the missions' leases spread them)",
     },
     {
@@ -205,9 +256,15 @@ export function scaleModel(i: ScaleInputs): ScaleModel {
     cluster,
     workerCoresPer1000: i.workerMs,
     replicasPerConsumer: {
-      noop: nats / noopReplica,
-      model: nats / i.modelReplicaTasksPerSecond,
+      noop: replicasServed(perReplica.natsBaseMs, perReplica.natsMs, noopReplica, i.natsCores),
+      model: replicasServed(
+        perReplica.natsBaseMs,
+        perReplica.natsMs,
+        i.modelReplicaTasksPerSecond,
+        i.natsCores,
+      ),
     },
+    perReplica,
     limits,
   };
 }

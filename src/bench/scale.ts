@@ -22,7 +22,7 @@ import { BENCH_AGENT, briefText, noopWidePlan } from "./plans.ts";
 import { residentMb, spawnSwarm, type SwarmProcess } from "./processes.ts";
 import type { Figure, Section } from "./results.ts";
 import { dispatchDelays, fairness, tasksPerWorker, type Fairness } from "./scale-model.ts";
-import { ratePerSecond, ratio, summarize, type LatencySummary } from "./stats.ts";
+import { median, ratePerSecond, ratio, summarize, type LatencySummary } from "./stats.ts";
 import { startHarness, treeCpuSeconds, type Harness } from "./swarm-harness.ts";
 
 const POOL_ENTRY = fileURLToPath(new URL("./replica-pool.ts", import.meta.url));
@@ -35,6 +35,8 @@ export interface ScaleOptions {
   workers: { replicas: number; concurrency: number };
   fanout: { replicas: number; concurrency: number; tasksPerReplica: number };
   cluster: boolean;
+  /** Rounds of (a) and (c), in alternating order (a drift of the machine's load weighs on all). */
+  rounds: number;
 }
 
 export interface LoadRun {
@@ -46,6 +48,10 @@ export interface LoadRun {
   cpu: { orchestrators: number; workers: number; nats: number[] };
   /** Missions each orchestrator planned. */
   planned: number[];
+  /** Each round's tasks/s (tasksPerSecond is their median). */
+  rounds: number[];
+  /** Every task's task_assigned → task_started (dispatch summarises them). */
+  delays: number[];
 }
 
 export interface ScaleFigures {
@@ -60,6 +66,9 @@ export interface ScaleFigures {
   cluster: LoadRun | null;
 }
 
+const ms = (cpuSeconds: number, tasks: number) => (cpuSeconds * 1000) / tasks;
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
 /** Every measured run must end within this: at least 25 tasks/s, plus a minute. */
 const runTimeoutMs = (tasks: number) => 60_000 + tasks * 40;
 
@@ -71,8 +80,10 @@ async function plannedCounts(orchestrators: SwarmProcess[]): Promise<number[]> {
   return Promise.all(
     orchestrators.map(
       async (o) =>
-        ((await readFile(o.logPath, "utf8").catch(() => "")).match(/"msg":"planning"/g) ?? [])
-          .length,
+        (
+          (await readFile(o.logPath, "utf8").catch(() => "")).match(/"msg":"mission planned"/g) ??
+          []
+        ).length,
     ),
   );
 }
@@ -152,9 +163,12 @@ async function loadRun(
   if (delays.length !== total)
     throw new Error(`${label}: ${delays.length} assigned/started pairs for ${total} tasks`);
   const planned1 = await plannedCounts(h.orchestrators);
+  const tasksPerSecond = ratePerSecond(total, last - first.at);
   return {
     tasks: total,
-    tasksPerSecond: ratePerSecond(total, last - first.at),
+    tasksPerSecond,
+    rounds: [tasksPerSecond],
+    delays,
     dispatch: summarize(delays),
     seconds: (last - first.at) / 1000,
     cpu: {
@@ -230,17 +244,48 @@ async function fanoutRun(opts: ScaleOptions): Promise<NonNullable<ScaleFigures["
   }
 }
 
-export async function scale(opts: ScaleOptions): Promise<ScaleFigures> {
-  const orchestrators: ScaleFigures["orchestrators"] = [];
-  for (const n of opts.orchestratorCounts)
-    orchestrators.push({ orchestrators: n, run: await orchestratorRun(opts, n, false) });
-  const fanout = opts.fanout.replicas > 0 ? await fanoutRun(opts) : null;
-  const cluster = opts.cluster ? await orchestratorRun(opts, 1, true) : null;
-  return { orchestrators, fanout, cluster };
+/** Rounds of one configuration as one run: tasks and CPU summed, the median round's tasks/s. */
+export function combineRounds(runs: readonly LoadRun[]): LoadRun {
+  if (runs.length === 0) throw new RangeError("no rounds to combine");
+  const delays = runs.flatMap((r) => r.delays);
+  const add = (xs: number[][]) => xs[0]!.map((_, i) => sum(xs.map((x) => x[i] ?? 0)));
+  const rounds = runs.flatMap((r) => r.rounds);
+  return {
+    tasks: sum(runs.map((r) => r.tasks)),
+    tasksPerSecond: median(rounds),
+    rounds,
+    delays,
+    dispatch: summarize(delays),
+    seconds: sum(runs.map((r) => r.seconds)),
+    cpu: {
+      orchestrators: sum(runs.map((r) => r.cpu.orchestrators)),
+      workers: sum(runs.map((r) => r.cpu.workers)),
+      nats: add(runs.map((r) => r.cpu.nats)),
+    },
+    planned: add(runs.map((r) => r.planned)),
+  };
 }
 
-const ms = (cpuSeconds: number, tasks: number) => (cpuSeconds * 1000) / tasks;
-const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+export async function scale(opts: ScaleOptions): Promise<ScaleFigures> {
+  const configs = [
+    ...opts.orchestratorCounts.map((n) => ({ n, cluster: false })),
+    ...(opts.cluster ? [{ n: 1, cluster: true }] : []),
+  ];
+  const runs = configs.map(() => [] as LoadRun[]);
+  for (let r = 0; r < opts.rounds; r++) {
+    const order = configs.map((_, i) => i);
+    if (r % 2) order.reverse();
+    for (const i of order)
+      runs[i]!.push(await orchestratorRun(opts, configs[i]!.n, configs[i]!.cluster));
+  }
+  const orchestrators = opts.orchestratorCounts.map((n, i) => ({
+    orchestrators: n,
+    run: combineRounds(runs[i]!),
+  }));
+  const fanout = opts.fanout.replicas > 0 ? await fanoutRun(opts) : null;
+  const cluster = opts.cluster ? combineRounds(runs[configs.length - 1]!) : null;
+  return { orchestrators, fanout, cluster };
+}
 
 /** The CPU figures of one run (ms per task), keyed under `prefix`. */
 function cpuFigures(prefix: string, what: string, run: LoadRun, natsNodes: boolean): Figure[] {
@@ -277,7 +322,14 @@ function cpuFigures(prefix: string, what: string, run: LoadRun, natsNodes: boole
 export function scaleSection(f: ScaleFigures, opts: ScaleOptions, durationMs: number): Section {
   const base = f.orchestrators.find((o) => o.orchestrators === 1)?.run ?? null;
   const load = `${opts.missions} missions × ${opts.tasksPerMission} no-op tasks at once`;
-  const figures: Figure[] = [];
+  const figures: Figure[] = [
+    {
+      key: "scale.orchestrators.replicas",
+      name: "(a) and (c): worker replicas (processes)",
+      value: opts.workers.replicas,
+      unit: "replicas",
+    },
+  ];
   for (const { orchestrators: n, run } of f.orchestrators) {
     const what = `${n} orchestrator${n > 1 ? "s" : ""}`;
     figures.push(
@@ -312,6 +364,7 @@ export function scaleSection(f: ScaleFigures, opts: ScaleOptions, durationMs: nu
   if (fo) {
     const r = opts.fanout.replicas;
     figures.push(
+      { key: "scale.fanout.replicas", name: "(b): replicas", value: r, unit: "replicas" },
       {
         key: "scale.fanout.throughput",
         name: `${r} replicas × ${opts.fanout.concurrency} slot on one consumer, ${fo.run.tasks} tasks: tasks/s`,
@@ -354,9 +407,7 @@ export function scaleSection(f: ScaleFigures, opts: ScaleOptions, durationMs: nu
         reference: { label: "one idle `swarm worker` process", value: fo.processMb, unit: "MB" },
         ratio: ratio(fo.poolMb / r, fo.processMb),
       },
-      ...cpuFigures("scale.fanout", `${r} replicas`, fo.run, false).filter((x) =>
-        x.key.endsWith(".workers"),
-      ),
+      ...cpuFigures("scale.fanout", `${r} replicas`, fo.run, false),
     );
   }
   const c = f.cluster;
@@ -389,7 +440,11 @@ export function scaleSection(f: ScaleFigures, opts: ScaleOptions, durationMs: nu
     );
   }
   const runLine = (what: string, run: LoadRun) =>
-    `${what}: ${run.tasks} tasks in ${run.seconds.toFixed(1)} s, dispatch p50 ` +
+    `${what}: ${run.tasks} tasks in ${run.seconds.toFixed(1)} s` +
+    (run.rounds.length > 1
+      ? ` (${run.rounds.length} rounds: ${run.rounds.map((x) => x.toFixed(0)).join(", ")} tasks/s)`
+      : "") +
+    `, dispatch p50 ` +
     `${run.dispatch.p50.toFixed(1)} ms / p99 ${run.dispatch.p99.toFixed(1)} ms, CPU ` +
     `orchestrators ${run.cpu.orchestrators.toFixed(1)} s, workers ${run.cpu.workers.toFixed(1)} s, ` +
     `nats-server ${run.cpu.nats.map((x) => x.toFixed(1)).join(" + ")} s` +
@@ -404,7 +459,10 @@ export function scaleSection(f: ScaleFigures, opts: ScaleOptions, durationMs: nu
       `(a) ${opts.orchestratorCounts.join(", ")} orchestrators (\`swarm orchestrator\` processes ` +
         `sharing SQUAD_MISSIONS' consumer; each mission's lease goes to the one that took it), ` +
         `${load}, submitted together after a warm-up mission per orchestrator, on one worker ` +
-        `group (\`swarm worker --replicas ${w.replicas} --concurrency ${w.concurrency}\`). Timed ` +
+        `group (\`swarm worker --replicas ${w.replicas} --concurrency ${w.concurrency}\`), each ` +
+        `configuration on a fresh nats-server and swarm, in ${opts.rounds} alternating ` +
+        `round(s) (1, 2, 4${opts.cluster ? ", R3" : ""}, then back): tasks/s is the median ` +
+        `round's, dispatch and CPU are over every round. Timed ` +
         `from the first task_assigned to the last mission_completed. task_assigned → ` +
         `task_started is every task's, so with ${opts.missions * opts.tasksPerMission} tasks ` +
         `ready for ${w.replicas * w.concurrency} slots it is mostly the wait for a free slot, ` +
@@ -435,8 +493,8 @@ export function scaleSection(f: ScaleFigures, opts: ScaleOptions, durationMs: nu
             `(c) the load of (a) with one orchestrator on a 3-node nats-server cluster on this ` +
               `machine (routes on 127.0.0.1, every stream and bucket R3 via ` +
               `SWARM_STREAM_REPLICAS=3; every client connects to n1, the stream leaders are ` +
-              `where the cluster put them); the reference is the 1-orchestrator run of (a) on ` +
-              `one server, earlier in the same run.`,
+              `where the cluster put them), in the rounds of (a); the reference is (a)'s ` +
+              `1-orchestrator run on one server.`,
             runLine("R3 cluster", c),
           ]
         : []),

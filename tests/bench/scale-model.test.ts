@@ -5,6 +5,8 @@ import {
   dispatchDelays,
   fairness,
   limitsPassed,
+  perReplicaCost,
+  replicasServed,
   scaleModel,
   splitOrchestratorCost,
   tasksPerWorker,
@@ -126,6 +128,8 @@ describe("scaleModel", () => {
     clusterNodeMs: [1, 1.25, 0.5],
     natsCores: 4,
     modelReplicaTasksPerSecond: 50,
+    baselineReplicas: 4,
+    fanout: null,
   });
 
   it("turns CPU per task into tasks/s per core", () => {
@@ -135,6 +139,7 @@ describe("scaleModel", () => {
     expect(model.orchestratorCeiling).toBeCloseTo(2000, 6);
     expect(model.nats).toBe(4000);
     expect(model.cluster).toBe(3200);
+    // No fan-out measured: a replica costs nothing extra, so 4000 ÷ each replica's rate.
     expect(model.replicasPerConsumer).toEqual({ noop: 8, model: 80 });
   });
 
@@ -146,6 +151,27 @@ describe("scaleModel", () => {
     expect(orchestratorsFor(model, 300)).toBe(1);
     expect(orchestratorsFor(model, 990)).toBe(4);
     expect(orchestratorsFor(model, 2000)).toBeNull();
+  });
+});
+
+describe("replicas and the coordination fan-in", () => {
+  it("takes the per-replica cost as the slope between the baseline and the fan-out run", () => {
+    const c = perReplicaCost({
+      baselineReplicas: 4,
+      natsMs: 1,
+      workerMs: 2,
+      fanout: { replicas: 64, natsMs: 1.6, workerMs: 1.4 },
+    });
+    expect(c.natsMs).toBeCloseTo(0.01, 10);
+    expect(c.natsBaseMs).toBeCloseTo(0.96, 10);
+    // A cheaper fan-out run (another process layout) gives no negative cost.
+    expect(c.workerMs).toBe(0);
+  });
+
+  it("solves R × rate × (base + perReplica × R) = 1000 × cores for R", () => {
+    const r = replicasServed(1, 0.001, 100, 1);
+    expect(r * 100 * (1 + 0.001 * r)).toBeCloseTo(1000, 6);
+    expect(replicasServed(1, 0, 100, 4)).toBe(40);
   });
 });
 
