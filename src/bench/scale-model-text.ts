@@ -62,6 +62,9 @@ export function orchestratorsFor(model: ScaleModel, load: number, max = 10_000):
   return null;
 }
 
+/** The coordination fan-in part of nats-server's CPU per task at R replicas, in ms. */
+const fanIn = (m: ScaleModel, replicas: number) => m.perReplica.natsMs * replicas;
+
 const n0 = (x: number) => Math.round(x).toLocaleString("en");
 const rate = (x: number | null) =>
   x === null || !Number.isFinite(x) ? "no limit" : `${n0(x)} tasks/s`;
@@ -93,8 +96,9 @@ export function scaleModelText(sections: readonly Section[]): string[] {
   );
   out.push(
     `**Per task.** Orchestrators (all together): ${orchLine}. Fitted as N × shared + ` +
-      `divisible (every orchestrator follows and checks every event of SQUAD_EVENTS and folds it ` +
-      `into its book and the mission view; only the lease holder steps the mission and ` +
+      `divisible (every orchestrator follows and checks every event of SQUAD_EVENTS, folds it ` +
+      `into its book and into the mission view, and writes the view (compare-and-set: every ` +
+      `orchestrator writes every mission's); only the lease holder steps the mission and ` +
       `publishes its dispatches): shared ${formatNumber(sharedMs)} ms per orchestrator, ` +
       `divisible ${formatNumber(divisibleMs)} ms. Workers: ${formatNumber(i.workerMs)} ms. ` +
       `nats-server: ${formatNumber(i.natsMs)} ms on one server` +
@@ -145,10 +149,13 @@ export function scaleModelText(sections: readonly Section[]): string[] {
       `${figure(sections, "model.slots.32") ? ", section 4" : ", the ideal of 2 × 200 ms calls"})` +
       (m.perReplica.natsMs > 0
         ? `: R replicas cost it R × rate × (${formatNumber(m.perReplica.natsBaseMs)} ms + ` +
-          `${formatNumber(m.perReplica.natsMs * 1000)} µs × R) of CPU per second, so the ` +
-          `replicas' fan-in of coordination events, not the consumer, is what gives out; what ` +
-          `moves it is more subjects: mission ends and approvals on a subject of their own (or ` +
-          `one per agent), so that a replica receives only what it acts on.`
+          `${formatNumber(m.perReplica.natsMs * 1000)} µs × R) of CPU per second; at ` +
+          `${n0(m.replicasPerConsumer.model)} replicas the fan-in is ` +
+          `${n0((100 * fanIn(m, m.replicasPerConsumer.model)) / (m.perReplica.natsBaseMs + fanIn(m, m.replicasPerConsumer.model)))}% ` +
+          `of the server's cost per task, and it grows with every replica added, where the ` +
+          `consumer's own cost per delivery does not. What moves it is more subjects: mission ` +
+          `ends and approvals on a subject of their own (or one per agent), so that a replica ` +
+          `receives only what it acts on.`
         : "."),
   );
   const rows = [
@@ -180,7 +187,9 @@ export function scaleModelText(sections: readonly Section[]): string[] {
       `cores: it leaves out what grows with the number of clients rather than tasks (each ` +
       `replica's heartbeats, its idle pull requests, each orchestrator's and replica's KV ` +
       `watches), a stream leader's single write path, and the disk (the stores were on this ` +
-      `machine's temp dir). It does say which part to watch: the orchestrators' shared read of every ` +
+      `machine's temp dir). The per-replica cost is a slope between two runs that differ in ` +
+      `more than the replica count (one 1,280-task mission in one process against twenty ` +
+      `100-task missions on four processes), so it is an estimate. It does say which part to watch: the orchestrators' shared read of every ` +
       `event puts a ceiling on adding orchestrators that only partitioning the events lifts, ` +
       `and R3 replication costs nats-server CPU on every node.`,
   );
