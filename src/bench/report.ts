@@ -439,7 +439,7 @@ export function renderMarkdown(report: BenchReport): string {
       "`docs/benchmarks.svg`.",
     "- `scripts/bench --quick`: the same benchmarks with small samples in under a minute; writes " +
       "to a temp directory unless `--out` is given.",
-    "- `--only scale` runs step 10 alone (1, 2 and 4 orchestrators, 64 replicas on one " +
+    "- `--only scale` runs step 11 alone (1, 2 and 4 orchestrators, 64 replicas on one " +
       "consumer, the R3 cluster; a few minutes) and, from its figures, the scale model.",
     "- `--only raw,dispatch,...` runs a subset (also to a temp directory unless `--out`); " +
       "`--no-profile` skips the profiled runs; " +
