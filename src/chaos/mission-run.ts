@@ -168,7 +168,7 @@ export async function runMission<T>(
         "deploy",
         briefFile,
         "--nats",
-        nats.urls[0]!,
+        nats.urls.join(","),
         "--workspace",
         workspace,
         "--replicas",

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ensureNats } from "../../src/cli/launcher/local-nats.ts";
 import { Supervisor, type SupervisorEvent } from "../../src/cli/supervisor.ts";
 import { InfrastructureError } from "../../src/errors.ts";
+import { freePort, startNatsServer } from "../helpers/nats-server.ts";
 
 const sups: Supervisor[] = [];
 afterEach(async () => {
@@ -123,5 +124,33 @@ describe("ensureNats", () => {
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InfrastructureError);
     expect((err as Error).message).toContain("cannot be started from here");
+  });
+
+  it("takes a cluster's comma-separated list when any member answers, and hands on the whole list", async () => {
+    const server = await startNatsServer();
+    const dead = `nats://127.0.0.1:${await freePort()}`;
+    const base = {
+      explicit: true,
+      storeDir: "/nonexistent",
+      stateDir: "/nonexistent/state",
+      agents: ["builder"],
+      insecure: false,
+      credentialGiven: true,
+      output: new PassThrough(),
+    };
+    try {
+      const list = `${dead}, ${server.url}`;
+      const endpoint = await ensureNats({ ...base, url: list });
+      expect(endpoint.url).toBe(`${dead},${server.url}`);
+      expect(endpoint.local).toBeNull();
+      expect(endpoint.origin).toBe(`already running (${server.url} answered)`);
+    } finally {
+      await server.stop();
+    }
+    const err = await ensureNats({ ...base, url: `${dead},${server.url}` }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(InfrastructureError);
+    expect((err as Error).message).toMatch(/^none of the NATS servers .* answers/);
   });
 });

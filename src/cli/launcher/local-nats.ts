@@ -11,6 +11,8 @@
  *   nats-server on exactly that port (the URL the user wrote stays right).
  * - The URL was given and names another host: exit 3; we cannot start a
  *   server there.
+ * - The URL is a comma-separated list (a cluster): use it when any of them
+ *   answers, and give every child the whole list; never start a server.
  * - No URL was given: the server recorded in the state directory
  *   (`<state>/nats/server.json`) when it is still running, else a new one on
  *   4222 when free (so `swarm watch` in another terminal finds it), else on
@@ -104,15 +106,23 @@ export interface EnsureNatsOptions {
 export async function ensureNats(opts: EnsureNatsOptions): Promise<NatsEndpoint> {
   const warnings: string[] = [];
   if (opts.insecure) warnings.push(INSECURE_WARNING);
+  // A comma-separated list names a cluster's servers (as NATS_URL does for every client).
+  const urls = opts.url
+    .split(",")
+    .map((u) => u.trim())
+    .filter(Boolean);
   let target: { host: string; port: number };
   try {
-    target = natsHostPort(opts.url);
+    const targets = urls.map((u) => natsHostPort(u));
+    if (!targets[0]) throw new Error("no URL");
+    target = targets[0];
   } catch {
     throw new InfrastructureError(
       `NATS URL ${JSON.stringify(opts.url)} is not valid`,
-      "use nats://host:port",
+      "use nats://host:port, or a comma-separated list of them for a cluster",
     );
   }
+  if (urls.length > 1) return clusterEndpoint(opts, urls, warnings);
   const recorded = await liveRecordedServer(opts.stateDir);
   if (recorded && (!opts.explicit || samePort(recorded, opts.url, target))) {
     const credentials = await recordedCredentials(recorded, opts);
@@ -173,6 +183,34 @@ export async function ensureNats(opts: EnsureNatsOptions): Promise<NatsEndpoint>
       : { kind: "identities", stateDir: opts.stateDir },
     warnings: unique(warnings),
   };
+}
+
+/**
+ * A list of servers (a cluster): used when any of them answers, and handed
+ * whole to every child, so that one restarted after a node died still
+ * finds the others. A server is never started for a list.
+ */
+async function clusterEndpoint(
+  opts: EnsureNatsOptions,
+  urls: readonly string[],
+  warnings: string[],
+): Promise<NatsEndpoint> {
+  for (const url of urls) {
+    const info = await natsServerInfo(url);
+    if (!info) continue;
+    if (!info.auth_required) warnings.push(unauthenticatedWarning(url));
+    return {
+      url: urls.join(","),
+      local: null,
+      origin: `already running (${url} answered)`,
+      credentials: await givenOrIdentities(opts),
+      warnings: unique(warnings),
+    };
+  }
+  throw new InfrastructureError(
+    `none of the NATS servers ${urls.join(", ")} answers, and the launcher starts no server for a list`,
+    "start the cluster, or give one URL (or none) to let the launcher start a local server",
+  );
 }
 
 const INSECURE_WARNING =
