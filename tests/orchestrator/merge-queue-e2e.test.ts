@@ -304,7 +304,9 @@ describe("the merge queue in a running orchestrator", () => {
       a: () => ({ "a.txt": "ONE\ntwo\nthree\n" }),
       // Finishes after a, so it is rebased onto a's head (and re-verified).
       b: async () => {
-        await waitFor(() => of(mission, "task_completed").find((e) => e.task_id === "a"));
+        // After a is merged, not only completed: else both may share one merge-queue pass,
+        // whose answers wait for b's verify (held by the gate until the orchestrator is gone).
+        await waitFor(() => of(mission, "task_merged").find((e) => e.task_id === "a"));
         return { "b.txt": "B\n" };
       },
     });
@@ -364,7 +366,9 @@ describe("the merge queue in a running orchestrator", () => {
     await submit(mission, plan, {
       a: () => ({ "a.txt": "ONE\ntwo\nthree\n" }),
       b: async () => {
-        await waitFor(() => of(mission, "task_completed").find((e) => e.task_id === "a"));
+        // After a is merged, not only completed: else both may share one merge-queue pass,
+        // whose answers wait for b's verify (held by the gate until the orchestrator is gone).
+        await waitFor(() => of(mission, "task_merged").find((e) => e.task_id === "a"));
         return { "b.txt": "B\n" };
       },
     });
