@@ -4,17 +4,12 @@
  * base's), written as git's bundle v2 format — the header (`-<base>`, then
  * `<commit> refs/squad/bundle/<commit>`) and the pack of `git pack-objects
  * --revs --thin`, which is what `git bundle create` writes, in one git
- * process instead of a ref update and `bundle create`. And its changes
- * from one `git diff --raw --numstat`. Both run at once, with the store's
- * checks.
+ * process instead of a ref update and `bundle create`.
  */
 import { bundleRef, packedBundle, type MissionRepo } from "./mission-repo.ts";
-import { parseDiffChanges } from "./changes.ts";
-import { runGitRaw } from "./git-command.ts";
 import { WorkspaceError } from "./workspace-errors.ts";
 import { BUNDLE_BUCKET } from "./bundle-store.ts";
 import type { CommitId } from "../schema/identifiers.ts";
-import type { Changes } from "../schema/result.ts";
 
 /**
  * Upload the bundle of `commit` (whose only parent is `base`) unless the
@@ -43,17 +38,4 @@ export async function publishAttemptCommit(
     );
   }
   await repo.store.put(repo.missionId, commit, bundle);
-}
-
-/** What `commit` changed against `base`, per file (renames detected), from one git process. */
-export async function attemptChanges(
-  repo: MissionRepo,
-  base: CommitId,
-  commit: CommitId,
-): Promise<Changes> {
-  const out = await runGitRaw(
-    ["diff", "-z", "-M", "--no-ext-diff", "--no-textconv", "--raw", "--numstat", base, commit],
-    { gitDir: repo.gitDir },
-  );
-  return parseDiffChanges(base, commit, out);
 }

@@ -27,7 +27,7 @@
  */
 import { lstat, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { attemptChanges, publishAttemptCommit } from "./attempt-bundle.ts";
+import { publishAttemptCommit } from "./attempt-bundle.ts";
 import type { MissionRepo } from "./mission-repo.ts";
 import { walkTree, type TreeWalk } from "./tree-check.ts";
 import {
@@ -254,7 +254,7 @@ export async function prepareCheckout(opts: PrepareCheckoutOptions): Promise<Che
       last = commit;
       const [, changes, proved] = await Promise.all([
         publishAttemptCommit(repo, commit, base),
-        attemptChanges(repo, base, commit),
+        repo.diffChanges(base, commit),
         prove(commit, tree, snapshot, indexed),
       ]);
       next = proved;

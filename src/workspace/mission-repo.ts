@@ -15,7 +15,7 @@ import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { BUNDLE_BUCKET, bundleObjectName, type BundleStore } from "./bundle-store.ts";
 import { formatBundleHeader, parseBundleHeader, type BundleHeader } from "./bundle-header.ts";
-import { parseChanges } from "./changes.ts";
+import { parseDiffChanges } from "./changes.ts";
 import { LOG_FORMAT, parseCommitLog, type CommitLogEntry } from "./commit-log.ts";
 import {
   GitError,
@@ -287,15 +287,13 @@ export class MissionRepo {
     }
   }
 
-  /** What `commit` changed against `base`, per file (renames detected). */
+  /** What `commit` changed against `base`, per file (renames detected), from one git process. */
   async diffChanges(base: CommitId, commit: CommitId): Promise<Changes> {
-    const common = ["diff", "-z", "-M", "--no-ext-diff", "--no-textconv", base, commit];
-    const opts = { gitDir: this.gitDir };
-    const [numstat, nameStatus] = await Promise.all([
-      runGitRaw([...common.slice(0, 1), "--numstat", ...common.slice(1)], opts),
-      runGitRaw([...common.slice(0, 1), "--name-status", ...common.slice(1)], opts),
-    ]);
-    return parseChanges(base, commit, numstat, nameStatus);
+    const out = await runGitRaw(
+      ["diff", "-z", "-M", "--no-ext-diff", "--no-textconv", "--raw", "--numstat", base, commit],
+      { gitDir: this.gitDir },
+    );
+    return parseDiffChanges(base, commit, out);
   }
 
   /** Commits in `from..to` (or all of `to`'s history when `from` is null), newest first. */
